@@ -1,0 +1,95 @@
+"""Settings: defaults, then ``[tool.autoevolve]`` in pyproject.toml, then ``autoevolve.yaml``, then the CLI."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SPLIT_CHOICES = ("eval", "train", "all")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know; plain data, so xdist can ship it to workers."""
+
+    incumbent: Any = "tiny"
+    candidate: Any = "tiny"
+    repeats: int = 1
+    artifacts: str = ".autoevolve"
+    seed: int = 0
+    catalog: tuple[str, ...] = ("scenarios",)
+    split: str = "eval"
+    models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> dict[str, Any]:
+        """The model spec of each role, in run order."""
+        return {"incumbent": self.incumbent, "candidate": self.candidate}
+
+
+def positive_int(text: str) -> int:
+    """An option value that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"expected a whole number of at least 1, got {value}")
+    return value
+
+
+def split_choice(text: str) -> str:
+    """An option value naming a split to collect."""
+    if text not in SPLIT_CHOICES:
+        raise pytest.UsageError(f"--autoevolve-split takes one of {', '.join(SPLIT_CHOICES)}, got {text!r}")
+    return text
+
+
+def read_file_settings(root: Path) -> dict[str, Any]:
+    """Settings from ``pyproject.toml`` and ``autoevolve.yaml`` in ``root`` (the latter wins)."""
+    values: dict[str, Any] = {}
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise pytest.UsageError(f"{pyproject}: {exc}") from None
+        values.update(data.get("tool", {}).get("autoevolve", {}))
+    config_file = root / "autoevolve.yaml"
+    if config_file.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise pytest.UsageError(f"{config_file}: {exc}") from None
+        if not isinstance(data, dict):
+            raise pytest.UsageError(f"{config_file}: the config file is a mapping of settings")
+        values.update(data)
+    return values
+
+
+def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
+    """Merge file settings and CLI values (``None`` means not given) into `Settings`."""
+    known = {f.name for f in fields(Settings)}
+    values = read_file_settings(root)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise pytest.UsageError(
+            f"unknown autoevolve setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    values.update({k: v for k, v in cli.items() if v is not None and v != []})
+    settings = replace(Settings(), **values)
+    if isinstance(settings.catalog, str):
+        settings = replace(settings, catalog=(settings.catalog,))
+    if isinstance(settings.repeats, bool) or not isinstance(settings.repeats, int) or settings.repeats < 1:
+        raise pytest.UsageError(
+            f"autoevolve setting 'repeats' is a whole number of at least 1, got {settings.repeats!r}"
+        )
+    if settings.split not in SPLIT_CHOICES:
+        raise pytest.UsageError(f"autoevolve setting 'split' is one of {', '.join(SPLIT_CHOICES)}")
+    return replace(settings, catalog=tuple(settings.catalog))

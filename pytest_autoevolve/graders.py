@@ -1,0 +1,209 @@
+"""Graders: the checks a scenario's `expected` and `expect` entries name.
+
+A grader factory takes the value written in the YAML (``contains: "4"``) and returns a
+`Check`; it raises `ValueError` with what is allowed when the value is wrong, so bad
+input is a collection error. Plugins add graders through the
+``pytest_autoevolve_add_graders`` hook.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_autoevolve.imports import import_object
+
+if TYPE_CHECKING:
+    from pytest_autoevolve.scenarios import Scenario
+    from pytest_autoevolve.trajectory import Trajectory
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One grader's verdict on one trial."""
+
+    grader: str
+    passed: bool
+    score: float
+    reason: str
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON form written into trajectories."""
+        return {"grader": self.grader, "passed": self.passed, "score": self.score, "reason": self.reason}
+
+
+Check = Callable[[str, "Trajectory", "Scenario"], Grade]
+GraderFactory = Callable[[Any, Path], Check]
+"""Builds a check from the YAML value and the scenario file's folder (for imports)."""
+
+
+def _text(value: Any, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"'{name}' takes a string, got {type(value).__name__} {value!r}")
+    return str(value)
+
+
+def _verdict(name: str, passed: bool, reason: str) -> Grade:
+    return Grade(name, passed, 1.0 if passed else 0.0, reason)
+
+
+def equals(value: Any, _: Path) -> Check:
+    """Output equals the value, both whitespace-trimmed (also what `expected:` means)."""
+    want = _text(value, "equals").strip()
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        got = output.strip()
+        if got == want:
+            return _verdict("equals", True, f"output equals {want!r}")
+        return _verdict("equals", False, f"expected {want!r}, got {got!r}")
+
+    return check
+
+
+def contains(value: Any, _: Path) -> Check:
+    """Output contains the substring (case-sensitive)."""
+    needle = _text(value, "contains")
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        found = needle in output
+        return _verdict("contains", found, f"{needle!r} {'found' if found else 'not found'} in output")
+
+    return check
+
+
+def not_contains(value: Any, _: Path) -> Check:
+    """Output does not contain the substring (case-sensitive)."""
+    needle = _text(value, "not_contains")
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        found = needle in output
+        return _verdict("not_contains", not found, f"{needle!r} {'found' if found else 'not found'} in output")
+
+    return check
+
+
+def regex(value: Any, _: Path) -> Check:
+    """The regular expression matches somewhere in the output (`re.search`)."""
+    pattern = _text(value, "regex")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"'regex' is not a valid regular expression: {exc} in {pattern!r}") from None
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        matched = compiled.search(output) is not None
+        return _verdict("regex", matched, f"/{pattern}/ {'matched' if matched else 'did not match'}")
+
+    return check
+
+
+def json_schema(value: Any, _: Path) -> Check:
+    """The output parses as JSON and validates against the schema."""
+    import jsonschema
+
+    if not isinstance(value, dict):
+        raise ValueError(f"'json_schema' takes a JSON Schema mapping, got {type(value).__name__}")
+    validator_class = jsonschema.validators.validator_for(value)
+    try:
+        validator_class.check_schema(value)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"'json_schema' is not a valid JSON Schema: {exc.message}") from None
+    validator = validator_class(value)
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        try:
+            document = json.loads(output)
+        except json.JSONDecodeError as exc:
+            return _verdict("json_schema", False, f"output is not JSON: {exc}")
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].path) or "(root)"
+            return _verdict("json_schema", False, f"schema violation at {where}: {errors[0].message}")
+        return _verdict("json_schema", True, "output matches the schema")
+
+    return check
+
+
+def python(value: Any, folder: Path) -> Check:
+    """A user callable ``(output, trajectory, scenario) -> bool | float | (bool|float, reason)``.
+
+    Written ``python: pkg.module:function``, or as a mapping with ``function`` and
+    ``threshold`` (a float result passes at or above it; default 0.5).
+    """
+    threshold = 0.5
+    if isinstance(value, dict):
+        unknown = set(value) - {"function", "threshold"}
+        if unknown or "function" not in value:
+            raise ValueError("'python' takes 'pkg.module:function' or a mapping with 'function' and 'threshold'")
+        threshold = float(value.get("threshold", threshold))
+        value = value["function"]
+    ref = _text(value, "python")
+    try:
+        function = import_object(ref, [folder])
+    except ImportError as exc:
+        raise ValueError(f"'python' grader {ref!r} cannot be imported: {exc}") from None
+    if not callable(function):
+        raise ValueError(f"'python' grader {ref!r} is not callable")
+
+    def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
+        return _interpret(ref, function(output, trajectory, scenario), threshold)
+
+    return check
+
+
+def _interpret(ref: str, result: Any, threshold: float) -> Grade:
+    """Turn a python grader's return value into a `Grade`."""
+    name = f"python:{ref}"
+    reason = ""
+    if isinstance(result, tuple) and len(result) == 2:
+        result, reason = result[0], str(result[1])
+    if isinstance(result, bool):
+        return Grade(name, result, 1.0 if result else 0.0, reason or ("passed" if result else "failed"))
+    if isinstance(result, int | float):
+        score = float(result)
+        passed = score >= threshold
+        return Grade(name, passed, score, reason or f"score {score:g} {'>=' if passed else '<'} {threshold:g}")
+    raise TypeError(f"grader {ref} returned {result!r}; expected bool, float or (bool, reason)")
+
+
+class GraderRegistry:
+    """Grader factories by the name used under `expect:`."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, GraderFactory] = {}
+
+    def register(self, name: str, factory: GraderFactory) -> None:
+        """Add or replace the grader called ``name``."""
+        self._factories[name] = factory
+
+    def names(self) -> list[str]:
+        """Every registered grader name, sorted."""
+        return sorted(self._factories)
+
+    def build(self, name: str, value: Any, folder: Path) -> Check:
+        """A check for one `expect` entry; `ValueError` for an unknown name or bad value."""
+        if name not in self._factories:
+            raise ValueError(f"unknown grader {name!r}; known graders: {', '.join(self.names())}")
+        return self._factories[name](value, folder)
+
+
+BUILTIN_GRADERS: dict[str, GraderFactory] = {
+    "equals": equals,
+    "contains": contains,
+    "not_contains": not_contains,
+    "regex": regex,
+    "json_schema": json_schema,
+    "python": python,
+}
+
+
+def default_registry(extra: Iterable[tuple[str, GraderFactory]] = ()) -> GraderRegistry:
+    """A registry with the built-in graders and ``extra`` ones."""
+    registry = GraderRegistry()
+    for name, factory in [*BUILTIN_GRADERS.items(), *extra]:
+        registry.register(name, factory)
+    return registry

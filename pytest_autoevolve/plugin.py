@@ -1,0 +1,176 @@
+"""The pytest plugin: options, collection of scenario files, fixtures and the run's lifecycle.
+
+Nothing heavy is imported here: the scenario, model and session modules load only when
+``--autoevolve`` is on or an autoevolve fixture is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_autoevolve import hookspecs
+from pytest_autoevolve.config import positive_int, split_choice
+
+if TYPE_CHECKING:
+    from pytest_autoevolve.config import Settings
+    from pytest_autoevolve.runner import ModelHandle
+    from pytest_autoevolve.scenarios import Catalog, Scenario
+    from pytest_autoevolve.session import RunContext
+
+CLI_DESTS = {
+    "incumbent": "autoevolve_incumbent",
+    "candidate": "autoevolve_candidate",
+    "repeats": "autoevolve_repeats",
+    "artifacts": "autoevolve_artifacts",
+    "seed": "autoevolve_seed",
+    "catalog": "autoevolve_catalog",
+    "split": "autoevolve_split",
+}
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Make the ``pytest_autoevolve_*`` hooks known."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The ``--autoevolve*`` options; each also settable in pyproject.toml or autoevolve.yaml."""
+    group = parser.getgroup("autoevolve", "LLM regression gate (pytest-autoevolve)")
+    group.addoption("--autoevolve", action="store_true", dest="autoevolve", default=False,
+                    help="collect YAML scenarios and run them on the incumbent and candidate models")  # fmt: skip
+    group.addoption("--autoevolve-incumbent", dest=CLI_DESTS["incumbent"], metavar="SPEC",
+                    help="model deployed today (default: tiny, the embedded model)")  # fmt: skip
+    group.addoption("--autoevolve-candidate", dest=CLI_DESTS["candidate"], metavar="SPEC",
+                    help="model a change proposes: tiny, hf:PATH[+adapter=DIR], python:pkg.mod:fn, or a name "
+                         "under 'models:' in the config (default: tiny)")  # fmt: skip
+    group.addoption("--autoevolve-repeats", dest=CLI_DESTS["repeats"], type=positive_int, metavar="N",
+                    help="trials per scenario and model when a scenario sets no 'repeats' (default: 1)")  # fmt: skip
+    group.addoption("--autoevolve-artifacts", dest=CLI_DESTS["artifacts"], metavar="DIR",
+                    help="where runs/<run-id>/ is written, relative to the rootdir (default: .autoevolve)")  # fmt: skip
+    group.addoption("--autoevolve-seed", dest=CLI_DESTS["seed"], type=int, metavar="N",
+                    help="base seed; trial seeds derive from it, the scenario and the repeat (default: 0)")  # fmt: skip
+    group.addoption("--autoevolve-catalog", dest=CLI_DESTS["catalog"], action="append", metavar="DIR",
+                    help="scenario folder, repeatable (default: scenarios)")  # fmt: skip
+    group.addoption("--autoevolve-split", dest=CLI_DESTS["split"], type=split_choice, metavar="SPLIT",
+                    help="which scenarios to collect: eval (gating, default), train or all")  # fmt: skip
+
+
+def _settings(config: pytest.Config) -> Settings:
+    from pytest_autoevolve.config import build_settings
+
+    cli = {name: config.getoption(dest) for name, dest in CLI_DESTS.items()}
+    return build_settings(config.rootpath, cli)
+
+
+def get_context(config: pytest.Config) -> RunContext:
+    """The run's context, created on first use (workers take the controller's run id)."""
+    from pytest_autoevolve.items import CONTEXT_KEY
+    from pytest_autoevolve.session import RunContext, new_run_id, prepare_artifacts
+
+    if CONTEXT_KEY not in config.stash:
+        settings = _settings(config)
+        workerinput = getattr(config, "workerinput", None)
+        run_id = workerinput["autoevolve_run_id"] if workerinput else new_run_id()
+        context = RunContext(config, settings, run_id)
+        prepare_artifacts(config.rootpath / settings.artifacts)
+        config.stash[CONTEXT_KEY] = context
+    return config.stash[CONTEXT_KEY]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``--autoevolve``: set up the run, and on the controller the result log."""
+    config.addinivalue_line("markers", "autoevolve: an autoevolve scenario item")
+    if not config.getoption("autoevolve"):
+        return
+    context = get_context(config)
+    context.check_specs()
+    if not hasattr(config, "workerinput"):
+        from pytest_autoevolve.session import ResultLog
+
+        config.pluginmanager.register(ResultLog(context), "autoevolve-results")
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(context.run_id), "autoevolve-xdist")
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        catalog = [str(config.rootpath / entry) for entry in context.settings.catalog]
+        config.args = [path for path in catalog if Path(path).exists()] or config.args
+
+
+class _XdistHooks:
+    """Sends the run id to xdist workers so all of them write one run folder."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["autoevolve_run_id"] = self.run_id
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """YAML files under the catalog folders, or named on the command line, are scenario files."""
+    config = parent.config
+    if not config.getoption("autoevolve") or file_path.suffix not in (".yaml", ".yml"):
+        return None
+    context = get_context(config)
+    roots = [config.rootpath / entry for entry in context.settings.catalog]
+    named = any(Path(arg.split("::")[0]).resolve() == file_path for arg in config.args)
+    if not named and not any(file_path.is_relative_to(root.resolve()) for root in roots):
+        return None
+    from pytest_autoevolve.items import ScenarioFile
+
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that asks for ``autoevolve_scenario`` runs once per scenario of the split."""
+    if "autoevolve_scenario" not in metafunc.fixturenames:
+        return
+    context = get_context(metafunc.config)
+    scenarios = context.catalog.split(context.settings.split)
+    metafunc.parametrize("autoevolve_scenario", scenarios, ids=[s.id for s in scenarios], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def autoevolve_settings(pytestconfig: pytest.Config) -> Settings:
+    """The run's settings (CLI over autoevolve.yaml over pyproject.toml over defaults)."""
+    return get_context(pytestconfig).settings
+
+
+@pytest.fixture(scope="session")
+def autoevolve_catalog(pytestconfig: pytest.Config) -> Catalog:
+    """Every scenario of the configured catalog folders."""
+    return get_context(pytestconfig).catalog
+
+
+@pytest.fixture(scope="session")
+def autoevolve_model(pytestconfig: pytest.Config) -> Callable[[Any], ModelHandle]:
+    """A factory of model handles, by role or spec.
+
+    ``autoevolve_model("candidate")`` or ``autoevolve_model("hf:./m")``; the handle's
+    ``.run(scenario)`` returns a graded, recorded `Trajectory`.
+    """
+    return get_context(pytestconfig).handle
+
+
+@pytest.fixture(scope="session")
+def autoevolve_incumbent(autoevolve_model: Callable[[Any], ModelHandle]) -> ModelHandle:
+    """The incumbent model's handle."""
+    return autoevolve_model("incumbent")
+
+
+@pytest.fixture(scope="session")
+def autoevolve_candidate(autoevolve_model: Callable[[Any], ModelHandle]) -> ModelHandle:
+    """The candidate model's handle."""
+    return autoevolve_model("candidate")
+
+
+@pytest.fixture
+def autoevolve_scenario(request: pytest.FixtureRequest) -> Scenario:
+    """The current scenario of a test parametrized over the catalog's split."""
+    scenario: Scenario = request.param
+    return scenario

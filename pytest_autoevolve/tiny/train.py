@@ -111,7 +111,17 @@ def train(out: Path, hp: dict[str, Any] | None = None, log_every: int = 100) -> 
     import torch
 
     hp = {**HYPERPARAMETERS, **(hp or {})}
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _train(out, hp, log_every)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(out: Path, hp: dict[str, Any], log_every: int) -> dict[str, Any]:
+    import torch
+
     torch.manual_seed(hp["seed"])
     rng = random.Random(hp["seed"])
     held_out = {p.prompt for p in splits()[0]}
@@ -134,7 +144,7 @@ def train(out: Path, hp: dict[str, Any] | None = None, log_every: int = 100) -> 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        losses.append(round(float(loss), 4))
+        losses.append(round(loss.item(), 4))
         if log_every and (step + 1) % log_every == 0:
             elapsed = time.perf_counter() - started
             print(f"step {step + 1}/{hp['steps']}  loss {loss:.4f}  {elapsed:.0f}s", flush=True)

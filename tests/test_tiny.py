@@ -1,0 +1,82 @@
+"""The embedded `tiny` model: loadable, reproducible, and only partly right on the demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import read_run
+
+from pytest_autoevolve import demo
+from pytest_autoevolve.graders import default_registry
+from pytest_autoevolve.scenarios import load_catalog
+from pytest_autoevolve.tiny import TINY_DIR
+from pytest_autoevolve.tiny.train import HYPERPARAMETERS, solve, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_folder_loads_with_auto_classes():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY_DIR)
+    model = AutoModelForCausalLM.from_pretrained(TINY_DIR)
+    parameters = sum(p.numel() for p in model.parameters())
+    assert 100_000 < parameters < 1_000_000
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "upper cat"}], add_generation_prompt=True,
+                                           tokenize=False)  # fmt: skip
+    assert prompt == "<|user|>upper cat<|end|><|assistant|>"
+    assert solve(TINY_DIR, ["upper cat"]) == ["CAT"]
+
+
+def test_catalog_files_are_the_generated_ones():
+    for name in ("arithmetic.yaml", "strings.yaml"):
+        assert (REPO / "scenarios" / name).read_text(encoding="utf-8") == demo.catalog_text(name)
+
+
+def test_demo_splits_are_large_and_disjoint():
+    catalog = load_catalog([REPO / "scenarios"], default_registry(), REPO)
+    eval_split, train_split = catalog.split("eval"), catalog.split("train")
+    assert len(eval_split) >= 200
+    assert len(train_split) >= 500
+    assert not {s.input for s in eval_split} & {s.input for s in train_split}
+
+
+def test_main_command_runs_the_shipped_catalog_on_tiny(pytester):
+    shutil.copytree(REPO / "scenarios", pytester.path / "scenarios")
+    result = pytester.runpytest_subprocess("--autoevolve", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*= autoevolve =*", "incumbent*tiny*pass rate*", "candidate*tiny*pass rate*"])
+    trajectories, summary = read_run(pytester.path)
+    catalog = load_catalog([REPO / "scenarios"], default_registry(), REPO)
+    trials = sum(s.repeats or 1 for s in catalog.split("eval"))
+    assert summary["incumbent"]["n"] == summary["candidate"]["n"] == trials
+    rate = summary["incumbent"]["pass_rate"]
+    assert 0.25 <= rate <= 0.70, rate
+    assert summary["candidate"]["pass_rate"] == rate
+    assert all(t["error"] is None for t in trajectories)
+
+
+def test_training_script_reproduces_the_shipped_model(tmp_path):
+    manifest = train(tmp_path / "model", log_every=0)
+    shipped = json.loads((TINY_DIR / "training_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["hyperparameters"] == HYPERPARAMETERS == shipped["hyperparameters"]
+    assert manifest["loss_every_100_steps"] == shipped["loss_every_100_steps"]
+    prompts = [p.prompt for p in demo.splits()[0]]
+    assert solve(tmp_path / "model", prompts) == solve(TINY_DIR, prompts)
+
+
+def test_sampling_is_reproducible_by_seed(pytester):
+    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "strings.yaml")
+
+    def outputs(seed: int) -> list[str]:
+        for run in (pytester.path / ".autoevolve" / "runs").glob("*"):
+            shutil.rmtree(run)
+        pytester.runpytest("--autoevolve", "strings.yaml", "-k", "candidate and reverse", "--autoevolve-seed",
+                           str(seed), "--autoevolve-candidate", "tiny+temperature=1.5")  # fmt: skip
+        trajectories, _ = read_run(pytester.path)
+        return [t["output"] for t in sorted(trajectories, key=lambda t: t["scenario_id"])]
+
+    first, again, other = outputs(1), outputs(1), outputs(2)
+    assert first == again
+    assert first != other

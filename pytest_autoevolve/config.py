@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ class Settings:
     def roles(self) -> dict[str, Any]:
         """The model spec of each role, in run order."""
         return {"incumbent": self.incumbent, "candidate": self.candidate}
+
+
+def new_run_id() -> str:
+    """A sortable run id that is a safe folder name everywhere."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def positive_int(text: str) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_autoevolve import hookspecs
-from pytest_autoevolve.config import positive_int, split_choice
+from pytest_autoevolve.config import new_run_id, positive_int, split_choice
 
 if TYPE_CHECKING:
     from pytest_autoevolve.config import Settings
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pytest_autoevolve.scenarios import Catalog, Scenario
     from pytest_autoevolve.session import RunContext
 
+RUN_ID_KEY = pytest.StashKey[str]()
 CLI_DESTS = {
     "incumbent": "autoevolve_incumbent",
     "candidate": "autoevolve_candidate",
@@ -69,12 +70,12 @@ def _settings(config: pytest.Config) -> Settings:
 def get_context(config: pytest.Config) -> RunContext:
     """The run's context, created on first use (workers take the controller's run id)."""
     from pytest_autoevolve.items import CONTEXT_KEY
-    from pytest_autoevolve.session import RunContext, new_run_id, prepare_artifacts
+    from pytest_autoevolve.session import RunContext, prepare_artifacts
 
     if CONTEXT_KEY not in config.stash:
         settings = _settings(config)
-        workerinput = getattr(config, "workerinput", None)
-        run_id = workerinput["autoevolve_run_id"] if workerinput else new_run_id()
+        workerinput = getattr(config, "workerinput", {})
+        run_id = workerinput.get("autoevolve_run_id") or config.stash.get(RUN_ID_KEY, None) or new_run_id()
         context = RunContext(config, settings, run_id)
         prepare_artifacts(config.rootpath / settings.artifacts)
         config.stash[CONTEXT_KEY] = context
@@ -85,16 +86,18 @@ def get_context(config: pytest.Config) -> RunContext:
 def pytest_configure(config: pytest.Config) -> None:
     """With ``--autoevolve``: set up the run, and on the controller the result log."""
     config.addinivalue_line("markers", "autoevolve: an autoevolve scenario item")
+    controller = not hasattr(config, "workerinput")
+    if controller and config.pluginmanager.hasplugin("xdist"):
+        config.stash[RUN_ID_KEY] = new_run_id()
+        config.pluginmanager.register(_XdistHooks(config.stash[RUN_ID_KEY]), "autoevolve-xdist")
     if not config.getoption("autoevolve"):
         return
     context = get_context(config)
     context.check_specs()
-    if not hasattr(config, "workerinput"):
+    if controller:
         from pytest_autoevolve.session import ResultLog
 
         config.pluginmanager.register(ResultLog(context), "autoevolve-results")
-        if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(_XdistHooks(context.run_id), "autoevolve-xdist")
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         catalog = [str(config.rootpath / entry) for entry in context.settings.catalog]
         config.args = [path for path in catalog if Path(path).exists()] or config.args

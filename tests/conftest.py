@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-AGENTS = '''
+AGENTS = """
 import time
 
 def echo(messages):
@@ -25,7 +25,7 @@ def boom(messages):
 def slow(messages):
     time.sleep(5)
     return "late"
-'''
+"""
 
 
 @pytest.fixture

@@ -139,18 +139,25 @@ def python(value: Any, folder: Path) -> Check:
         unknown = set(value) - {"function", "threshold"}
         if unknown or "function" not in value:
             raise ValueError("'python' takes 'pkg.module:function' or a mapping with 'function' and 'threshold'")
-        threshold = float(value.get("threshold", threshold))
+        threshold = value.get("threshold", threshold)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ValueError(f"'python' threshold is a number, e.g. 0.8, got {threshold!r}")
         value = value["function"]
     ref = _text(value, "python")
     try:
         function = import_object(ref, [folder])
     except ImportError as exc:
         raise ValueError(f"'python' grader {ref!r} cannot be imported: {exc}") from None
+    except Exception as exc:  # the module itself is broken: a SyntaxError, or it raised on import
+        raise ValueError(f"'python' grader {ref!r} cannot be imported: {type(exc).__name__}: {exc}") from None
     if not callable(function):
         raise ValueError(f"'python' grader {ref!r} is not callable")
 
     def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
-        return _interpret(ref, function(output, trajectory, scenario), threshold)
+        try:
+            return _interpret(ref, function(output, trajectory, scenario), threshold)
+        except Exception as exc:  # named after the function, so a report says which grader broke
+            return Grade(f"python:{ref}", False, 0.0, f"grader raised {type(exc).__name__}: {exc}")
 
     return check
 

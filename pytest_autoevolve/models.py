@@ -9,6 +9,7 @@ generation parameters. Plugins add providers through ``pytest_autoevolve_add_pro
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,15 @@ class ModelSpec:
         """The spec as a string, with secret-looking parameters removed."""
         text = f"{self.provider}:{self.target}" if self.target else self.provider
         for key, value in self.params.items():
-            if not any(marker in key.lower() for marker in SECRET_MARKERS):
+            if not is_secret(key):
                 text += f"+{key}={value}"
         return text
+
+
+def is_secret(key: str) -> bool:
+    """Whether a parameter name looks like a credential (``api_key``, ``access_token``, not ``max_new_tokens``)."""
+    parts = re.split(r"[^a-z0-9]+", key.lower())
+    return any(part.endswith(marker) for part in parts for marker in SECRET_MARKERS)
 
 
 def parse_spec(spec: str | Mapping[str, Any], named: Mapping[str, Any] | None = None) -> ModelSpec:
@@ -85,13 +92,26 @@ def parse_spec(spec: str | Mapping[str, Any], named: Mapping[str, Any] | None = 
         return parse_spec(named[spec], {k: v for k, v in named.items() if k != spec})
     head, *options = spec.split("+")
     provider, _, target = head.partition(":")
+    if not provider.strip():
+        raise ModelSpecError(f"model spec {spec!r} names no provider; expected PROVIDER[:TARGET][+key=value...]")
     params: dict[str, Any] = {}
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key:
             raise ModelSpecError(f"model spec option {option!r} in {spec!r} is not key=value")
-        params[key] = yaml.safe_load(value) if value else ""
+        params[key] = _option_value(value)
     return ModelSpec(provider.strip(), target.strip(), params)
+
+
+def _option_value(value: str) -> Any:
+    """A ``+key=value`` value typed as a YAML scalar; text that is no YAML scalar stays text."""
+    if not value:
+        return ""
+    try:
+        typed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return value if isinstance(typed, dict) else typed
 
 
 ProviderFactory = Callable[[ModelSpec, Path], Model]
@@ -132,6 +152,10 @@ class PythonModel:
             self.function = import_object(spec.target, [root])
         except ImportError as exc:
             raise ModelSpecError(f"python model {spec.target!r} cannot be imported: {exc}") from None
+        except Exception as exc:  # the module itself is broken: a SyntaxError, or it raised on import
+            raise ModelSpecError(
+                f"python model {spec.target!r} cannot be imported: {type(exc).__name__}: {exc}"
+            ) from None
         if not callable(self.function):
             raise ModelSpecError(f"python model {spec.target!r} is not callable")
         self.spec = spec.display

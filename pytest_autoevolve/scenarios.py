@@ -26,6 +26,7 @@ SCENARIO_KEYS = (
 FILE_KEYS = ("defaults", "scenarios")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_MARKERS = ("skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "autoevolve")
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
@@ -80,7 +81,18 @@ class Scenario:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers where each scenario mapping starts."""
+    """A safe loader that refuses a key written twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _parse(path: Path, text: str) -> tuple[Any, list[int]]:
@@ -311,6 +323,8 @@ class _Fields:
         if not isinstance(value, list):
             raise self.fail("'tags' is a list of names", "tags")
         for tag in value:
+            if isinstance(tag, str) and tag in RESERVED_MARKERS:
+                raise self.fail(f"tag {tag!r} is a pytest marker with its own meaning; choose another name", "tags")
             if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
                 raise self.fail(f"tag {tag!r} must be a name of letters, digits and '_' (usable with -m)", "tags")
         return tuple(value)

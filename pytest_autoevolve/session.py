@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +19,6 @@ from pytest_autoevolve.scenarios import Catalog, Scenario, load_catalog
 from pytest_autoevolve.trajectory import FORMAT_VERSION, Trajectory, TrajectoryWriter, write_json_atomic
 
 SUMMARY_FORMAT_VERSION = 1
-
-
-def new_run_id() -> str:
-    """A sortable run id that is a safe folder name everywhere."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def prepare_artifacts(root: Path) -> Path:
@@ -91,11 +84,13 @@ class RunContext:
         key = role or repr(spec)
         with self._lock:
             if key not in self._handles:
-                self._handles[key] = self._make_handle(role or str(spec), spec)
+                self._handles[key] = self._make_handle(role, spec)
             return self._handles[key]
 
-    def _make_handle(self, role: str, spec: Any) -> ModelHandle:
+    def _make_handle(self, role: str | None, spec: Any) -> ModelHandle:
         parsed = parse_spec(spec, self.settings.models)
+        if role is None:  # a spec, not a role: name it by the config name or the spec without secrets
+            role = spec if isinstance(spec, str) and spec in self.settings.models else parsed.display
         model: Model
         try:
             model = self.providers.create(parsed, self.root)

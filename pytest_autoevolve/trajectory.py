@@ -6,7 +6,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,18 @@ class Trajectory:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Trajectory:
         """Read back one line written by `to_record`."""
+        if not isinstance(record, dict):
+            raise FormatError(f"a trajectory is a JSON object, got {type(record).__name__}")
         version = record.get("format_version")
         if version != FORMAT_VERSION:
             raise FormatError(f"trajectory format_version {version!r}; this version reads {FORMAT_VERSION}")
-        values = {k: v for k, v in record.items() if k not in ("format_version", "total_tokens")}
-        values["grades"] = [Grade(**g) for g in values.get("grades", [])]
-        return cls(**values)
+        known = {f.name for f in fields(cls)}  # keys added later within a format version are skipped
+        values = {k: v for k, v in record.items() if k in known}
+        try:
+            values["grades"] = [Grade(**g) for g in values.get("grades", [])]
+            return cls(**values)
+        except TypeError as exc:
+            raise FormatError(f"not a complete trajectory record: {exc}") from None
 
 
 class TrajectoryWriter:
@@ -108,7 +114,11 @@ def read_trajectories(path: Path) -> Iterator[Trajectory]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise FormatError(f"{path}:{number}: not a JSON trajectory: {exc}") from None
-            yield Trajectory.from_record(record)
+            try:
+                trajectory = Trajectory.from_record(record)
+            except FormatError as exc:
+                raise FormatError(f"{path}:{number}: {exc}") from None
+            yield trajectory
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -26,6 +26,7 @@ class Settings:
     catalog: tuple[str, ...] = ("scenarios",)
     split: str = "eval"
     models: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
 
     @property
     def roles(self) -> dict[str, Any]:
@@ -99,4 +100,10 @@ def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
         )
     if settings.split not in SPLIT_CHOICES:
         raise pytest.UsageError(f"autoevolve setting 'split' is one of {', '.join(SPLIT_CHOICES)}")
+    from pytest_autoevolve.gate import GateConfig, GateConfigError
+
+    try:
+        GateConfig.from_mapping(settings.gate, settings.seed)
+    except (GateConfigError, TypeError) as exc:
+        raise pytest.UsageError(f"autoevolve setting 'gate': {exc}") from None
     return replace(settings, catalog=tuple(settings.catalog))

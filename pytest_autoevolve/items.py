@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pytest_autoevolve.gate import ItemResult
 from pytest_autoevolve.scenarios import Scenario, ScenarioError, load_file
 from pytest_autoevolve.session import RunContext
 from pytest_autoevolve.trajectory import Trajectory
@@ -79,26 +80,17 @@ class ScenarioItem(pytest.Item):
 
 
 def _properties(scenario: Scenario, role: str, spec: str, trajectories: list[Trajectory]) -> list[tuple[str, Any]]:
-    """The per-item properties junit carries and the controller tallies."""
-    passes = sum(t.passed for t in trajectories)
-    tokens = sum(t.total_tokens or 0 for t in trajectories)
-    return [
-        ("autoevolve", "scenario"),
-        ("role", role),
-        ("scenario", scenario.id),
-        ("model", spec),
-        ("split", scenario.split),
-        ("category", scenario.category or ""),
-        ("critical", str(scenario.critical).lower()),
-        ("trials", len(trajectories)),
-        ("passes", passes),
-        ("errors", sum(t.error is not None for t in trajectories)),
-        ("pass_rate", round(passes / len(trajectories), 6)),
-        ("score", round(sum(t.score for t in trajectories) / len(trajectories), 6)),
-        ("passed", str(passes == len(trajectories)).lower()),
-        ("latency_s", round(sum(t.latency_s for t in trajectories), 6)),
-        ("tokens", tokens),
-    ]
+    """The per-item properties junit carries and the controller's gate reads."""
+    costs = [t.cost for t in trajectories if t.cost is not None]
+    result = ItemResult(
+        scenario=scenario.id, role=role, trials=len(trajectories), passes=sum(t.passed for t in trajectories),
+        errors=sum(t.error is not None for t in trajectories), model=spec, split=scenario.split,
+        category=scenario.category or "", critical=scenario.critical,
+        score=sum(t.score for t in trajectories) / len(trajectories), latencies=[t.latency_s for t in trajectories],
+        cost=sum(costs) if costs else None, tokens=sum(t.total_tokens or 0 for t in trajectories),
+        file=scenario.path, line=scenario.line,
+    )  # fmt: skip
+    return result.to_properties()
 
 
 def describe_failure(scenario: Scenario, role: str, trajectories: list[Trajectory]) -> str:

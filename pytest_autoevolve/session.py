@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
 import threading
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.junitxml import xml_key
 
 from pytest_autoevolve.config import Settings
+from pytest_autoevolve.gate import GateConfig, GateResult, ItemResult, decide
 from pytest_autoevolve.graders import GraderRegistry
 from pytest_autoevolve.graders import default_registry as default_graders
 from pytest_autoevolve.models import Model, ModelSpecError, ProviderRegistry, Reply, parse_spec
@@ -110,95 +114,123 @@ class RunContext:
         return self._catalog
 
 
-@dataclass
-class RoleTally:
-    """Counts for one role across the run."""
-
-    spec: str = ""
-    items: int = 0
-    items_passed: int = 0
-    trials: int = 0
-    passes: int = 0
-    errors: int = 0
-    latency_s: float = 0.0
-    tokens: int = 0
-    scenarios: dict[str, float] = field(default_factory=dict)
-
-    def add(self, props: dict[str, Any]) -> None:
-        """Fold in one item's properties."""
-        self.spec = str(props.get("model", self.spec))
-        self.items += 1
-        self.items_passed += int(props["passed"] == "true")
-        self.trials += int(props["trials"])
-        self.passes += int(props["passes"])
-        self.errors += int(props["errors"])
-        self.latency_s += float(props["latency_s"])
-        self.tokens += int(props.get("tokens") or 0)
-        self.scenarios[str(props["scenario"])] = float(props["pass_rate"])
-
-    @property
-    def pass_rate(self) -> float | None:
-        """Passed trials over all trials, or None when nothing ran."""
-        return self.passes / self.trials if self.trials else None
-
-    def to_summary(self) -> dict[str, Any]:
-        """The role's object in ``summary.json``."""
-        return {
-            "spec": self.spec, "pass_rate": self.pass_rate, "n": self.trials, "passed": self.passes,
-            "errors": self.errors, "scenarios": self.items, "scenarios_passed": self.items_passed,
-            "mean_latency_s": self.latency_s / self.trials if self.trials else None, "tokens": self.tokens,
-        }  # fmt: skip
-
-
 class ResultLog:
-    """Controller-only plugin: gathers item results (also from xdist workers) and writes the summary."""
+    """Controller-only plugin: gathers item results (also from xdist workers), gates, writes the summary."""
 
     def __init__(self, context: RunContext) -> None:
         self.context = context
-        self.roles: dict[str, RoleTally] = {role: RoleTally() for role in context.settings.roles}
+        self.items: list[ItemResult] = []
+        self.result: GateResult | None = None
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Take the autoevolve properties of each finished scenario item."""
-        if report.when != "call":
-            return
-        props = dict(report.user_properties)
-        if props.get("autoevolve") != "scenario" or props.get("role") not in self.roles:
-            return
-        self.roles[str(props["role"])].add(props)
+        if report.when == "call":
+            item = ItemResult.from_properties(dict(report.user_properties))
+            if item is not None:
+                self.items.append(item)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, result: GateResult) -> dict[str, Any]:
         """The run's ``summary.json`` content."""
         settings = self.context.settings
         return {
             "format_version": SUMMARY_FORMAT_VERSION,
             "trajectory_format_version": FORMAT_VERSION,
             "run_id": self.context.run_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **result.to_summary(),
             "split": settings.split,
             "seed": settings.seed,
             "repeats": settings.repeats,
-            **{role: tally.to_summary() for role, tally in self.roles.items()},
+            "catalog_sha256": catalog_sha256(self.context),
+            "git_commit": git_commit(self.context.root),
+            "versions": versions(),
         }
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Write ``summary.json`` when any scenario ran."""
-        if any(t.items for t in self.roles.values()):
-            write_json_atomic(self.context.run_dir / "summary.json", self.summary())
+        """Decide, set the exit status from the verdict, write summary.json and the junit verdict."""
+        if not self.items:
+            return
+        settings = self.context.settings
+        specs = {role: parse_spec(spec, settings.models).display for role, spec in settings.roles.items()}
+        self.result = decide(self.items, GateConfig.from_mapping(settings.gate, settings.seed), specs)
+        summary = self.summary(self.result)
+        write_json_atomic(self.context.run_dir / "summary.json", summary)
+        xml = session.config.stash.get(xml_key, None)
+        if xml is not None:
+            for name in ("verdict", "lift", "ci_low", "ci_high", "p_value", "test", "n_paired", "run_id"):
+                xml.add_global_property(f"autoevolve_{name}", "" if summary[name] is None else str(summary[name]))
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            verdict_ok = self.result.verdict == "pass"
+            session.exitstatus = pytest.ExitCode.OK if verdict_ok else pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """Per-role pass rates and where the artifacts are."""
-        if not any(t.items for t in self.roles.values()):
+        """The verdict with the numbers behind it, and where the artifacts are."""
+        if self.result is None:
             return
-        write = terminalreporter.write_line
-        terminalreporter.write_sep("=", "autoevolve")
-        for role, tally in self.roles.items():
-            rate = f"{tally.pass_rate:.1%}" if tally.pass_rate is not None else "n/a"
-            write(
-                f"{role:<10} {tally.spec:<24} pass rate {rate:>6} ({tally.passes}/{tally.trials} trials, "
-                f"{tally.items_passed}/{tally.items} scenarios, {tally.errors} errors)"
-            )
+        terminalreporter.write_sep("=", f"autoevolve gate: {self.result.verdict.upper()}")
+        for line in summary_lines(self.result):
+            terminalreporter.write_line(line)
         run_dir = self.context.run_dir
         shown = run_dir.relative_to(self.context.root) if run_dir.is_relative_to(self.context.root) else run_dir
-        write(f"trajectories: {shown / 'trajectories.jsonl'}")
-        write(f"summary:      {shown / 'summary.json'}")
+        terminalreporter.write_line(f"trajectories: {shown / 'trajectories.jsonl'}")
+        terminalreporter.write_line(f"summary:      {shown / 'summary.json'}")
+
+
+def summary_lines(result: GateResult) -> list[str]:
+    """The terminal summary of a gate result (also printed by ``autoevolve report``)."""
+    lines = []
+    for role in ("incumbent", "candidate"):
+        stat = getattr(result, role)
+        rate = f"{stat.pass_rate:.1%}" if stat.pass_rate is not None else "n/a"
+        lines.append(f"{role:<10} {stat.spec:<28} pass rate {rate:>6}  ({stat.passed}/{stat.n} trials, "
+                     f"{stat.errors} errors)")  # fmt: skip
+    test = result.test
+    if test is not None:
+        lines.append(f"lift {test.lift:+.1%}  {100 - 200 * result.config.alpha:.0f}% CI [{test.ci_low:+.1%}, "
+                     f"{test.ci_high:+.1%}]  p = {test.p_value:.4g}  ({test.test}, {result.config.mode}, "
+                     f"alpha {result.config.alpha:g}, {result.n_paired} paired scenarios)")  # fmt: skip
+    if result.minimum_detectable_lift is not None:
+        lines.append(f"smallest lift this catalog can detect (80% power): {result.minimum_detectable_lift:.1%}")
+    for label, ids in (("regressions", result.regressions), ("improvements", result.improvements)):
+        shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
+        lines.append(f"{label} ({len(ids)}): {shown or '-'}")
+    lines += [f"{result.verdict}: {reason}" for reason in result.reasons]
+    return lines
+
+
+def catalog_sha256(context: RunContext) -> str:
+    """A digest of every collected scenario file (path and content)."""
+    digest = hashlib.sha256()
+    for path in sorted({s.path for s in context.collected}):
+        full = context.root / path
+        digest.update(path.encode() + b"\0" + (full.read_bytes() if full.is_file() else b"") + b"\0")
+    return digest.hexdigest()
+
+
+def git_commit(root: Path) -> str | None:
+    """The commit checked out at ``root``, when it is a git repository."""
+    try:
+        import git
+
+        return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
+    except Exception:
+        return None
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shaped this run (heavy ones only when already imported)."""
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for name in ("pytest-autoevolve", "pytest", "pluggy", "pytest-xdist", "torch", "transformers", "peft", "openai"):
+        module = name.replace("pytest-autoevolve", "pytest_autoevolve").replace("pytest-xdist", "xdist")
+        if name in ("torch", "transformers", "peft", "openai") and module not in sys.modules:
+            continue
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

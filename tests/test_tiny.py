@@ -46,7 +46,7 @@ def test_demo_splits_are_large_and_disjoint():
 def test_main_command_runs_the_shipped_catalog_on_tiny(pytester):
     shutil.copytree(REPO / "scenarios", pytester.path / "scenarios")
     result = pytester.runpytest_subprocess("--autoevolve", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*= autoevolve =*", "incumbent*tiny*pass rate*", "candidate*tiny*pass rate*"])
+    result.stdout.fnmatch_lines(["*= autoevolve gate: *", "incumbent*tiny*pass rate*", "candidate*tiny*pass rate*"])
     trajectories, summary = read_run(pytester.path)
     catalog = load_catalog([REPO / "scenarios"], default_registry(), REPO)
     trials = sum(s.repeats or 1 for s in catalog.split("eval"))

@@ -1,0 +1,343 @@
+"""The gate: pair incumbent and candidate by scenario and decide pass, fail or inconclusive (DESIGN §6).
+
+The gate reads `ItemResult`s, one per scenario and role, which travel as test report
+properties (so they survive xdist and junit) and are rebuilt from either. The metric is
+each scenario's pass rate over its trials; lift is candidate minus incumbent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from statistics import NormalDist
+from typing import Any
+
+from pytest_autoevolve import stats
+
+VERDICTS = ("pass", "fail", "inconclusive")
+MODES = ("superiority", "non_inferiority")
+
+
+class GateConfigError(ValueError):
+    """A gate setting of the wrong kind or out of range."""
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The gate's rule and guardrails, from ``gate:`` in the config."""
+
+    mode: str = "superiority"
+    alpha: float = 0.05
+    min_lift: float = 0.0
+    margin: float = 0.02
+    min_paired: int = 10
+    max_error_rate_increase: float | None = 0.05
+    max_latency_increase: float | None = 0.5
+    latency_slack_s: float = 0.05
+    max_cost_increase: float | None = 0.1
+    k: int = 2
+    resamples: int = 10_000
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], seed: int = 0) -> GateConfig:
+        """Validate a ``gate:`` mapping; unknown keys and bad values raise `GateConfigError`."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise GateConfigError(f"unknown gate setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        config = cls(**{"seed": seed, **values})
+        if config.mode not in MODES:
+            raise GateConfigError(f"gate mode is one of {', '.join(MODES)}, got {config.mode!r}")
+        if not 0 < config.alpha < 1:
+            raise GateConfigError(f"gate alpha is between 0 and 1, got {config.alpha!r}")
+        if config.min_paired < 1 or config.k < 1:
+            raise GateConfigError("gate min_paired and k are whole numbers of at least 1")
+        return config
+
+
+@dataclass
+class ItemResult:
+    """One scenario run on one role: the numbers the gate needs."""
+
+    scenario: str
+    role: str
+    trials: int
+    passes: int
+    errors: int = 0
+    model: str = ""
+    split: str = "eval"
+    category: str = ""
+    critical: bool = False
+    score: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cost: float | None = None
+    tokens: int = 0
+    file: str = ""
+    line: int = 0
+
+    @property
+    def pass_rate(self) -> float:
+        """Passed trials over trials."""
+        return self.passes / self.trials if self.trials else 0.0
+
+    @property
+    def stability(self) -> str:
+        """stable-pass, stable-fail or flaky across the trials."""
+        if self.passes == self.trials:
+            return "stable-pass"
+        return "stable-fail" if self.passes == 0 else "flaky"
+
+    def to_properties(self) -> list[tuple[str, Any]]:
+        """The item's junit properties."""
+        return [
+            ("autoevolve", "scenario"), ("role", self.role), ("scenario", self.scenario), ("model", self.model),
+            ("split", self.split), ("category", self.category), ("critical", str(self.critical).lower()),
+            ("file", self.file), ("line", self.line), ("trials", self.trials), ("passes", self.passes),
+            ("errors", self.errors), ("pass_rate", round(self.pass_rate, 6)), ("score", round(self.score, 6)),
+            ("passed", str(self.passes == self.trials).lower()), ("stability", self.stability),
+            ("latency_s", round(sum(self.latencies), 6)), ("latencies", ";".join(f"{x:.6f}" for x in self.latencies)),
+            ("cost", "" if self.cost is None else self.cost), ("tokens", self.tokens),
+        ]  # fmt: skip
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, Any]) -> ItemResult | None:
+        """Rebuild from properties (strings after junit); None when they are not an autoevolve item's."""
+        if props.get("autoevolve") != "scenario":
+            return None
+        latencies = [float(x) for x in str(props.get("latencies") or "").split(";") if x]
+        return cls(
+            scenario=str(props["scenario"]), role=str(props["role"]), trials=int(props["trials"]),
+            passes=int(props["passes"]), errors=int(props.get("errors") or 0), model=str(props.get("model", "")),
+            split=str(props.get("split", "eval")), category=str(props.get("category") or ""),
+            critical=str(props.get("critical")).lower() == "true", score=float(props.get("score") or 0.0),
+            latencies=latencies, cost=float(props["cost"]) if props.get("cost") not in (None, "") else None,
+            tokens=int(props.get("tokens") or 0), file=str(props.get("file", "")), line=int(props.get("line") or 0),
+        )  # fmt: skip
+
+
+@dataclass
+class RoleStats:
+    """Aggregate numbers of one role over the paired scenarios."""
+
+    spec: str
+    pass_rate: float | None
+    n: int
+    passed: int
+    errors: int
+    error_rate: float | None
+    scenarios: int
+    p95_latency_s: float | None
+    cost: float | None
+    tokens: int
+
+
+def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
+    """Pass rate, errors, p95 latency and cost of one role."""
+    trials = sum(i.trials for i in items)
+    latencies = sorted(x for i in items for x in i.latencies)
+    costs = [i.cost for i in items if i.cost is not None]
+    return RoleStats(
+        spec=spec or next((i.model for i in items if i.model), ""),
+        pass_rate=sum(i.passes for i in items) / trials if trials else None,
+        n=trials, passed=sum(i.passes for i in items), errors=sum(i.errors for i in items),
+        error_rate=sum(i.errors for i in items) / trials if trials else None, scenarios=len(items),
+        p95_latency_s=latencies[min(len(latencies) - 1, math.ceil(0.95 * len(latencies)) - 1)] if latencies else None,
+        cost=sum(costs) if costs else None, tokens=sum(i.tokens for i in items),
+    )  # fmt: skip
+
+
+def paired_test(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> stats.PairedTest:
+    """Exact McNemar for single binary trials; a sign-flip test on pass-rate differences otherwise."""
+    diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
+    n = len(diffs)
+    lift = sum(diffs) / n
+    shift = config.min_lift if config.mode == "superiority" else -config.margin
+    binary = all(i.trials == 1 and c.trials == 1 for i, c in pairs)
+    if binary and shift == 0:
+        improvements, regressions = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+        p_value = stats.mcnemar_exact(improvements, regressions)[0]
+        low, high = stats.paired_difference_ci(improvements, regressions, n, config.alpha)
+        return stats.PairedTest("mcnemar_exact", lift, low, high, p_value, n)
+    p_value = stats.sign_flip_p(diffs, shift=shift, resamples=config.resamples, seed=config.seed)
+    low, high = stats.bootstrap_ci(diffs, alpha=config.alpha, seed=config.seed)
+    return stats.PairedTest("sign_flip", lift, low, high, p_value, n)
+
+
+def wilson(passes: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Two-sided (1 - alpha) Wilson interval of a pass rate."""
+    if n == 0:
+        return math.nan, math.nan
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    p = passes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class GateResult:
+    """The verdict and every number behind it."""
+
+    verdict: str
+    reasons: list[str]
+    incumbent: RoleStats
+    candidate: RoleStats
+    config: GateConfig
+    test: stats.PairedTest | None = None
+    n_paired: int = 0
+    improvements: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+    critical_regressions: list[str] = field(default_factory=list)
+    minimum_detectable_lift: float | None = None
+    discordance: float | None = None
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_summary(self) -> dict[str, Any]:
+        """The gate's part of ``summary.json``."""
+        test = self.test
+        return {
+            "verdict": self.verdict, "reasons": self.reasons,
+            "incumbent": asdict(self.incumbent), "candidate": asdict(self.candidate),
+            "lift": test.lift if test else None, "ci_low": test.ci_low if test else None,
+            "ci_high": test.ci_high if test else None, "p_value": test.p_value if test else None,
+            "test": test.test if test else None, "alpha": self.config.alpha, "mode": self.config.mode,
+            "n_paired": self.n_paired, "regressions": self.regressions, "improvements": self.improvements,
+            "critical_regressions": self.critical_regressions,
+            "minimum_detectable_lift": self.minimum_detectable_lift, "discordance": self.discordance,
+            "guardrails": self.guardrails, "categories": self.categories, "scenarios": self.scenarios,
+            "thresholds": asdict(self.config),
+        }  # fmt: skip
+
+
+def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
+    """Eval-split (incumbent, candidate) pairs by scenario id, in the incumbent's order."""
+    by_role: dict[str, dict[str, ItemResult]] = {"incumbent": {}, "candidate": {}}
+    for item in items:
+        if item.role in by_role and item.split == "eval":
+            by_role[item.role][item.scenario] = item
+    incumbent, candidate = by_role["incumbent"], by_role["candidate"]
+    return [(incumbent[s], candidate[s]) for s in incumbent if s in candidate]
+
+
+def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, str] | None = None) -> GateResult:
+    """Pair the results and decide, with the reasons."""
+    specs = specs or {}
+    pairs = pair(items)
+    result = GateResult(
+        verdict="inconclusive", reasons=[], config=config, n_paired=len(pairs),
+        incumbent=role_stats([i for i, _ in pairs], specs.get("incumbent", "")),
+        candidate=role_stats([c for _, c in pairs], specs.get("candidate", "")),
+    )  # fmt: skip
+    result.scenarios = [_scenario_row(i, c, config.k) for i, c in pairs]
+    if not pairs:
+        result.reasons.append("no scenario ran on both the incumbent and the candidate")
+        return result
+    result.improvements = [i.scenario for i, c in pairs if c.pass_rate > i.pass_rate]
+    result.regressions = [i.scenario for i, c in pairs if c.pass_rate < i.pass_rate]
+    diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
+    result.discordance = sum(d * d for d in diffs) / len(diffs)
+    result.minimum_detectable_lift = stats.minimum_detectable_lift(len(pairs), result.discordance, config.alpha)
+    for role, stat in (("incumbent", result.incumbent), ("candidate", result.candidate)):
+        if stat.errors == stat.n:
+            result.reasons.append(f"every {role} trial errored: nothing to compare")
+    if len(pairs) < config.min_paired:
+        result.reasons.append(f"only {len(pairs)} paired scenarios; the gate needs at least {config.min_paired}")
+    if result.reasons:
+        return result
+    result.test = paired_test(pairs, config)
+    result.categories = _categories(pairs, config)
+    result.critical_regressions = [i.scenario for i, c in pairs if i.critical and c.pass_rate < i.pass_rate]
+    result.guardrails = _guardrails(result.incumbent, result.candidate, config)
+    result.reasons = _failures(result)
+    result.verdict = "fail" if result.reasons else "pass"
+    if not result.reasons:
+        result.reasons.append(_rule_text(result.test, config, cleared=True))
+    return result
+
+
+def _rule_text(test: stats.PairedTest, config: GateConfig, cleared: bool) -> str:
+    verb = "clears" if cleared else "does not clear"
+    if config.mode == "superiority":
+        rule = f"superiority (p < {config.alpha:g}, lift >= {config.min_lift:+.3f})"
+    else:
+        rule = f"non-inferiority within {config.margin:.3f} (p < {config.alpha:g})"
+    return f"the candidate {verb} {rule}: lift {test.lift:+.3f}, p = {test.p_value:.4g}"
+
+
+def _failures(result: GateResult) -> list[str]:
+    assert result.test is not None
+    config, test = result.config, result.test
+    reasons = []
+    if result.critical_regressions:
+        reasons.append(f"critical scenario(s) regressed: {', '.join(result.critical_regressions)}")
+    reasons += [f"guardrail {g['name']} breached: {g['detail']}" for g in result.guardrails if not g["passed"]]
+    rejected = test.p_value < config.alpha
+    if config.mode == "superiority":
+        rejected = rejected and test.lift >= config.min_lift and test.lift > 0
+    if not rejected:
+        reasons.append(_rule_text(test, config, cleared=False))
+    return reasons
+
+
+def _guardrails(incumbent: RoleStats, candidate: RoleStats, config: GateConfig) -> list[dict[str, Any]]:
+    """Error rate, p95 latency and cost of the candidate against the incumbent's, within margins."""
+    rows = []
+    if config.max_error_rate_increase is not None and incumbent.error_rate is not None:
+        limit = (incumbent.error_rate or 0.0) + config.max_error_rate_increase
+        value = candidate.error_rate or 0.0
+        rows.append(_guardrail("error_rate", incumbent.error_rate, value, limit, f"{value:.1%} > {limit:.1%}"))
+    if config.max_latency_increase is not None and incumbent.p95_latency_s is not None:
+        limit = incumbent.p95_latency_s * (1 + config.max_latency_increase) + config.latency_slack_s
+        value = candidate.p95_latency_s or 0.0
+        rows.append(_guardrail("p95_latency_s", incumbent.p95_latency_s, value, limit, f"{value:.3f}s > {limit:.3f}s"))
+    if config.max_cost_increase is not None and incumbent.cost is not None and candidate.cost is not None:
+        limit = incumbent.cost * (1 + config.max_cost_increase)
+        rows.append(_guardrail("cost", incumbent.cost, candidate.cost, limit, f"{candidate.cost:.4f} > {limit:.4f}"))
+    return rows
+
+
+def _guardrail(name: str, incumbent: float, candidate: float, limit: float, detail: str) -> dict[str, Any]:
+    passed = candidate <= limit + 1e-12
+    return {"name": name, "incumbent": incumbent, "candidate": candidate, "limit": limit, "passed": passed,
+            "detail": "" if passed else detail}  # fmt: skip
+
+
+def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> list[dict[str, Any]]:
+    """Per-category pass rates with Wilson intervals, lift and Holm-adjusted p-values."""
+    groups: dict[str, list[tuple[ItemResult, ItemResult]]] = {}
+    for pair_ in pairs:
+        groups.setdefault(pair_[0].category or "(none)", []).append(pair_)
+    rows = []
+    for name, group in sorted(groups.items()):
+        test = paired_test(group, config)
+        row: dict[str, Any] = {"category": name, "n": len(group), "lift": test.lift, "p_value": test.p_value}
+        for role, index in (("incumbent", 0), ("candidate", 1)):
+            trials = sum(p[index].trials for p in group)
+            passes = sum(p[index].passes for p in group)
+            row[f"{role}_pass_rate"] = passes / trials if trials else None
+            row[f"{role}_ci"] = list(wilson(passes, trials))
+        rows.append(row)
+    for row, adjusted in zip(rows, stats.holm([r["p_value"] for r in rows]), strict=True):
+        row["p_holm"] = adjusted
+    return rows
+
+
+def _scenario_row(incumbent: ItemResult, candidate: ItemResult, k: int) -> dict[str, Any]:
+    def role(item: ItemResult) -> dict[str, Any]:
+        return {
+            "trials": item.trials, "passes": item.passes, "errors": item.errors, "pass_rate": item.pass_rate,
+            "stability": item.stability, f"pass^{k}": stats.pass_hat_k(item.passes, item.trials, k),
+            f"pass@{k}": stats.pass_at_k(item.passes, item.trials, k),
+        }  # fmt: skip
+
+    change = candidate.pass_rate - incumbent.pass_rate
+    outcome = "improved" if change > 0 else "regressed" if change < 0 else "same"
+    return {
+        "id": incumbent.scenario, "category": incumbent.category, "critical": incumbent.critical,
+        "file": incumbent.file, "line": incumbent.line, "outcome": outcome,
+        "incumbent": role(incumbent), "candidate": role(candidate),
+    }  # fmt: skip

@@ -148,8 +148,13 @@ def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
     )  # fmt: skip
 
 
-def paired_test(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> stats.PairedTest:
-    """Exact McNemar for single binary trials; a sign-flip test on pass-rate differences otherwise."""
+def paired_test(
+    pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig, interval: bool = True
+) -> stats.PairedTest:
+    """Exact McNemar for single binary trials; a sign-flip test on pass-rate differences otherwise.
+
+    ``interval=False`` skips the bootstrap interval (NaN bounds) where only the p-value is wanted.
+    """
     diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
     n = len(diffs)
     lift = sum(diffs) / n
@@ -161,7 +166,7 @@ def paired_test(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConf
         low, high = stats.paired_difference_ci(improvements, regressions, n, config.alpha)
         return stats.PairedTest("mcnemar_exact", lift, low, high, p_value, n)
     p_value = stats.sign_flip_p(diffs, shift=shift, resamples=config.resamples, seed=config.seed)
-    low, high = stats.bootstrap_ci(diffs, alpha=config.alpha, seed=config.seed)
+    low, high = stats.bootstrap_ci(diffs, alpha=config.alpha, seed=config.seed) if interval else (math.nan, math.nan)
     return stats.PairedTest("sign_flip", lift, low, high, p_value, n)
 
 
@@ -214,13 +219,18 @@ class GateResult:
 
 
 def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
-    """Eval-split (incumbent, candidate) pairs by scenario id, in the incumbent's order."""
+    """Eval-split (incumbent, candidate) pairs by scenario id, in catalog order (file, line, id).
+
+    The order is fixed by the catalog, not by the order results arrive in (which differs
+    under xdist and in junit files), because the bootstrap interval depends on it.
+    """
     by_role: dict[str, dict[str, ItemResult]] = {"incumbent": {}, "candidate": {}}
     for item in items:
         if item.role in by_role and item.split == "eval":
             by_role[item.role][item.scenario] = item
     incumbent, candidate = by_role["incumbent"], by_role["candidate"]
-    return [(incumbent[s], candidate[s]) for s in incumbent if s in candidate]
+    ordered = sorted(incumbent.values(), key=lambda i: (i.file, i.line, i.scenario))
+    return [(i, candidate[i.scenario]) for i in ordered if i.scenario in candidate]
 
 
 def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, str] | None = None) -> GateResult:
@@ -313,7 +323,7 @@ def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConf
         groups.setdefault(pair_[0].category or "(none)", []).append(pair_)
     rows = []
     for name, group in sorted(groups.items()):
-        test = paired_test(group, config)
+        test = paired_test(group, config, interval=False)
         row: dict[str, Any] = {"category": name, "n": len(group), "lift": test.lift, "p_value": test.p_value}
         for role, index in (("incumbent", 0), ("candidate", 1)):
             trials = sum(p[index].trials for p in group)

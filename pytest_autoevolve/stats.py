@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
-EXACT_FLIP_LIMIT = 16
-"""Up to this many non-zero differences, the sign-flip test enumerates every flip."""
+EXACT_STATES = 200_000
+"""The sign-flip test is exact when the grouped sign patterns number at most this many."""
 
 
 def binomial_tail(successes: int, trials: int) -> float:
@@ -41,25 +42,33 @@ def mcnemar_exact(improvements: int, regressions: int) -> tuple[float, float]:
 
 
 def sign_flip_p(differences: Sequence[float], shift: float = 0.0, resamples: int = 10_000, seed: int = 0) -> float:
-    """One-sided p that the mean of ``differences`` exceeds ``shift`` (paired permutation test).
+    """One-sided p that the mean of ``differences`` exceeds ``shift`` (paired sign-flip permutation test).
 
-    Under the null, each centred difference ``d - shift`` is as likely negative as positive.
-    Exact when at most `EXACT_FLIP_LIMIT` centred differences are non-zero; otherwise
-    Monte Carlo with ``resamples`` draws, counting the observed arrangement.
+    Under the null each centred difference ``d - shift`` is as likely negative as positive.
+    Differences are grouped by size (pass-rate differences take few values), so the null
+    distribution is computed exactly when the groups allow (`EXACT_STATES`), otherwise
+    drawn ``resamples`` times, counting the observed arrangement.
     """
     centred = [d - shift for d in differences]
-    nonzero = [abs(d) for d in centred if abs(d) > 1e-12]
-    if not nonzero:
+    groups = sorted(Counter(round(abs(d), 9) for d in centred if abs(d) > 1e-12).items())
+    if not groups:
         return 1.0
-    observed = sum(centred) - 1e-12
-    if len(nonzero) <= EXACT_FLIP_LIMIT:
-        hits = 0
-        for mask in range(2 ** len(nonzero)):
-            total = sum(v if mask >> i & 1 else -v for i, v in enumerate(nonzero))
-            hits += total >= observed
-        return float(hits / 2 ** len(nonzero))
+    observed = round(sum(centred), 9) - 1e-7
+    if math.prod(m + 1 for _, m in groups) <= EXACT_STATES:
+        distribution = {0.0: 1.0}
+        for value, m in groups:
+            weights = [math.comb(m, j) / 2**m for j in range(m + 1)]
+            spread: dict[float, float] = defaultdict(float)
+            for total, chance in distribution.items():
+                for j, weight in enumerate(weights):
+                    spread[round(total + value * (2 * j - m), 9)] += chance * weight
+            distribution = spread
+        return min(1.0, sum(chance for total, chance in distribution.items() if total >= observed))
     rng = random.Random(seed)
-    hits = sum(sum(v if rng.random() < 0.5 else -v for v in nonzero) >= observed for _ in range(resamples))
+    hits = 0
+    for _ in range(resamples):
+        total = sum(value * (2 * rng.getrandbits(m).bit_count() - m) for value, m in groups)
+        hits += total >= observed
     return (hits + 1) / (resamples + 1)
 
 

@@ -44,9 +44,8 @@ def main() -> None:
         folder = Path(tmp)
         (folder / "scenarios").mkdir()
         rows = "\n".join(f"      - {{n: {i}}}" for i in range(SCENARIOS))
-        (folder / "scenarios" / "cpu.yaml").write_text(
-            f'scenarios:\n  - id: say-{{{{n}}}}\n    input: "say {{{{n}}}}"\n    expected: "{{{{n}}}}"\n    vars:\n{rows}\n'
-        )
+        entry = '  - id: say-{{n}}\n    input: "say {{n}}"\n    expected: "{{n}}"\n    vars:\n'
+        (folder / "scenarios" / "cpu.yaml").write_text(f"scenarios:\n{entry}{rows}\n")
         (folder / "agent.py").write_text(AGENT)
         serial, serial_verdict = run(folder, [])
         parallel, parallel_verdict = run(folder, ["-n", "2"])

@@ -34,7 +34,7 @@ class GateConfig:
     min_paired: int = 10
     max_error_rate_increase: float | None = 0.05
     max_latency_increase: float | None = 0.5
-    latency_slack_s: float = 0.05
+    latency_slack_s: float = 0.5
     max_cost_increase: float | None = 0.1
     k: int = 2
     resamples: int = 10_000
@@ -248,6 +248,7 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
         return result
     result.improvements = [i.scenario for i, c in pairs if c.pass_rate > i.pass_rate]
     result.regressions = [i.scenario for i, c in pairs if c.pass_rate < i.pass_rate]
+    result.critical_regressions = [i.scenario for i, c in pairs if i.critical and c.pass_rate < i.pass_rate]
     diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
     result.discordance = sum(d * d for d in diffs) / len(diffs)
     result.minimum_detectable_lift = stats.minimum_detectable_lift(len(pairs), result.discordance, config.alpha)
@@ -260,7 +261,6 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
         return result
     result.test = paired_test(pairs, config)
     result.categories = _categories(pairs, config)
-    result.critical_regressions = [i.scenario for i, c in pairs if i.critical and c.pass_rate < i.pass_rate]
     result.guardrails = _guardrails(result.incumbent, result.candidate, config)
     result.reasons = _failures(result)
     result.verdict = "fail" if result.reasons else "pass"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import threading
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from pytest_autoevolve.graders import GraderRegistry
 from pytest_autoevolve.graders import default_registry as default_graders
 from pytest_autoevolve.models import Model, ModelSpecError, ProviderRegistry, Reply, parse_spec
 from pytest_autoevolve.models import default_registry as default_providers
+from pytest_autoevolve.report import github_outputs, write_reports
 from pytest_autoevolve.runner import ModelHandle
 from pytest_autoevolve.scenarios import Catalog, Scenario, load_catalog
 from pytest_autoevolve.trajectory import FORMAT_VERSION, Trajectory, TrajectoryWriter, write_json_atomic
@@ -121,6 +123,8 @@ class ResultLog:
         self.context = context
         self.items: list[ItemResult] = []
         self.result: GateResult | None = None
+        self.reports: list[Path] = []
+        self.annotations: list[str] = []
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -157,9 +161,11 @@ class ResultLog:
         self.result = decide(self.items, GateConfig.from_mapping(settings.gate, settings.seed), specs)
         summary = self.summary(self.result)
         write_json_atomic(self.context.run_dir / "summary.json", summary)
+        self.reports = write_reports(self.context.run_dir, summary)
+        self.annotations = github_outputs(summary, self.reports[0], os.environ)
         xml = session.config.stash.get(xml_key, None)
         if xml is not None:
-            for name in ("verdict", "lift", "ci_low", "ci_high", "p_value", "test", "n_paired", "run_id"):
+            for name in ("verdict", "lift", "ci_low", "ci_high", "p_value", "test", "n_paired", "run_id", "seed"):
                 xml.add_global_property(f"autoevolve_{name}", "" if summary[name] is None else str(summary[name]))
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             verdict_ok = self.result.verdict == "pass"
@@ -176,6 +182,10 @@ class ResultLog:
         shown = run_dir.relative_to(self.context.root) if run_dir.is_relative_to(self.context.root) else run_dir
         terminalreporter.write_line(f"trajectories: {shown / 'trajectories.jsonl'}")
         terminalreporter.write_line(f"summary:      {shown / 'summary.json'}")
+        for label, path in zip(("report:", "html report:"), self.reports, strict=False):
+            terminalreporter.write_line(f"{label:<14}{shown / path.name}")
+        for line in self.annotations:  # GitHub workflow commands, read from stdout
+            terminalreporter.write_line(line)
 
 
 def summary_lines(result: GateResult) -> list[str]:

@@ -28,6 +28,13 @@ def slow(messages):
 """
 
 
+@pytest.fixture(autouse=True)
+def _no_github_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep runs under test from writing into a real GitHub job summary or annotations."""
+    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def write_scenarios(pytester: pytest.Pytester) -> Callable[..., Path]:
     """Write ``scenarios/<name>.yaml`` (dedented) in the pytester dir; return its path."""

@@ -40,6 +40,15 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost: float | None = None
+    turns: int = 1
+
+
+class TrialError(Exception):
+    """A failed trial that still has a partial reply (messages, tool calls, usage) worth recording."""
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class Model(Protocol):
@@ -191,6 +200,7 @@ def reply_from(result: Any, source: str) -> Reply:
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),
             cost=result.get("cost"),
+            turns=int(result.get("turns") or 1),
         )
     raise TypeError(f"{source} returned {type(result).__name__}; expected a string or a mapping with 'output'")
 

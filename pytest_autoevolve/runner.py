@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pytest_autoevolve.graders import Grade
-from pytest_autoevolve.models import Model, Reply
+from pytest_autoevolve.models import Model, Reply, TrialError
 from pytest_autoevolve.scenarios import Scenario
 from pytest_autoevolve.trajectory import Trajectory
 
@@ -99,7 +99,9 @@ class ModelHandle:
                 lambda: self.model.generate([dict(m) for m in messages], scenario=scenario, seed=seed, repeat=repeat),
                 scenario.timeout_s,
             )
-        except Exception as exc:
+        except Exception as exc:  # the trial's error, recorded
+            if isinstance(exc, TrialError) and exc.reply is not None:
+                _apply(trajectory, exc.reply)
             trajectory.error = f"{type(exc).__name__}: {exc}"
         else:
             _apply(trajectory, reply)
@@ -126,3 +128,4 @@ def _apply(trajectory: Trajectory, reply: Reply) -> None:
     trajectory.prompt_tokens = reply.prompt_tokens
     trajectory.completion_tokens = reply.completion_tokens
     trajectory.cost = reply.cost
+    trajectory.turns = reply.turns

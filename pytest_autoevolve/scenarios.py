@@ -16,12 +16,13 @@ from typing import Any
 import yaml
 
 from pytest_autoevolve.graders import Check, GraderRegistry
+from pytest_autoevolve.tools import Tool, tool_from_entry
 
 SPLITS = ("eval", "train")
 ROLES = ("system", "user", "assistant")
 SCENARIO_KEYS = (
     "id", "description", "input", "messages", "expected", "expect", "category", "tags",
-    "split", "repeats", "critical", "timeout_s", "metadata", "vars",
+    "split", "repeats", "critical", "timeout_s", "max_turns", "tools", "metadata", "vars",
 )  # fmt: skip
 FILE_KEYS = ("defaults", "scenarios")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -71,6 +72,8 @@ class Scenario:
     repeats: int | None = None
     critical: bool = False
     timeout_s: float | None = None
+    max_turns: int | None = None
+    tools: tuple[Tool, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -250,8 +253,28 @@ class _Builder:
             repeats=fields.positive("repeats", int),
             critical=fields.flag("critical"),
             timeout_s=fields.positive("timeout_s", float),
+            max_turns=fields.positive("max_turns", int),
+            tools=self.tools(raw.get("tools"), where, line),
             metadata=fields.mapping("metadata"),
         )
+
+    def tools(self, entries: Any, where: str, line: int) -> tuple[Tool, ...]:
+        """The scenario's function tools, imported and described."""
+        if entries is None:
+            return ()
+        if not isinstance(entries, list):
+            raise self.error("'tools' is a list of 'pkg.module:function' or {python, name, description, parameters}",
+                             where, "tools", line)  # fmt: skip
+        tools = []
+        for position, entry in enumerate(entries):
+            try:
+                tools.append(tool_from_entry(entry, self.folder))
+            except ValueError as exc:
+                raise self.error(str(exc), where, f"tools[{position}]", line) from None
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise self.error(f"tool names must be unique, got {', '.join(names)}", where, "tools", line)
+        return tuple(tools)
 
     def graders(self, raw: Mapping[str, Any], expected: str | None, where: str, line: int) -> tuple[NamedCheck, ...]:
         """The checks from `expected` and `expect`, built and validated."""

@@ -39,6 +39,8 @@ class Trajectory:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost: float | None = None
+    turns: int = 0
+    cached: bool = False
     started_at: str = ""
     finished_at: str = ""
     run_id: str = ""

@@ -27,6 +27,9 @@ class Settings:
     split: str = "eval"
     models: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] = field(default_factory=dict)
+    cache: str = "readwrite"
+    concurrency: int = 1
+    judge: Any = None
 
     @property
     def roles(self) -> dict[str, Any]:
@@ -48,6 +51,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise pytest.UsageError(f"expected a whole number of at least 1, got {value}")
     return value
+
+
+def cache_choice(text: str) -> str:
+    """An option value naming a response cache mode."""
+    if text not in ("off", "read", "write", "readwrite"):
+        raise pytest.UsageError(f"--autoevolve-cache takes off, read, write or readwrite, got {text!r}")
+    return text
 
 
 def split_choice(text: str) -> str:
@@ -98,6 +108,11 @@ def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
         raise pytest.UsageError(
             f"autoevolve setting 'repeats' is a whole number of at least 1, got {settings.repeats!r}"
         )
+    if isinstance(settings.concurrency, bool) or not isinstance(settings.concurrency, int) or settings.concurrency < 1:
+        raise pytest.UsageError(f"autoevolve setting 'concurrency' is a whole number of at least 1, got "
+                                f"{settings.concurrency!r}")  # fmt: skip
+    if settings.cache not in ("off", "read", "write", "readwrite"):
+        raise pytest.UsageError(f"autoevolve setting 'cache' is off, read, write or readwrite, got {settings.cache!r}")
     if settings.split not in SPLIT_CHOICES:
         raise pytest.UsageError(f"autoevolve setting 'split' is one of {', '.join(SPLIT_CHOICES)}")
     from pytest_autoevolve.gate import GateConfig, GateConfigError

@@ -76,6 +76,7 @@ class ItemResult:
     tokens: int = 0
     file: str = ""
     line: int = 0
+    cached: int = 0
 
     @property
     def pass_rate(self) -> float:
@@ -98,7 +99,7 @@ class ItemResult:
             ("errors", self.errors), ("pass_rate", round(self.pass_rate, 6)), ("score", round(self.score, 6)),
             ("passed", str(self.passes == self.trials).lower()), ("stability", self.stability),
             ("latency_s", round(sum(self.latencies), 6)), ("latencies", ";".join(f"{x:.6f}" for x in self.latencies)),
-            ("cost", "" if self.cost is None else self.cost), ("tokens", self.tokens),
+            ("cost", "" if self.cost is None else self.cost), ("tokens", self.tokens), ("cached", self.cached),
         ]  # fmt: skip
 
     @classmethod
@@ -114,6 +115,7 @@ class ItemResult:
             critical=str(props.get("critical")).lower() == "true", score=float(props.get("score") or 0.0),
             latencies=latencies, cost=float(props["cost"]) if props.get("cost") not in (None, "") else None,
             tokens=int(props.get("tokens") or 0), file=str(props.get("file", "")), line=int(props.get("line") or 0),
+            cached=int(props.get("cached") or 0),
         )  # fmt: skip
 
 

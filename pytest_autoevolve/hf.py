@@ -5,16 +5,20 @@ torch, transformers and peft are imported here only, when such a model is first 
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pytest_autoevolve.cache import fingerprint_files
 from pytest_autoevolve.models import GENERATION_KEYS, ModelSpec, ModelSpecError, Reply
 
 if TYPE_CHECKING:
     from pytest_autoevolve.scenarios import Scenario
 
-HF_KEYS = ("adapter", "device", *GENERATION_KEYS)
+HF_KEYS = ("adapter", "device", "batch_size", *GENERATION_KEYS)
 
 
 class HFModel:
@@ -30,6 +34,8 @@ class HFModel:
         self.top_p = float(spec.params.get("top_p", 1.0))
         self.max_new_tokens = int(spec.params.get("max_new_tokens", 32))
         self._generate_lock = threading.Lock()
+        self._batcher = _Batcher(self._generate, int(spec.params.get("batch_size", 32)))
+        self.fingerprint = ""
 
     @classmethod
     def load(cls, spec: ModelSpec, root: Path, display: str | None = None) -> HFModel:
@@ -45,26 +51,85 @@ class HFModel:
             if key not in cls._loaded:
                 cls._loaded[key] = _load(path, adapter, device)
         model, tokenizer = cls._loaded[key]
-        return cls(spec, model, tokenizer, display or spec.display)
+        loaded = cls(spec, model, tokenizer, display or spec.display)
+        files = fingerprint_files(path, *([adapter] if adapter else []))
+        loaded.fingerprint = f"hf:{path}+{adapter}#{files}:{loaded.temperature}:{loaded.top_p}:{loaded.max_new_tokens}"
+        return loaded
 
     def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
-        """Greedy by default; with a temperature, sampling seeded by the trial's seed."""
+        """Greedy by default, batched with concurrent calls; with a temperature, sampling seeded by the trial."""
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        if self.temperature > 0:
+            with self._generate_lock:
+                return self._generate([prompt], seed)[0]
+        return self._batcher.submit(prompt)
+
+    def _generate(self, prompts: list[str], seed: int | None = None) -> list[Reply]:
+        """One `generate` call over left-padded prompts; each row cut at its end-of-turn token."""
         import torch
 
-        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        batch = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = batch.to(self.model.device)
         options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
-        if self.temperature > 0:
+        if seed is not None:
             options.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+            torch.manual_seed(seed)
         else:
             options.update(do_sample=False)
-        with self._generate_lock, torch.no_grad():
-            if self.temperature > 0:
-                torch.manual_seed(seed)
+        with torch.no_grad():
             output = self.model.generate(**batch, **options)
-        new_tokens = output[0, batch["input_ids"].shape[1] :]
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return Reply(output=text, prompt_tokens=int(batch["input_ids"].shape[1]), completion_tokens=len(new_tokens))
+        width = batch["input_ids"].shape[1]
+        replies = []
+        for row, mask in zip(output, batch["attention_mask"], strict=True):
+            tokens = row[width:].tolist()
+            if self.tokenizer.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(self.tokenizer.eos_token_id) + 1]
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            replies.append(Reply(output=text, prompt_tokens=int(mask.sum()), completion_tokens=len(tokens)))
+        return replies
+
+
+class _Batcher:
+    """Runs greedy requests from many threads as batches on one model instance.
+
+    A request waits only for the batch in flight: whatever queued meanwhile (up to
+    ``max_batch``) goes into the next `generate` call, so serial callers pay nothing.
+    """
+
+    def __init__(self, generate: Callable[[list[str]], list[Reply]], max_batch: int = 32) -> None:
+        self.generate, self.max_batch = generate, max_batch
+        self.queue: queue.Queue[tuple[str, Future[Reply]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.batches: list[int] = []
+
+    def submit(self, prompt: str) -> Reply:
+        """Queue one prompt and wait for its reply."""
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="autoevolve-hf-batcher")
+                self._thread.start()
+        future: Future[Reply] = Future()
+        self.queue.put((prompt, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.batches.append(len(batch))
+            try:
+                replies = self.generate([prompt for prompt, _ in batch])
+            except Exception as exc:  # every waiting trial records the failure
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), reply in zip(batch, replies, strict=True):
+                future.set_result(reply)
 
 
 def _resolve(target: str, root: Path) -> str:
@@ -104,4 +169,5 @@ def _load(path: str, adapter: str, device: str) -> tuple[Any, Any]:
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
     return model, tokenizer

@@ -61,10 +61,9 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         """Run the trials, attach the results as properties, fail unless every trial passed."""
         context = self.config.stash[CONTEXT_KEY]
-        handle = context.handle(self.role)
-        repeats = self.scenario.repeats or context.settings.repeats
-        trajectories = handle.run_all(self.scenario, repeats)
-        self.user_properties.extend(_properties(self.scenario, self.role, handle.spec, trajectories))
+        trajectories = context.trials(self.role, self.scenario)
+        spec = context.handle(self.role).spec
+        self.user_properties.extend(_properties(self.scenario, self.role, spec, trajectories))
         if not all(t.passed for t in trajectories):
             raise ScenarioFailure(trajectories)
 
@@ -88,6 +87,7 @@ def _properties(scenario: Scenario, role: str, spec: str, trajectories: list[Tra
         category=scenario.category or "", critical=scenario.critical,
         score=sum(t.score for t in trajectories) / len(trajectories), latencies=[t.latency_s for t in trajectories],
         cost=sum(costs) if costs else None, tokens=sum(t.total_tokens or 0 for t in trajectories),
+        cached=sum(t.cached for t in trajectories),
         file=scenario.path, line=scenario.line,
     )  # fmt: skip
     return result.to_properties()

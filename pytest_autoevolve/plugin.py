@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_autoevolve import hookspecs
-from pytest_autoevolve.config import new_run_id, positive_int, split_choice
+from pytest_autoevolve.config import cache_choice, new_run_id, positive_int, split_choice
 
 if TYPE_CHECKING:
     from pytest_autoevolve.config import Settings
@@ -30,6 +30,8 @@ CLI_DESTS = {
     "seed": "autoevolve_seed",
     "catalog": "autoevolve_catalog",
     "split": "autoevolve_split",
+    "cache": "autoevolve_cache",
+    "concurrency": "autoevolve_concurrency",
 }
 
 
@@ -56,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="base seed; trial seeds derive from it, the scenario and the repeat (default: 0)")  # fmt: skip
     group.addoption("--autoevolve-catalog", dest=CLI_DESTS["catalog"], action="append", metavar="DIR",
                     help="scenario folder, repeatable (default: scenarios)")  # fmt: skip
+    group.addoption("--autoevolve-cache", dest=CLI_DESTS["cache"], metavar="MODE", type=cache_choice,
+                    help="response cache in the artifacts folder: off, read, write or readwrite (default)")  # fmt: skip
+    group.addoption("--autoevolve-concurrency", dest=CLI_DESTS["concurrency"], type=positive_int, metavar="N",
+                    help="run N trials' model calls at a time; same results as serial (default: 1)")  # fmt: skip
     group.addoption("--autoevolve-split", dest=CLI_DESTS["split"], type=split_choice, metavar="SPLIT",
                     help="which scenarios to collect: eval (gating, default), train or all")  # fmt: skip
 
@@ -127,6 +133,34 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     from pytest_autoevolve.items import ScenarioFile
 
     return ScenarioFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """With ``--autoevolve-concurrency N`` in a single process, start every selected trial N at a time.
+
+    Items then collect their trials in order, so results and reports are the same as a serial
+    run. Under xdist each worker runs its own items' repeats concurrently instead.
+    """
+    config = session.config
+    if not config.getoption("autoevolve") or config.option.collectonly or hasattr(config, "workerinput"):
+        return
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
+        return
+    context = get_context(config)
+    if context.settings.concurrency > 1:
+        from pytest_autoevolve.items import ScenarioItem
+
+        context.prefetch((i.role, i.scenario) for i in session.items if isinstance(i, ScenarioItem))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the trial pool (dropping trials an interrupted run never reached)."""
+    from pytest_autoevolve.items import CONTEXT_KEY
+
+    context = session.config.stash.get(CONTEXT_KEY, None)
+    if context is not None:
+        context.close()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pytest_autoevolve.cache import ResponseCache
 from pytest_autoevolve.graders import Grade
 from pytest_autoevolve.models import Model, Reply, TrialError
 from pytest_autoevolve.scenarios import Scenario
@@ -71,6 +72,7 @@ class ModelHandle:
     system_prompt: str | None = None
     run_id: str = ""
     observe: Callable[[Trajectory], None] | None = None
+    cache: ResponseCache | None = None
 
     @property
     def spec(self) -> str:
@@ -93,6 +95,27 @@ class ModelHandle:
             run_id=self.run_id, scenario_file=scenario.path, split=scenario.split, category=scenario.category,
             started_at=_now(),
         )  # fmt: skip
+        self._answer(trajectory, scenario, messages)
+        trajectory.finished_at = _now()
+        if trajectory.error is None:
+            grade(trajectory, scenario)
+        if self.observe is not None:
+            self.observe(trajectory)
+        return trajectory
+
+    def _answer(self, trajectory: Trajectory, scenario: Scenario, messages: list[dict[str, Any]]) -> None:
+        """Fill in the reply (from the cache when it has it), the latency, or the error."""
+        seed, repeat = trajectory.seed, trajectory.repeat
+        fingerprint = getattr(self.model, "fingerprint", None)
+        key = None
+        if self.cache is not None and fingerprint:
+            tools = [tool.schema() for tool in scenario.tools]
+            key = self.cache.key(fingerprint, messages, tools, seed, repeat)
+            hit = self.cache.get(key)
+            if hit is not None:
+                _apply(trajectory, hit[0])
+                trajectory.latency_s, trajectory.cached = hit[1], True
+                return
         started = time.perf_counter()
         try:
             reply = _call(
@@ -106,12 +129,8 @@ class ModelHandle:
         else:
             _apply(trajectory, reply)
         trajectory.latency_s = round(time.perf_counter() - started, 6)
-        trajectory.finished_at = _now()
-        if trajectory.error is None:
-            grade(trajectory, scenario)
-        if self.observe is not None:
-            self.observe(trajectory)
-        return trajectory
+        if key is not None and trajectory.error is None and self.cache is not None:
+            self.cache.put(key, reply, trajectory.latency_s)
 
     def run_all(self, scenario: Scenario, repeats: int) -> list[Trajectory]:
         """Every repeat of one scenario, in order."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import os
 import sys
 import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +18,12 @@ from typing import Any
 import pytest
 from _pytest.junitxml import xml_key
 
+from pytest_autoevolve.cache import ResponseCache
 from pytest_autoevolve.config import Settings
 from pytest_autoevolve.gate import GateConfig, GateResult, ItemResult, decide
 from pytest_autoevolve.graders import GraderRegistry
 from pytest_autoevolve.graders import default_registry as default_graders
+from pytest_autoevolve.judge import llm_judge
 from pytest_autoevolve.models import Model, ModelSpecError, ProviderRegistry, Reply, parse_spec
 from pytest_autoevolve.models import default_registry as default_providers
 from pytest_autoevolve.report import github_outputs, write_reports
@@ -55,7 +62,11 @@ class RunContext:
         self.root = config.rootpath
         self.run_dir = self.root / settings.artifacts / "runs" / run_id
         self.writer = TrajectoryWriter(self.run_dir / "trajectories.jsonl")
+        self.artifacts = self.root / settings.artifacts
+        self.model_cache = ResponseCache(self.artifacts, "models", settings.cache) if settings.cache != "off" else None
+        self.judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
         self.graders: GraderRegistry = default_graders()
+        self.graders.register("llm_judge", functools.partial(llm_judge, self))
         config.hook.pytest_autoevolve_add_graders(registry=self.graders)
         self.providers: ProviderRegistry = default_providers()
         config.hook.pytest_autoevolve_add_providers(registry=self.providers)
@@ -63,6 +74,9 @@ class RunContext:
         self._catalog: Catalog | None = None
         self._handles: dict[str, ModelHandle] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._judges: dict[str, Model] = {}
+        self._prefetched: dict[tuple[str, str], list[Future[Trajectory]]] = {}
 
     def check_specs(self) -> None:
         """Fail fast, as a usage error, on a role whose spec names no known provider."""
@@ -104,8 +118,55 @@ class RunContext:
             model = BrokenModel(parsed.display, exc)
         return ModelHandle(
             role=role, model=model, base_seed=self.settings.seed, system_prompt=parsed.params.get("system_prompt"),
-            run_id=self.run_id, observe=self.record,
+            run_id=self.run_id, observe=self.record, cache=self.model_cache,
         )  # fmt: skip
+
+    def ask_judge(self, spec: Any, messages: list[dict[str, Any]], scenario: Scenario, seed: int) -> str:
+        """The judge model's reply to ``messages``, through the judge's own cache."""
+        key = repr(spec)
+        with self._lock:
+            if key not in self._judges:
+                self._judges[key] = self.providers.create(parse_spec(spec, self.settings.models), self.root)
+            model = self._judges[key]
+        fingerprint = getattr(model, "fingerprint", None)
+        cache_key = self.judge_cache.key(fingerprint, messages, [], seed, 0) if self.judge_cache and fingerprint else ""
+        if cache_key and self.judge_cache is not None and (hit := self.judge_cache.get(cache_key)) is not None:
+            return hit[0].output
+        started = time.perf_counter()
+        reply = model.generate(messages, scenario=dataclasses.replace(scenario, tools=()), seed=seed, repeat=0)
+        if cache_key and self.judge_cache is not None:
+            self.judge_cache.put(cache_key, reply, time.perf_counter() - started)
+        return reply.output
+
+    def repeats(self, scenario: Scenario) -> int:
+        """Trials per model for ``scenario``: its own `repeats`, else the run's."""
+        return scenario.repeats or self.settings.repeats
+
+    def _submit(self, role: str, scenario: Scenario) -> list[Future[Trajectory]]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="autoevolve")
+        handle = self.handle(role)
+        return [self._pool.submit(handle.run, scenario, r) for r in range(self.repeats(scenario))]
+
+    def prefetch(self, work: Iterable[tuple[str, Scenario]]) -> None:
+        """Start every trial of these (role, scenario) pairs on the pool, ``concurrency`` at a time."""
+        for role, scenario in work:
+            self._prefetched[(role, scenario.id)] = self._submit(role, scenario)
+
+    def trials(self, role: str, scenario: Scenario) -> list[Trajectory]:
+        """Every trial of one scenario on one role, in repeat order: prefetched, pooled or serial."""
+        futures = self._prefetched.pop((role, scenario.id), None)
+        if futures is None and self.settings.concurrency > 1:
+            futures = self._submit(role, scenario)
+        if futures is None:
+            return self.handle(role).run_all(scenario, self.repeats(scenario))
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Stop the pool; trials not yet started are dropped (an interrupted run)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     @property
     def catalog(self) -> Catalog:
@@ -146,6 +207,12 @@ class ResultLog:
             "split": settings.split,
             "seed": settings.seed,
             "repeats": settings.repeats,
+            "judge": parse_spec(settings.judge, settings.models).display if settings.judge else None,
+            "cache": {
+                "mode": settings.cache,
+                "hits": sum(i.cached for i in self.items),
+                "model_calls": sum(i.trials - i.cached for i in self.items),
+            },
             "catalog_sha256": catalog_sha256(self.context),
             "git_commit": git_commit(self.context.root),
             "versions": versions(),
@@ -180,6 +247,11 @@ class ResultLog:
             terminalreporter.write_line(line)
         run_dir = self.context.run_dir
         shown = run_dir.relative_to(self.context.root) if run_dir.is_relative_to(self.context.root) else run_dir
+        hits = sum(i.cached for i in self.items)
+        if self.context.settings.cache != "off":
+            trials = sum(i.trials for i in self.items)
+            terminalreporter.write_line(f"cache: {hits} of {trials} trials answered from the cache, "
+                                        f"{trials - hits} model calls")  # fmt: skip
         terminalreporter.write_line(f"trajectories: {shown / 'trajectories.jsonl'}")
         terminalreporter.write_line(f"summary:      {shown / 'summary.json'}")
         for label, path in zip(("report:", "html report:"), self.reports, strict=False):

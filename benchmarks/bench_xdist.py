@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from catalogs import write_say_catalog
+
 SCENARIOS = 100
 AGENT = """
 import time
@@ -31,9 +33,19 @@ def answer(messages):
 def run(folder: Path, extra: list[str]) -> tuple[float, str]:
     spec = "python:agent:answer"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--autoevolve",
-                    "--autoevolve-incumbent", spec, "--autoevolve-candidate", spec, *extra],
-                   cwd=folder, capture_output=True, check=False)  # fmt: skip
+    roles = ["--autoevolve-incumbent", spec, "--autoevolve-candidate", spec]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--autoevolve",
+        "--autoevolve-cache",
+        "off",
+    ]
+    subprocess.run([*command, *roles, *extra], cwd=folder, capture_output=True, check=False)
     elapsed = time.perf_counter() - started
     summaries = sorted((folder / ".autoevolve" / "runs").glob("*/summary.json"))
     return elapsed, json.loads(summaries[-1].read_text())["verdict"]
@@ -42,10 +54,7 @@ def run(folder: Path, extra: list[str]) -> tuple[float, str]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "scenarios").mkdir()
-        rows = "\n".join(f"      - {{n: {i}}}" for i in range(SCENARIOS))
-        entry = '  - id: say-{{n}}\n    input: "say {{n}}"\n    expected: "{{n}}"\n    vars:\n'
-        (folder / "scenarios" / "cpu.yaml").write_text(f"scenarios:\n{entry}{rows}\n")
+        write_say_catalog(folder, SCENARIOS)
         (folder / "agent.py").write_text(AGENT)
         serial, serial_verdict = run(folder, [])
         parallel, parallel_verdict = run(folder, ["-n", "2"])

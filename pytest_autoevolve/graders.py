@@ -177,6 +177,87 @@ def _interpret(ref: str, result: Any, threshold: float) -> Grade:
     raise TypeError(f"grader {ref} returned {result!r}; expected bool, float or (bool, reason)")
 
 
+def _is_subset(want: Any, got: Any) -> bool:
+    """Whether ``want`` is contained in ``got``: mappings key by key (recursively), anything else equal."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(k in got and _is_subset(v, got[k]) for k, v in want.items())
+    return bool(want == got and isinstance(want, bool) == isinstance(got, bool))
+
+
+def tool_called(value: Any, _: Path) -> Check:
+    """The agent called a tool: ``tool_called: NAME``, or ``{name: NAME, arguments: {...}}``.
+
+    With ``arguments``, some call of the tool must have had at least those arguments
+    (a subset match: other arguments may be present too; nested mappings match the same way).
+    """
+    shape = "'tool_called' takes a tool name, or a mapping with 'name' and optional 'arguments' (a mapping)"
+    arguments: dict[str, Any] | None = None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"name", "arguments"})
+        if unknown or "name" not in value:
+            raise ValueError(f"{shape}; got keys {', '.join(map(str, value))}")
+        if value.get("arguments") is not None and not isinstance(value["arguments"], dict):
+            raise ValueError(f"{shape}; 'arguments' is {type(value['arguments']).__name__}")
+        arguments = value.get("arguments")
+        value = value["name"]
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{shape}; got {value!r}")
+    name = value.strip()
+    label = f"tool_called:{name}"
+
+    def check(_o: str, trajectory: Trajectory, _s: Scenario) -> Grade:
+        calls = [c for c in trajectory.tool_calls if c.get("name") == name]
+        if not calls:
+            made = sorted({str(c.get("name")) for c in trajectory.tool_calls})
+            return _verdict(label, False, f"{name!r} was not called; calls made: {', '.join(made) or 'none'}")
+        if arguments is None:
+            return _verdict(label, True, f"{name!r} was called {len(calls)} time(s)")
+        for call in calls:
+            if _is_subset(arguments, call.get("arguments")):
+                return _verdict(label, True, f"{name!r} was called with {json.dumps(call.get('arguments'))}")
+        seen = "; ".join(json.dumps(c.get("arguments"), default=str) for c in calls)
+        return _verdict(label, False, f"{name!r} was never called with {json.dumps(arguments)}; calls had {seen}")
+
+    return check
+
+
+def _limit(name: str, value: Any, *, whole: bool) -> float:
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int)):
+        raise ValueError(f"'{name}' takes {kind} of at least 0, got {type(value).__name__} {value!r}")
+    if value < 0 or value != value:
+        raise ValueError(f"'{name}' takes {kind} of at least 0, got {value!r}")
+    return float(value)
+
+
+def _ceiling(name: str, what: str, read: Callable[[Trajectory], float | None], missing: str, *,
+             whole: bool) -> GraderFactory:  # fmt: skip
+    """A grader factory: the trajectory's ``what`` (read by ``read``) is at most the YAML value."""
+
+    def factory(value: Any, _: Path) -> Check:
+        limit = _limit(name, value, whole=whole)
+
+        def check(_o: str, trajectory: Trajectory, _s: Scenario) -> Grade:
+            got = read(trajectory)
+            if got is None:
+                return _verdict(name, False, f"no {what} recorded: {missing}")
+            ok = got <= limit
+            return _verdict(name, ok, f"{what} {got:g} {'<=' if ok else '>'} {limit:g}")
+
+        return check
+
+    factory.__doc__ = f"The trial's {what} is at most the value."
+    return factory
+
+
+max_turns = _ceiling("max_turns", "turns", lambda t: t.turns, "the model made no call", whole=True)
+max_latency_s = _ceiling("max_latency_s", "latency (s)", lambda t: t.latency_s, "the trial did not run", whole=False)
+max_tokens = _ceiling("max_tokens", "total tokens", lambda t: t.total_tokens, "the model reported no token usage",
+                      whole=True)  # fmt: skip
+max_cost = _ceiling("max_cost", "cost (USD)", lambda t: t.cost, "the model has no prices (set 'prices' on it)",
+                    whole=False)  # fmt: skip
+
+
 class GraderRegistry:
     """Grader factories by the name used under `expect:`."""
 
@@ -205,6 +286,11 @@ BUILTIN_GRADERS: dict[str, GraderFactory] = {
     "regex": regex,
     "json_schema": json_schema,
     "python": python,
+    "tool_called": tool_called,
+    "max_turns": max_turns,
+    "max_latency_s": max_latency_s,
+    "max_tokens": max_tokens,
+    "max_cost": max_cost,
 }
 
 

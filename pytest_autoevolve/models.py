@@ -169,6 +169,7 @@ class PythonModel:
             raise ModelSpecError(f"python model {spec.target!r} is not callable")
         self.spec = spec.display
         self.keywords = self._keywords(self.function)
+        self.fingerprint = _source_fingerprint(spec.display, self.function)
 
     @classmethod
     def _keywords(cls, function: Callable[..., Any]) -> tuple[str, ...]:
@@ -185,6 +186,17 @@ class PythonModel:
         offered = {"scenario": scenario, "seed": seed, "repeat": repeat}
         result = self.function(messages, **{k: offered[k] for k in self.keywords})
         return reply_from(result, self.spec)
+
+
+def _source_fingerprint(spec: str, function: Callable[..., Any]) -> str | None:
+    """The spec and a digest of the function's module source: editing the module misses the cache."""
+    import hashlib
+
+    try:
+        source = Path(inspect.getfile(function)).read_bytes()
+    except (TypeError, OSError):
+        return None
+    return f"{spec}#{hashlib.sha256(source).hexdigest()[:16]}"
 
 
 def reply_from(result: Any, source: str) -> Reply:
@@ -224,7 +236,19 @@ def tiny_model(spec: ModelSpec, root: Path) -> Model:
     return HFModel.load(ModelSpec("hf", str(TINY_DIR), spec.params), root, display=spec.display)
 
 
-BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {"python": PythonModel, "hf": hf_model, "tiny": tiny_model}
+def openai_model(spec: ModelSpec, root: Path) -> Model:
+    """An OpenAI-compatible chat endpoint (``openai:MODEL``); imports the client lazily."""
+    from pytest_autoevolve.openai_chat import OpenAIModel
+
+    return OpenAIModel(spec)
+
+
+BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {
+    "python": PythonModel,
+    "hf": hf_model,
+    "tiny": tiny_model,
+    "openai": openai_model,
+}
 
 
 def default_registry() -> ProviderRegistry:

@@ -48,8 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--autoevolve-incumbent", dest=CLI_DESTS["incumbent"], metavar="SPEC",
                     help="model deployed today (default: tiny, the embedded model)")  # fmt: skip
     group.addoption("--autoevolve-candidate", dest=CLI_DESTS["candidate"], metavar="SPEC",
-                    help="model a change proposes: tiny, hf:PATH[+adapter=DIR], python:pkg.mod:fn, or a name "
-                         "under 'models:' in the config (default: tiny)")  # fmt: skip
+                    help="model a change proposes: tiny, hf:PATH[+adapter=DIR], openai:MODEL, python:pkg.mod:fn, "
+                         "or a name under 'models:' in the config (default: tiny)")  # fmt: skip
     group.addoption("--autoevolve-repeats", dest=CLI_DESTS["repeats"], type=positive_int, metavar="N",
                     help="trials per scenario and model when a scenario sets no 'repeats' (default: 1)")  # fmt: skip
     group.addoption("--autoevolve-artifacts", dest=CLI_DESTS["artifacts"], metavar="DIR",

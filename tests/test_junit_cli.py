@@ -94,7 +94,7 @@ def cli_run(capsys, *argv):
 def gate_lines(stdout_lines):
     """The lines the pytest terminal summary prints under 'autoevolve gate:'."""
     start = next(i for i, line in enumerate(stdout_lines) if "autoevolve gate:" in line)
-    end = next(i for i, line in enumerate(stdout_lines) if line.startswith("trajectories:"))
+    end = next(i for i, line in enumerate(stdout_lines) if line.startswith(("cache:", "trajectories:")))
     return stdout_lines[start + 1 : end]
 
 

@@ -72,8 +72,10 @@ def test_sampling_is_reproducible_by_seed(pytester):
     def outputs(seed: int) -> list[str]:
         for run in (pytester.path / ".autoevolve" / "runs").glob("*"):
             shutil.rmtree(run)
-        pytester.runpytest("--autoevolve", "strings.yaml", "-k", "candidate and reverse", "--autoevolve-seed",
-                           str(seed), "--autoevolve-candidate", "tiny+temperature=1.5")  # fmt: skip
+        args = ["-k", "candidate and reverse", "--autoevolve-seed", str(seed)]
+        pytester.runpytest_subprocess(
+            "--autoevolve", "strings.yaml", *args, "--autoevolve-candidate", "tiny+temperature=1.5"
+        )
         trajectories, _ = read_run(pytester.path)
         return [t["output"] for t in sorted(trajectories, key=lambda t: t["scenario_id"])]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve import __version__
+from pytest_autoevolve.cli_finetune import add_commands as add_finetune_commands
 
 if TYPE_CHECKING:
     from pytest_autoevolve.gate import GateConfig, GateResult
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("after", metavar="B.xml", help="junit file of the later run")
     _gate_options(compare)
     compare.set_defaults(handler=_compare)
+    add_finetune_commands(commands)
     return parser
 
 

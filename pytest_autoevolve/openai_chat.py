@@ -445,6 +445,7 @@ class OpenAIModel:
         last = ""
         for attempt in range(1, attempts + 1):
             if self.limiter is not None:
+                _ = self.client  # made before the slot is taken, so the first call's set-up cannot bunch requests
                 self.limiter.acquire()
             try:
                 return self._attempt(conversation, tools, seed)

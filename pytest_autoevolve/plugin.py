@@ -17,6 +17,7 @@ from pytest_autoevolve.config import cache_choice, new_run_id, positive_int, spl
 
 if TYPE_CHECKING:
     from pytest_autoevolve.config import Settings
+    from pytest_autoevolve.finetune import FineTuneLoop
     from pytest_autoevolve.runner import ModelHandle
     from pytest_autoevolve.scenarios import Catalog, Scenario
     from pytest_autoevolve.session import RunContext
@@ -204,6 +205,14 @@ def autoevolve_incumbent(autoevolve_model: Callable[[Any], ModelHandle]) -> Mode
 def autoevolve_candidate(autoevolve_model: Callable[[Any], ModelHandle]) -> ModelHandle:
     """The candidate model's handle."""
     return autoevolve_model("candidate")
+
+
+@pytest.fixture
+def autoevolve_finetune(pytestconfig: pytest.Config) -> FineTuneLoop:
+    """The fine-tune loop's steps (sample, curate, train, gate) on this project, for a small cycle in a test."""
+    from pytest_autoevolve.finetune import FineTuneLoop
+
+    return FineTuneLoop(pytestconfig.rootpath, str(get_context(pytestconfig).settings.artifacts))
 
 
 @pytest.fixture

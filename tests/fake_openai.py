@@ -16,9 +16,11 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from local_server import LocalServer
 
 
 @dataclass
@@ -97,7 +99,7 @@ Responder = Callable[["Request", int], "Answer | dict[str, Any]"]
 """Answers a request; the int is how many earlier requests had the same last user message."""
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     """The server: ``with FakeOpenAI(respond) as server: ... server.url ...``."""
 
     def __init__(self, respond: Responder | None = None) -> None:
@@ -105,28 +107,7 @@ class FakeOpenAI:
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-openai")
-
-    @property
-    def root(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        """The OpenAI base URL: ``http://127.0.0.1:PORT/v1``."""
-        return f"{self.root}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._serve(self._handler(), "fake-openai")
 
     def for_user(self, text: str) -> list[Request]:
         """The requests whose last user message is ``text``."""
@@ -145,6 +126,7 @@ class FakeOpenAI:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
             protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet

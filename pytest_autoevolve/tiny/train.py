@@ -30,7 +30,7 @@ CHAT_TEMPLATE = (
 )
 HYPERPARAMETERS: dict[str, Any] = {
     "seed": 1234,
-    "steps": 500,
+    "steps": 400,
     "batch_size": 64,
     "learning_rate": 3e-3,
     "warmup_steps": 50,

@@ -1,0 +1,279 @@
+"""The fine-tune loop: sample the train split, curate, LoRA-train, gate on eval, promote or roll back.
+
+Every step runs the plugin's own machinery (a ``pytest --autoevolve`` subprocess), so samples
+and gate runs are ordinary runs with trajectories, summaries and reports. The incumbent and
+candidate live in ``autoevolve.yaml``; promotions and rollbacks are appended to
+``autoevolve-history.jsonl`` beside it, so the history travels with the repository.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "autoevolve.yaml"
+HISTORY_FILE = "autoevolve-history.jsonl"
+WORK_DIR = "finetune"
+
+
+class FineTuneError(Exception):
+    """A step of the loop that cannot go on: the message says why and what to do."""
+
+
+def run_pytest(root: Path, args: list[str], artifacts: str = ".autoevolve") -> tuple[int, Path | None]:
+    """Run ``pytest --autoevolve ARGS`` in ``root``; the exit status and the run folder it made."""
+    runs = root / artifacts / "runs"
+    before = set(runs.iterdir()) if runs.is_dir() else set()
+    command = [sys.executable, "-m", "pytest", "--autoevolve", "-q", "-p", "no:cacheprovider",
+               "--autoevolve-artifacts", artifacts, *args]  # fmt: skip
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    made = sorted(set(runs.iterdir()) - before) if runs.is_dir() else []
+    if done.returncode in (2, 3, 4):
+        raise FineTuneError(f"pytest {' '.join(args)} failed with status {done.returncode}:\n{done.stdout[-3000:]}")
+    return done.returncode, made[-1] if made else None
+
+
+def sample(root: Path, spec: str, *, k: int = 8, temperature: float = 1.0, artifacts: str = ".autoevolve") -> Path:
+    """Run ``spec`` k times per train-split scenario at ``temperature`` (rejection sampling)."""
+    sampled = f"{spec}+temperature={temperature}"
+    _, run = run_pytest(root, ["--autoevolve-split", "train", "-k", "candidate", "--autoevolve-candidate", sampled,
+                               "--autoevolve-repeats", str(k)], artifacts)  # fmt: skip
+    if run is None or not (run / "trajectories.jsonl").is_file():
+        raise FineTuneError("sampling recorded no trajectories: does the catalog have a train split?")
+    return run
+
+
+def gate(root: Path, incumbent: str, candidate: str, artifacts: str = ".autoevolve") -> dict[str, Any]:
+    """Gate ``candidate`` against ``incumbent`` on the eval split; the run's summary (verdict inside)."""
+    _, run = run_pytest(root, ["--autoevolve-incumbent", incumbent, "--autoevolve-candidate", candidate], artifacts)
+    summary_path = run / "summary.json" if run else None
+    if summary_path is None or not summary_path.is_file():
+        return {"verdict": "inconclusive", "reasons": ["the gate run wrote no summary: nothing ran"], "path": None}
+    summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
+    summary["path"] = str(summary_path)
+    return summary
+
+
+def read_config(root: Path) -> dict[str, Any]:
+    """``autoevolve.yaml`` as a mapping (empty when there is none)."""
+    import yaml
+
+    path = root / CONFIG_FILE
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_config(root: Path, data: dict[str, Any]) -> None:
+    """Write ``autoevolve.yaml`` atomically (comments in it are not kept)."""
+    import yaml
+
+    path = root / CONFIG_FILE
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    temporary.replace(path)
+
+
+def history(root: Path) -> list[dict[str, Any]]:
+    """Every promotion and rollback, oldest first."""
+    path = root / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _append_history(root: Path, entry: dict[str, Any]) -> None:
+    with (root / HISTORY_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def promote(root: Path, summary_path: Path | None, *, force: bool = False, reason: str = "") -> dict[str, Any]:
+    """Make the configured candidate the incumbent, after a passing gate of exactly that pair (or ``force``)."""
+    config = read_config(root)
+    candidate, incumbent = config.get("candidate"), config.get("incumbent", "tiny")
+    if not candidate or candidate == incumbent:
+        raise FineTuneError("nothing to promote: autoevolve.yaml names no candidate different from the incumbent")
+    summary: dict[str, Any] = {}
+    if summary_path is not None:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    passed = summary.get("verdict") == "pass" and _same(summary, incumbent, candidate)
+    if not passed and not force:
+        why = "no gate summary given" if not summary else f"the gate said {summary.get('verdict')!r} for this pair"
+        raise FineTuneError(f"refusing to promote {candidate}: {why}; run the gate, or pass --force with a reason")
+    digest = hashlib.sha256(summary_path.read_bytes()).hexdigest() if summary_path else None
+    entry = {"action": "promote", "date": _now(), "previous": incumbent, "incumbent": candidate,
+             "gate_summary_sha256": digest, "verdict": summary.get("verdict"), "override": not passed,
+             "reason": reason}  # fmt: skip
+    config["incumbent"] = candidate
+    config.pop("candidate", None)
+    write_config(root, config)
+    _append_history(root, entry)
+    return entry
+
+
+def _same(summary: dict[str, Any], incumbent: str, candidate: str) -> bool:
+    from pytest_autoevolve.models import parse_spec
+
+    def shown(spec: str) -> str:
+        return parse_spec(spec).display
+
+    specs = (summary.get("incumbent", {}).get("spec"), summary.get("candidate", {}).get("spec"))
+    return specs == (shown(incumbent), shown(candidate))
+
+
+def rollback(root: Path) -> dict[str, Any]:
+    """Restore the incumbent the last promotion replaced."""
+    promotions = [e for e in history(root) if e["action"] == "promote"]
+    rollbacks = sum(e["action"] == "rollback" for e in history(root))
+    if len(promotions) <= rollbacks:
+        raise FineTuneError("nothing to roll back: no promotion is in effect")
+    last = promotions[len(promotions) - rollbacks - 1]
+    config = read_config(root)
+    entry = {"action": "rollback", "date": _now(), "previous": config.get("incumbent"), "incumbent": last["previous"]}
+    config["incumbent"] = last["previous"]
+    write_config(root, config)
+    _append_history(root, entry)
+    return entry
+
+
+@dataclass
+class RoundResult:
+    """What one round of `improve` did."""
+
+    round: int
+    sample_run: str = ""
+    dataset: str = ""
+    examples: int = 0
+    model: str = ""
+    candidate: str = ""
+    verdict: str = "inconclusive"
+    summary: str | None = None
+    promoted: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def base_of(spec: str) -> tuple[Path, str]:
+    """The local base model folder of an incumbent spec and the spec prefix adapters attach to."""
+    from pytest_autoevolve.models import parse_spec
+    from pytest_autoevolve.tiny import TINY_DIR
+
+    parsed = parse_spec(spec)
+    if parsed.provider == "tiny":
+        return TINY_DIR, "tiny"
+    if parsed.provider == "hf":
+        return Path(parsed.target), f"hf:{parsed.target}"
+    raise FineTuneError(f"local LoRA training needs a tiny or hf: incumbent, got {spec!r}; use --backend openai")
+
+
+def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, temperature: float = 1.0,
+            progress: Callable[[str], None] = print) -> list[RoundResult]:  # fmt: skip
+    """Sample, curate, train, gate and promote when the gate passes, ``rounds`` times."""
+    from pytest_autoevolve.graders import default_registry
+    from pytest_autoevolve.lora import train_lora
+    from pytest_autoevolve.scenarios import load_catalog
+
+    results = []
+    catalog = load_catalog([root / "scenarios"], default_registry(), root)
+    runs: list[Path] = []
+    for number in range(1, rounds + 1):
+        started = time.perf_counter()
+        result = RoundResult(number)
+        incumbent = str(read_config(root).get("incumbent", "tiny"))
+        base, prefix = base_of(incumbent)
+        progress(f"round {number}: sampling {incumbent} x{k} per train scenario at temperature {temperature}")
+        runs.append(sample(root, incumbent, k=k, temperature=temperature))
+        result.sample_run = str(runs[-1].relative_to(root))
+        dataset = curate_runs(root, runs, catalog, incumbent)
+        result.dataset, result.examples = str(dataset.relative_to(root)), _lines(dataset / "train.jsonl")
+        progress(f"round {number}: curated {result.examples} training examples into {result.dataset}")
+        if dry_run:
+            result.notes.append("dry run: stopped before training")
+            results.append(result)
+            break
+        from pytest_autoevolve.lora import next_version
+
+        model_dir = next_version(root / WORK_DIR / "models")
+        train_lora(base, dataset, model_dir, progress=functools.partial(_prefixed, progress, f"round {number}: "),
+                   base_name=prefix)  # fmt: skip
+        result.model = str(model_dir.relative_to(root))
+        result.candidate = f"{prefix}+adapter={result.model}"
+        config = read_config(root)
+        config["candidate"] = result.candidate
+        write_config(root, config)
+        progress(f"round {number}: gating {result.candidate} against {incumbent} on the eval split")
+        summary = gate(root, incumbent, result.candidate)
+        result.verdict, result.summary = summary["verdict"], summary.get("path")
+        progress(f"round {number}: gate {result.verdict.upper()}: " + "; ".join(summary.get("reasons", [])))
+        if result.verdict == "pass" and result.summary:
+            promote(root, Path(result.summary))
+            result.promoted = True
+            progress(f"round {number}: promoted {result.candidate} to incumbent")
+        result.seconds = round(time.perf_counter() - started, 1)
+        results.append(result)
+        if not result.promoted:
+            break
+    return results
+
+
+def curate_runs(root: Path, runs: list[Path], catalog: Any, spec: str) -> Path:
+    """Curate the runs into a new versioned dataset under ``finetune/datasets``; its folder."""
+    from pytest_autoevolve.dataset import curate
+    from pytest_autoevolve.session import git_commit
+
+    curated = curate(runs, catalog, root / WORK_DIR / "datasets", model_spec=spec, git_commit=git_commit(root))
+    return Path(curated.path)
+
+
+def _prefixed(progress: Callable[[str], None], prefix: str, line: str) -> None:
+    progress(prefix + line)
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+@dataclass
+class FineTuneLoop:
+    """The loop's steps bound to one project folder: what the ``autoevolve_finetune`` fixture gives tests."""
+
+    root: Path
+    artifacts: str = ".autoevolve"
+
+    def sample(self, spec: str, k: int = 4, temperature: float = 1.0) -> Path:
+        """Rejection-sample the train split; the run folder."""
+        return sample(self.root, spec, k=k, temperature=temperature, artifacts=self.artifacts)
+
+    def curate(self, runs: list[Path], spec: str = "", **options: Any) -> Path:
+        """A versioned dataset folder from the runs' promotable trajectories."""
+        from pytest_autoevolve.dataset import curate
+        from pytest_autoevolve.graders import default_registry
+        from pytest_autoevolve.scenarios import load_catalog
+
+        catalog = load_catalog([self.root / "scenarios"], default_registry(), self.root)
+        return Path(curate(runs, catalog, self.root / WORK_DIR / "datasets", model_spec=spec, **options).path)
+
+    def train(self, dataset: Path, base: str = "tiny", **settings: Any) -> str:
+        """LoRA-train on ``dataset``; the candidate spec of the new adapter."""
+        from pytest_autoevolve.lora import LoraSettings, next_version, train_lora
+
+        folder, prefix = base_of(base)
+        out = next_version(self.root / WORK_DIR / "models")
+        train_lora(folder, dataset, out, LoraSettings(**settings), progress=lambda _: None, base_name=prefix)
+        return f"{prefix}+adapter={out.relative_to(self.root)}"
+
+    def gate(self, incumbent: str, candidate: str) -> dict[str, Any]:
+        """The eval-split gate of the pair; its summary."""
+        return gate(self.root, incumbent, candidate, self.artifacts)

@@ -1,0 +1,161 @@
+"""The fine-tune loop: LoRA training with resume, promote and rollback with history, improve end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_autoevolve import finetune
+from pytest_autoevolve.lora import LoraSettings, encode, train_lora
+from pytest_autoevolve.tiny import TINY_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_dataset(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    words = ["stop", "flow", "tram", "kite", "lamp", "moon", "road", "ship"]
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"reverse {w}"},
+                                      {"role": "assistant", "content": w[::-1]}]}) for w in words]  # fmt: skip
+    (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "manifest.json").write_text(json.dumps({"dataset_sha256": "abc"}))
+    return folder
+
+
+def test_loss_covers_the_reply_and_end_of_turn_only():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY_DIR)
+    ids, labels = encode(tokenizer, [{"role": "user", "content": "upper cat"}, {"role": "assistant", "content": "CAT"}])
+    scored = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+    assert tokenizer.decode(scored) == "CAT<|end|>"
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "upper cat"}], add_generation_prompt=True,
+                                           tokenize=False)  # fmt: skip
+    assert ids[: len(ids) - 4] == tokenizer(prompt)["input_ids"]
+
+
+def test_training_writes_a_peft_adapter_and_manifest_and_resumes(tmp_path):
+    from peft import PeftConfig
+
+    dataset = small_dataset(tmp_path / "data")
+    settings = LoraSettings(epochs=3, batch_size=4, seed=1)
+    whole = train_lora(TINY_DIR, dataset, tmp_path / "whole", settings, progress=lambda _: None)
+    assert {"adapter_config.json", "adapter_model.safetensors", "training_manifest.json"} <= {
+        p.name for p in (tmp_path / "whole").iterdir()}  # fmt: skip
+    assert PeftConfig.from_pretrained(tmp_path / "whole").peft_type.value == "LORA"
+    assert whole["dataset_sha256"] == "abc" and whole["examples"] == 8 and len(whole["loss_per_epoch"]) == 3
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(line: str) -> None:
+        if line.startswith("epoch 2/"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_lora(TINY_DIR, dataset, tmp_path / "resumed", settings, progress=interrupt)
+    assert json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())["epoch"] == 2
+    lines: list[str] = []
+    resumed = train_lora(TINY_DIR, dataset, tmp_path / "resumed", settings, progress=lines.append)
+    assert lines[0] == "resuming from epoch 2 of 3"
+    assert resumed["loss_per_epoch"] == pytest.approx(whole["loss_per_epoch"], abs=1e-4)
+    assert not (tmp_path / "resumed" / "checkpoint").exists()
+
+
+def write_summary(path: Path, verdict: str, incumbent: str, candidate: str) -> Path:
+    path.write_text(
+        json.dumps({"verdict": verdict, "incumbent": {"spec": incumbent}, "candidate": {"spec": candidate}})
+    )
+    return path
+
+
+def test_promote_needs_a_passing_gate_of_that_pair_and_rollback_restores(tmp_path):
+    finetune.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=models/v1"})
+    failing = write_summary(tmp_path / "fail.json", "fail", "tiny", "tiny+adapter=models/v1")
+    with pytest.raises(finetune.FineTuneError, match="the gate said 'fail'"):
+        finetune.promote(tmp_path, failing)
+    other_pair = write_summary(tmp_path / "other.json", "pass", "tiny", "tiny+adapter=models/v0")
+    with pytest.raises(finetune.FineTuneError, match="refusing"):
+        finetune.promote(tmp_path, other_pair)
+    passing = write_summary(tmp_path / "pass.json", "pass", "tiny", "tiny+adapter=models/v1")
+    entry = finetune.promote(tmp_path, passing)
+    assert (entry["previous"], entry["incumbent"], entry["override"]) == ("tiny", "tiny+adapter=models/v1", False)
+    assert finetune.read_config(tmp_path) == {"incumbent": "tiny+adapter=models/v1"}
+    assert len(entry["gate_summary_sha256"]) == 64
+
+    finetune.write_config(tmp_path, {**finetune.read_config(tmp_path), "candidate": "tiny+adapter=models/v2"})
+    forced = finetune.promote(tmp_path, None, force=True, reason="hotfix")
+    assert forced["override"] and forced["reason"] == "hotfix"
+    assert finetune.rollback(tmp_path)["incumbent"] == "tiny+adapter=models/v1"
+    assert finetune.rollback(tmp_path)["incumbent"] == "tiny"
+    with pytest.raises(finetune.FineTuneError, match="nothing to roll back"):
+        finetune.rollback(tmp_path)
+    assert [e["action"] for e in finetune.history(tmp_path)] == ["promote", "promote", "rollback", "rollback"]
+
+
+def test_cli_promote_and_rollback(tmp_path, monkeypatch, capsys):
+    from pytest_autoevolve.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    finetune.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=m"})
+    assert main(["promote"]) == 2
+    assert "refusing to promote" in capsys.readouterr().err
+    assert main(["promote", "--force", "--reason", "manual"]) == 0
+    assert main(["rollback"]) == 0
+    assert finetune.read_config(tmp_path)["incumbent"] == "tiny"
+
+
+def test_improve_end_to_end_on_part_of_the_demo(pytester):
+    pytester.mkdir("scenarios")
+    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    results = finetune.improve(pytester.path, rounds=1, k=2, progress=lambda _: None)
+    (result,) = results
+    dataset = pytester.path / result.dataset
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    train_ids = set(manifest["scenarios"]["train"]) | set(manifest["scenarios"]["val"])
+    assert train_ids and all(i.startswith("train-") for i in train_ids)
+    adapter = pytester.path / result.model
+    assert (adapter / "adapter_model.safetensors").is_file()
+    summary = json.loads(Path(result.summary).read_text())
+    assert summary["candidate"]["spec"] == f"tiny+adapter={result.model}"
+    assert result.verdict == summary["verdict"]
+    config = finetune.read_config(pytester.path)
+    if result.promoted:
+        assert result.verdict == "pass" and config["incumbent"] == result.candidate
+    else:
+        assert config["candidate"] == result.candidate and config.get("incumbent", "tiny") == "tiny"
+
+
+def test_dry_run_trains_nothing(pytester):
+    pytester.mkdir("scenarios")
+    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    (result,) = finetune.improve(pytester.path, dry_run=True, k=1, progress=lambda _: None)
+    assert result.model == "" and result.examples > 0
+    assert not (pytester.path / "finetune" / "models").exists()
+
+
+def test_fixture_runs_a_small_cycle(pytester):
+    pytester.mkdir("scenarios")
+    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    pytester.makepyfile(
+        test_cycle="""
+        import json
+        from pathlib import Path
+
+        def test_cycle(autoevolve_finetune):
+            run = autoevolve_finetune.sample("tiny", k=1)
+            dataset = autoevolve_finetune.curate([run], spec="tiny", min_examples=5)
+            lines = (dataset / "train.jsonl").read_text().splitlines()
+            assert lines and all(json.loads(line)["messages"][-1]["role"] == "assistant" for line in lines)
+            candidate = autoevolve_finetune.train(dataset, epochs=1)
+            assert candidate.startswith("tiny+adapter=finetune/models/v1")
+            summary = autoevolve_finetune.gate("tiny", candidate)
+            assert summary["verdict"] in ("pass", "fail", "inconclusive")
+            assert summary["n_paired"] == 140
+        """
+    )
+    result = pytester.runpytest_subprocess("test_cycle.py", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

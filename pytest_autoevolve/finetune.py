@@ -59,7 +59,7 @@ def gate(root: Path, incumbent: str, candidate: str, artifacts: str = ".autoevol
     if summary_path is None or not summary_path.is_file():
         return {"verdict": "inconclusive", "reasons": ["the gate run wrote no summary: nothing ran"], "path": None}
     summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
-    summary["path"] = str(summary_path)
+    summary["path"] = str(summary_path.relative_to(root) if summary_path.is_relative_to(root) else summary_path)
     return summary
 
 
@@ -218,7 +218,7 @@ def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, t
         result.verdict, result.summary = summary["verdict"], summary.get("path")
         progress(f"round {number}: gate {result.verdict.upper()}: " + "; ".join(summary.get("reasons", [])))
         if result.verdict == "pass" and result.summary:
-            promote(root, Path(result.summary))
+            promote(root, root / result.summary)
             result.promoted = True
             progress(f"round {number}: promoted {result.candidate} to incumbent")
         result.seconds = round(time.perf_counter() - started, 1)

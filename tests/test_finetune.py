@@ -119,7 +119,7 @@ def test_improve_end_to_end_on_part_of_the_demo(pytester):
     assert train_ids and all(i.startswith("train-") for i in train_ids)
     adapter = pytester.path / result.model
     assert (adapter / "adapter_model.safetensors").is_file()
-    summary = json.loads(Path(result.summary).read_text())
+    summary = json.loads((pytester.path / result.summary).read_text())
     assert summary["candidate"]["spec"] == f"tiny+adapter={result.model}"
     assert result.verdict == summary["verdict"]
     config = finetune.read_config(pytester.path)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve import __version__
+from pytest_autoevolve.cli_evolve import add_commands as add_evolve_commands
 from pytest_autoevolve.cli_finetune import add_commands as add_finetune_commands
 
 if TYPE_CHECKING:
@@ -245,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     _gate_options(compare)
     compare.set_defaults(handler=_compare)
     add_finetune_commands(commands)
+    add_evolve_commands(commands)
     return parser
 
 

@@ -1,0 +1,547 @@
+"""The edit-score-gate loop: propose one edit, score it on the catalog, keep it in git or revert it, gate the best.
+
+Each iteration applies one proposed edit to the allowlisted target files only, scores the
+candidate on the scoring split (``train`` by default) against the best kept state with the
+plugin's own machinery (a ``pytest --autoevolve`` run, paired by scenario), confirms a
+promising edit with a second, uncached run under another seed, and keeps it as a git commit
+on the ``autoevolve/<tag>`` branch or restores the files. Every iteration is logged to
+``.autoevolve/evolve/<tag>/log.jsonl`` and ``results.tsv``; the best kept state is gated
+against the starting candidate on the ``eval`` split at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_autoevolve.finetune import CONFIG_FILE, FineTuneError, gate, read_config, run_pytest
+
+PROTECTED_KEYS = ("gate",)
+"""Keys of ``autoevolve.yaml`` no edit may change: the gate settings are the evaluation, not the subject."""
+PROTECTED_PARTS = ("scenarios", "tests")
+PROTECTED_NAMES = ("conftest.py", "pyproject.toml")
+
+
+class EvolveError(Exception):
+    """The loop cannot start or go on: the message says why and what to do."""
+
+
+class ProposalError(Exception):
+    """A proposer's reply that is no usable edit (malformed, or a SEARCH text not in the file)."""
+
+
+@dataclass
+class Edit:
+    """One proposed change: the new full text of each file it touches, and why."""
+
+    hypothesis: str
+    files: dict[str, str]
+    point: Any = None
+    """The search-space point, for proposers that have one."""
+
+
+@dataclass
+class Context:
+    """What a proposer sees: the targets and their text, the metric, and every past iteration."""
+
+    root: Path
+    targets: list[str]
+    split: str
+    best_score: float | None
+    history: list[dict[str, Any]]
+
+    def text(self, path: str) -> str:
+        """The current text of a target ('' when it does not exist yet)."""
+        file = self.root / path
+        return file.read_text(encoding="utf-8") if file.is_file() else ""
+
+
+class Proposer(Protocol):
+    """Proposes the next edit, or None when it has nothing left to try."""
+
+    def propose(self, context: Context) -> Edit | None:
+        """The next edit to try, or None when there is none."""
+        ...
+
+
+@dataclass
+class SpacePoint:
+    """One declared point: a value for ``key`` in ``target``."""
+
+    target: str
+    key: str
+    value: Any
+
+
+class SpaceProposer:
+    """Walks a declared search space over config values, in order, never repeating a tried point.
+
+    The YAML file holds ``target`` (default ``autoevolve.yaml``), ``key`` and ``values``, or a list
+    ``dimensions`` of such mappings; points are tried in declaration order.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import yaml
+
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        dimensions = data.get("dimensions", [data]) if isinstance(data, dict) else []
+        self.points: list[SpacePoint] = []
+        for dimension in dimensions:
+            if not isinstance(dimension, dict) or "key" not in dimension or not dimension.get("values"):
+                raise EvolveError(f"{path}: each dimension of the space needs 'key' and a list 'values'")
+            for value in dimension["values"]:
+                self.points.append(SpacePoint(str(dimension.get("target", CONFIG_FILE)), str(dimension["key"]), value))
+        if not self.points:
+            raise EvolveError(f"{path}: the search space declares no points")
+        self.tried: set[str] = set()
+
+    def propose(self, context: Context) -> Edit | None:
+        """The first untried point that differs from the current state, or None."""
+        import yaml
+
+        for point in self.points:
+            name = json.dumps([point.target, point.key, point.value], sort_keys=True, default=str)
+            if name in self.tried:
+                continue
+            self.tried.add(name)
+            text = context.text(point.target)
+            data = yaml.safe_load(text) if text else {}
+            data = data if isinstance(data, dict) else {}
+            if data.get(point.key) == point.value:
+                continue  # the current state already is this point
+            data[point.key] = point.value
+            return Edit(f"set {point.key} to {point.value!r} in {point.target}",
+                        {point.target: yaml.safe_dump(data, sort_keys=False)}, asdict(point))  # fmt: skip
+        return None
+
+
+BLOCK = re.compile(
+    r"^(?P<path>[^\n`]+?)\s*\n<<<<<<< SEARCH\n(?P<search>.*?)^=======\n(?P<replace>.*?)^>>>>>>> REPLACE\s*$",
+    re.DOTALL | re.MULTILINE,
+)
+SYSTEM_PROMPT = """You improve a project by editing files. Propose exactly ONE focused edit.
+Answer with one line `HYPOTHESIS: <why this edit should raise the metric>` and then one or more
+SEARCH/REPLACE blocks, each in a fenced block:
+```
+PATH
+<<<<<<< SEARCH
+exact text now in the file
+=======
+the new text
+>>>>>>> REPLACE
+```
+Edit only the target files listed. Never edit scenarios, graders, tests or the gate settings."""
+
+
+def parse_reply(reply: str, context: Context) -> Edit:
+    """The edit in a model's reply: a ``HYPOTHESIS:`` line and SEARCH/REPLACE blocks; ProposalError if malformed."""
+    hypothesis = next((line.split(":", 1)[1].strip() for line in reply.splitlines()
+                       if line.strip().upper().startswith("HYPOTHESIS:")), "")  # fmt: skip
+    if not hypothesis:
+        raise ProposalError("the reply has no 'HYPOTHESIS:' line")
+    blocks = list(BLOCK.finditer(reply.replace("\r\n", "\n")))
+    if not blocks:
+        raise ProposalError("the reply has no SEARCH/REPLACE block")
+    files: dict[str, str] = {}
+    for block in blocks:
+        path = block["path"].strip().strip("`").strip()
+        text = files.get(path, context.text(path))
+        search, replace = block["search"], block["replace"]
+        if search and search not in text:
+            raise ProposalError(f"the SEARCH text of the block for {path} is not in the file")
+        files[path] = text.replace(search, replace, 1) if search else text + replace
+    return Edit(hypothesis, files)
+
+
+class LLMProposer:
+    """Asks a model (any provider spec) for one edit as SEARCH/REPLACE blocks with a hypothesis."""
+
+    def __init__(self, spec: str, root: Path) -> None:
+        from pytest_autoevolve.models import default_registry, parse_spec
+
+        self.model = default_registry().create(parse_spec(spec), root)
+        self.tokens = 0
+
+    def prompt(self, context: Context) -> str:
+        """The user message: targets with their text, the metric, and the history."""
+        parts = [f"Metric: candidate pass rate on the {context.split} split (higher is better); "
+                 f"best so far: {_fmt(context.best_score)}.", "", "Target files:"]  # fmt: skip
+        for path in context.targets:
+            parts += [f"--- {path}", context.text(path).rstrip(), ""]
+        parts.append("History (iteration, decision, score, hypothesis):")
+        for entry in context.history[-20:]:
+            parts.append(
+                f"- {entry['iteration']} {entry['decision']} {_fmt(entry.get('score'))} "
+                f"{entry.get('hypothesis', '')}" + (f" ({entry['error']})" if entry.get("error") else "")
+            )
+        if not context.history:
+            parts.append("- none yet")
+        return "\n".join(parts)
+
+    def propose(self, context: Context) -> Edit | None:
+        """Ask the model; a malformed reply is a ProposalError."""
+        from pytest_autoevolve.scenarios import Scenario
+
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.prompt(context)}]
+        scenario = Scenario(id="autoevolve-evolve-proposal", messages=tuple(messages), graders=(), path="<evolve>")
+        reply = self.model.generate(messages, scenario=scenario, seed=0, repeat=len(context.history))
+        self.tokens += (reply.prompt_tokens or 0) + (reply.completion_tokens or 0)
+        return parse_reply(reply.output, context)
+
+
+class CallableProposer:
+    """``python:module:function``: the function gets the `Context` and returns an `Edit` or None."""
+
+    def __init__(self, target: str, root: Path) -> None:
+        from pytest_autoevolve.imports import import_object
+
+        self.function: Callable[[Context], Edit | None] = import_object(target, [root])
+
+    def propose(self, context: Context) -> Edit | None:
+        """Whatever the user's function returns."""
+        return self.function(context)
+
+
+def make_proposer(text: str, root: Path) -> Proposer:
+    """A proposer from ``space:FILE``, ``llm:SPEC`` or ``python:module:function``."""
+    kind, _, rest = text.partition(":")
+    if kind == "space" and rest:
+        path = Path(rest) if Path(rest).is_absolute() else root / rest
+        if not path.is_file():
+            raise EvolveError(f"no search space file {path}")
+        return SpaceProposer(path)
+    if kind == "llm" and rest:
+        return LLMProposer(rest, root)
+    if kind == "python" and rest:
+        return CallableProposer(rest, root)
+    raise EvolveError(f"unknown proposer {text!r}; use space:FILE, llm:SPEC or python:module:function")
+
+
+def protected(path: str) -> bool:
+    """Whether ``path`` is part of the evaluation (scenarios, tests, harness) that no edit may touch."""
+    parts = Path(path).parts
+    return any(p in PROTECTED_PARTS for p in parts) or Path(path).name in PROTECTED_NAMES
+
+
+def check_edit(edit: Edit, root: Path, targets: Sequence[str]) -> str | None:
+    """Why the edit is not allowed, or None when it only touches allowlisted targets (and no gate key)."""
+    import yaml
+
+    if not edit.files:
+        return "the edit changes no file"
+    for path in edit.files:
+        resolved = (root / path).resolve()
+        if not resolved.is_relative_to(root.resolve()):
+            return f"{path} is outside the repository"
+        relative = resolved.relative_to(root.resolve()).as_posix()
+        if protected(relative) or relative not in targets:
+            return f"{relative} is not an allowlisted target ({', '.join(targets)})"
+        if relative == CONFIG_FILE:
+            before = yaml.safe_load((root / path).read_text(encoding="utf-8")) if (root / path).is_file() else {}
+            try:
+                after = yaml.safe_load(edit.files[path])
+            except yaml.YAMLError as exc:
+                return f"{relative} would not be valid YAML: {exc}"
+            for key in PROTECTED_KEYS:
+                if (before or {}).get(key) != (after if isinstance(after, dict) else {}).get(key):
+                    return f"the edit changes '{key}' in {relative}: the gate settings are not a target"
+    return None
+
+
+@dataclass
+class Score:
+    """One scoring run: the candidate's and incumbent's pass rates and the paired statistics."""
+
+    score: float | None
+    incumbent: float | None
+    lift: float | None = None
+    p_value: float | None = None
+    n_paired: int = 0
+    improvements: int = 0
+    regressions: int = 0
+    run: str = ""
+
+
+def score_run(root: Path, split: str, incumbent: str, *, seed: int = 0, cache: str | None = None,
+              artifacts: str = ".autoevolve") -> Score:  # fmt: skip
+    """Run the catalog's ``split`` with the configured candidate against ``incumbent``, paired by scenario."""
+    from pytest_autoevolve.gate import GateConfig, ItemResult, decide
+
+    args = ["--autoevolve-split", split, "--autoevolve-incumbent", incumbent, "--autoevolve-seed", str(seed)]
+    _, run = run_pytest(root, args + (["--autoevolve-cache", cache] if cache else []), artifacts)
+    trajectories = run / "trajectories.jsonl" if run else None
+    if trajectories is None or not trajectories.is_file():
+        raise FineTuneError(f"the {split} run recorded no trajectories: does the catalog have a {split} split?")
+    items: dict[tuple[str, str], ItemResult] = {}
+    for line in trajectories.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        key = (record["scenario_id"], record["role"])
+        item = items.setdefault(key, ItemResult(record["scenario_id"], record["role"], 0, 0, model=record["model"],
+                                                file=record.get("scenario_file", "")))  # fmt: skip
+        item.trials += 1
+        item.passes += bool(record["passed"])
+        item.errors += record.get("error") is not None
+        item.latencies.append(float(record.get("latency_s") or 0.0))
+    # the gate pairs eval items only: the scoring split is this loop's eval
+    config = GateConfig.from_mapping(read_config(root).get("gate") or {}, seed)
+    result = decide(list(items.values()), config)
+    test = result.test
+    if test is None and result.n_paired:
+        from pytest_autoevolve.gate import pair, paired_test
+
+        test = paired_test(pair(items.values()), config, interval=False)
+    return Score(result.candidate.pass_rate, result.incumbent.pass_rate, test.lift if test else None,
+                 test.p_value if test else None, result.n_paired, len(result.improvements), len(result.regressions),
+                 str(run.relative_to(root)) if run and run.is_relative_to(root) else str(run))  # fmt: skip
+
+
+@dataclass
+class Iteration:
+    """One logged iteration."""
+
+    iteration: int
+    hypothesis: str = ""
+    diff: str = ""
+    score: float | None = None
+    baseline: float | None = None
+    confirm_score: float | None = None
+    decision: str = "crashed"
+    seconds: float = 0.0
+    error: str = ""
+    commit: str = ""
+    point: Any = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvolveResult:
+    """What the loop did: its iterations, the starting and best states, and the final gate."""
+
+    tag: str
+    branch: str
+    start_commit: str
+    best_commit: str
+    start_candidate: str
+    best_candidate: str
+    start_score: float | None
+    best_score: float | None
+    iterations: list[Iteration]
+    verdict: str = "inconclusive"
+    gate_summary: dict[str, Any] = field(default_factory=dict)
+    log_dir: str = ""
+    stop_reason: str = ""
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+class Loop:
+    """The loop bound to one repository; `run` does the iterations and the final gate."""
+
+    def __init__(self, root: Path, proposer: Proposer, *, targets: Sequence[str] = (CONFIG_FILE,),
+                 split: str = "train", tag: str | None = None, max_seconds: float | None = None,
+                 iteration_seconds: float | None = None, artifacts: str = ".autoevolve",
+                 progress: Callable[[str], None] = print) -> None:  # fmt: skip
+        import git
+
+        self.root = root.resolve()
+        try:
+            self.repo = git.Repo(self.root)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise EvolveError(f"{root} is not a git repository: the loop keeps edits as commits") from None
+        self.targets = [Path(t).as_posix() for t in targets]
+        bad = [t for t in self.targets if protected(t)]
+        if bad:
+            raise EvolveError(
+                f"{', '.join(bad)} cannot be a target: scenarios, tests and the harness are the evaluation"
+            )
+        self.proposer, self.split, self.artifacts, self.progress = proposer, split, artifacts, progress
+        self.tag = tag or _now()
+        self.max_seconds, self.iteration_seconds = max_seconds, iteration_seconds
+        self.log_dir = self.root / artifacts / "evolve" / self.tag
+        self.history: list[dict[str, Any]] = []
+
+    def candidate(self) -> str:
+        """The configured candidate spec of the working tree."""
+        config = read_config(self.root)
+        return str(config.get("candidate", config.get("incumbent", "tiny")))
+
+    def start(self) -> None:
+        """Refuse a dirty tree, then create and check out the loop's branch."""
+        if self.repo.is_dirty(untracked_files=False):
+            raise EvolveError("the working tree has uncommitted changes to tracked files: commit or stash them first")
+        branch = f"autoevolve/{self.tag}"
+        if branch in [h.name for h in self.repo.heads]:
+            raise EvolveError(f"branch {branch} already exists: pass another --tag")
+        self.repo.create_head(branch).checkout()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def restore(self, commit: str, created: Sequence[str] = ()) -> None:
+        """Back to ``commit`` with a clean tree: tracked changes reset, files an edit created removed."""
+        self.repo.git.reset("--hard", commit)
+        for path in created:
+            file = self.root / path
+            if file.is_file() and not self.repo.git.ls_files(path):
+                file.unlink()
+
+    def log(self, entry: Iteration) -> None:
+        """Append one iteration to log.jsonl and results.tsv."""
+        record = asdict(entry)
+        self.history.append(record)
+        with (self.log_dir / "log.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
+        tsv = self.log_dir / "results.tsv"
+        if not tsv.exists():
+            tsv.write_text("iteration\thypothesis\tdiff\tscore\tdecision\tseconds\n", encoding="utf-8")
+        cells = [str(entry.iteration), entry.hypothesis, entry.diff, _fmt(entry.score), entry.decision,
+                 f"{entry.seconds:.1f}"]  # fmt: skip
+        with tsv.open("a", encoding="utf-8") as handle:
+            handle.write("\t".join(c.replace("\t", " ").replace("\n", "\\n") for c in cells) + "\n")
+        self.progress(
+            f"iteration {entry.iteration}: {entry.decision} score {_fmt(entry.score)} "
+            f"(best {_fmt(entry.baseline)}) {entry.hypothesis}" + (f" [{entry.error}]" if entry.error else "")
+        )
+
+    def run(self, iterations: int) -> EvolveResult:
+        """Start, iterate, gate; on any exception or Ctrl-C, back to the last kept commit and re-raise."""
+        self.start()
+        started = time.perf_counter()
+        start_commit = self.repo.head.commit.hexsha
+        result = EvolveResult(self.tag, self.repo.active_branch.name, start_commit, start_commit, self.candidate(),
+                              self.candidate(), None, None, [],
+                              log_dir=str(self.log_dir.relative_to(self.root)))  # fmt: skip
+        created: list[str] = []
+        try:
+            self.progress(f"scoring the starting state ({result.start_candidate}) on the {self.split} split")
+            base = score_run(self.root, self.split, result.start_candidate, artifacts=self.artifacts)
+            result.start_score = result.best_score = base.score
+            for number in range(1, iterations + 1):
+                if self.max_seconds is not None and time.perf_counter() - started > self.max_seconds:
+                    result.stop_reason = f"the total budget of {self.max_seconds:g}s is spent"
+                    break
+                entry, created = Iteration(number, baseline=result.best_score), []
+                t0 = time.perf_counter()
+                try:
+                    edit = self.proposer.propose(Context(self.root, self.targets, self.split, result.best_score,
+                                                         self.history))  # fmt: skip
+                except ProposalError as exc:
+                    entry.error = f"malformed proposal: {exc}"
+                    entry.seconds = round(time.perf_counter() - t0, 2)
+                    self.log(entry)
+                    result.iterations.append(entry)
+                    continue
+                if edit is None:
+                    result.stop_reason = "the proposer has nothing left to try (search space exhausted)"
+                    break
+                entry.hypothesis, entry.point = edit.hypothesis, edit.point
+                why = check_edit(edit, self.root, self.targets)
+                if why:
+                    entry.decision, entry.error = "rejected", why
+                    entry.diff = "\n".join(sorted(edit.files))
+                else:
+                    created = [p for p in edit.files if not (self.root / p).exists()]
+                    self._iterate(edit, entry, result, t0)
+                    if entry.decision != "kept":
+                        self.restore(result.best_commit, created)
+                entry.seconds = round(time.perf_counter() - t0, 2)
+                self.log(entry)
+                result.iterations.append(entry)
+            else:
+                result.stop_reason = f"{iterations} iterations done"
+        except BaseException as exc:
+            self.restore(result.best_commit, created)
+            self.log(Iteration(len(result.iterations) + 1, decision="crashed", error=f"loop stopped: {exc!r}",
+                               baseline=result.best_score))  # fmt: skip
+            raise
+        self.progress(f"gating {result.best_candidate} against {result.start_candidate} on the eval split")
+        result.gate_summary = gate(self.root, result.start_candidate, result.best_candidate, self.artifacts)
+        result.verdict = str(result.gate_summary.get("verdict", "inconclusive"))
+        write_report(self.log_dir, result)
+        return result
+
+    def _iterate(self, edit: Edit, entry: Iteration, result: EvolveResult, t0: float) -> None:
+        for path, text in edit.files.items():
+            file = self.root / path
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(text, encoding="utf-8")
+        new = [p for p in edit.files if not self.repo.git.ls_files(p)]
+        if new:
+            self.repo.git.add("--intent-to-add", "--", *new)  # so the diff shows them
+        entry.diff = self.repo.git.diff("--", *edit.files)
+        if not entry.diff:
+            entry.decision, entry.error = "reverted", "the edit changes nothing"
+            return
+        try:
+            first = score_run(self.root, self.split, result.best_candidate, artifacts=self.artifacts)
+        except FineTuneError as exc:
+            entry.error = f"scoring failed: {str(exc)[:500]}"
+            return
+        entry.score, entry.stats = first.score, {"first": asdict(first)}
+        promising = first.score is not None and (result.best_score is None or first.score > result.best_score)
+        over = self.iteration_seconds is not None and time.perf_counter() - t0 > self.iteration_seconds
+        if over:
+            entry.decision, entry.error = "reverted", f"over the iteration budget of {self.iteration_seconds:g}s"
+            return
+        if not promising:
+            entry.decision = "reverted"
+            return
+        try:
+            again = score_run(self.root, self.split, result.best_candidate, seed=1, cache="off",
+                              artifacts=self.artifacts)  # fmt: skip
+        except FineTuneError as exc:
+            entry.error = f"confirmation failed: {str(exc)[:500]}"
+            return
+        entry.confirm_score, entry.stats["confirm"] = again.score, asdict(again)
+        confirmed = again.score is not None and (result.best_score is None or again.score > result.best_score)
+        if not confirmed:
+            entry.decision, entry.error = "reverted", "not confirmed on a second, uncached run under another seed"
+            return
+        message = (f"autoevolve {self.tag} #{entry.iteration}: {edit.hypothesis}\n\n"
+                   f"metric: candidate pass rate on the {self.split} split\n"
+                   f"score: {_fmt(first.score)} (best was {_fmt(result.best_score)}); "
+                   f"confirm: {_fmt(again.score)} (seed 1, uncached; incumbent {_fmt(again.incumbent)})\n"
+                   f"lift: {_fmt(first.lift)}; p-value: {_fmt(first.p_value)}; paired scenarios: {first.n_paired}; "
+                   f"improvements: {first.improvements}; regressions: {first.regressions}\n")  # fmt: skip
+        self.repo.git.add("--", *edit.files)
+        commit = self.repo.index.commit(message)
+        entry.commit, entry.decision = commit.hexsha, "kept"
+        result.best_commit, result.best_score, result.best_candidate = commit.hexsha, first.score, self.candidate()
+
+
+def write_report(folder: Path, result: EvolveResult) -> None:
+    """``report.json`` and ``report.md``: the iteration table and the final gate's verdict."""
+    data = asdict(result)
+    (folder / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    summary = result.gate_summary
+    lines = [f"# autoevolve evolve {result.tag}", "",
+             f"- branch: `{result.branch}` (from `{result.start_commit[:10]}`, best `{result.best_commit[:10]}`)",
+             f"- starting candidate: `{result.start_candidate}`, score {_fmt(result.start_score)}",
+             f"- best candidate: `{result.best_candidate}`, score {_fmt(result.best_score)}",
+             f"- stopped: {result.stop_reason}", "",
+             "| # | decision | score | confirm | seconds | hypothesis | note |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for it in result.iterations:
+        note = it.error or (it.commit[:10] if it.commit else "")
+        lines.append(f"| {it.iteration} | {it.decision} | {_fmt(it.score)} | {_fmt(it.confirm_score)} | "
+                     f"{it.seconds:.1f} | {it.hypothesis.replace('|', '/')} | {note.replace('|', '/')} |")  # fmt: skip
+    lines += ["", f"## Gate on the eval split: {result.verdict.upper()}", "",
+              f"`{result.best_candidate}` against `{result.start_candidate}`: "
+              f"{_fmt((summary.get('candidate') or {}).get('pass_rate'))} vs "
+              f"{_fmt((summary.get('incumbent') or {}).get('pass_rate'))}", ""]  # fmt: skip
+    lines += [f"- {reason}" for reason in summary.get("reasons", [])]
+    if summary.get("path"):
+        lines += ["", f"Gate summary: `{summary['path']}`"]
+    (folder / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

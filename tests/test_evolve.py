@@ -1,0 +1,207 @@
+"""The edit-score-gate loop in a real git repository: keep, revert, reject, crash, and the llm proposer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+from fake_openai import Request, completion, fake_openai
+
+from pytest_autoevolve.evolve import Context, Edit, EvolveError, Loop, ProposalError, SpaceProposer, parse_reply
+
+REPO = Path(__file__).resolve().parents[1]
+
+AGENT = """
+import zlib
+
+LEVEL = 1
+
+
+def level(scenario, n):
+    right = zlib.crc32(scenario.id.encode()) % 4 < n
+    return {"output": (scenario.expected or "") if right else "?"}
+
+
+def answer(messages, scenario):
+    return level(scenario, LEVEL)
+
+
+def bad(messages, scenario):
+    return level(scenario, 0)
+
+
+def weak(messages, scenario):
+    return level(scenario, 1)
+
+
+def strong(messages, scenario):
+    return level(scenario, 3)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git repo with the strings catalog, a python: agent and autoevolve.yaml, all committed."""
+    root = tmp_path / "project"
+    (root / "scenarios").mkdir(parents=True)
+    shutil.copy(REPO / "scenarios" / "strings.yaml", root / "scenarios" / "strings.yaml")
+    (root / "agent.py").write_text(AGENT, encoding="utf-8")
+    (root / "autoevolve.yaml").write_text("incumbent: python:agent:weak\ncandidate: python:agent:answer\n"
+                                          "gate:\n  min_paired: 10\n", encoding="utf-8")  # fmt: skip
+    (root / ".gitignore").write_text(".autoevolve/\n__pycache__/\n", encoding="utf-8")
+    repo = git.Repo.init(root)
+    repo.index.add(["scenarios/strings.yaml", "agent.py", "autoevolve.yaml", ".gitignore"])
+    repo.index.commit("start")
+    return root
+
+
+def space(root: Path, *values: str) -> SpaceProposer:
+    path = root.parent / "space.yaml"
+    path.write_text(json.dumps({"target": "autoevolve.yaml", "key": "candidate", "values": list(values)}))
+    return SpaceProposer(path)
+
+
+def log(root: Path, tag: str) -> list[dict[str, Any]]:
+    lines = (root / ".autoevolve" / "evolve" / tag / "log.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def clean(root: Path) -> bool:
+    return not git.Repo(root).is_dirty(untracked_files=True)
+
+
+def test_space_keeps_a_good_edit_reverts_a_bad_one_and_gates(project: Path):
+    loop = Loop(project, space(project, "python:agent:bad", "python:agent:answer", "python:agent:strong"), tag="t1",
+                progress=lambda _: None)  # fmt: skip
+    result = loop.run(5)
+    repo = git.Repo(project)
+    assert repo.active_branch.name == "autoevolve/t1" and clean(project)
+    assert [i.decision for i in result.iterations] == ["reverted", "kept"]  # answer is the start: skipped
+    assert "exhausted" in result.stop_reason
+    kept = result.iterations[1]
+    assert repo.head.commit.hexsha == kept.commit and kept.confirm_score is not None
+    message = str(repo.head.commit.message)
+    assert "score: " in message and "p-value" in message and "confirm" in message
+    assert "candidate: python:agent:strong" in (project / "autoevolve.yaml").read_text()
+    assert result.best_score is not None and result.start_score is not None and result.best_score > result.start_score
+    assert result.verdict == "pass", result.gate_summary.get("reasons")
+    entries = log(project, "t1")
+    assert [e["decision"] for e in entries] == ["reverted", "kept"]
+    assert "-candidate: python:agent:answer" in entries[0]["diff"]
+    folder = project / ".autoevolve" / "evolve" / "t1"
+    assert len((folder / "results.tsv").read_text().splitlines()) == 3
+    assert "PASS" in (folder / "report.md").read_text() and json.loads((folder / "report.json").read_text())["verdict"]
+    assert repo.git.rev_list("--count", "master..autoevolve/t1") == "1"
+
+
+def test_dirty_tree_is_refused(project: Path):
+    (project / "agent.py").write_text(AGENT + "\n# wip\n")
+    with pytest.raises(EvolveError, match="uncommitted"):
+        Loop(project, space(project, "python:agent:strong"), tag="t2", progress=lambda _: None).run(1)
+    assert git.Repo(project).active_branch.name == "master"
+
+
+class Scripted:
+    """A python: style proposer handing out given edits, then raising what it is given."""
+
+    def __init__(self, *edits: Edit | BaseException) -> None:
+        self.edits = list(edits)
+
+    def propose(self, context: Context) -> Edit | None:
+        if not self.edits:
+            return None
+        edit = self.edits.pop(0)
+        if isinstance(edit, BaseException):
+            (context.root / "agent.py").write_text("half-written edit")  # interrupted mid-edit
+            raise edit
+        return edit
+
+
+def test_edits_outside_the_allowlist_are_rejected(project: Path):
+    config = (project / "autoevolve.yaml").read_text()
+    proposer = Scripted(Edit("easier test", {"scenarios/strings.yaml": "scenarios: []\n"}),
+                        Edit("looser gate", {"autoevolve.yaml": config.replace("10", "1")}),
+                        Edit("outside", {"../elsewhere.txt": "x"}))  # fmt: skip
+    result = Loop(project, proposer, tag="t3", progress=lambda _: None).run(3)
+    assert [i.decision for i in result.iterations] == ["rejected"] * 3
+    assert "not an allowlisted target" in result.iterations[0].error and "'gate'" in result.iterations[1].error
+    assert clean(project) and len(log(project, "t3")) == 3
+    with pytest.raises(EvolveError, match="cannot be a target"):
+        Loop(project, proposer, targets=["scenarios/strings.yaml"], progress=lambda _: None)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("proposer broke"), KeyboardInterrupt()])
+def test_a_crash_mid_iteration_restores_the_last_kept_commit(project: Path, error: BaseException):
+    strong = (
+        (project / "autoevolve.yaml")
+        .read_text()
+        .replace("candidate: python:agent:answer", "candidate: python:agent:strong")
+    )
+    loop = Loop(project, Scripted(Edit("stronger", {"autoevolve.yaml": strong}), error), targets=["autoevolve.yaml",
+                "agent.py"], tag="t4", progress=lambda _: None)  # fmt: skip
+    with pytest.raises(type(error)):
+        loop.run(3)
+    repo = git.Repo(project)
+    kept = log(project, "t4")
+    assert [e["decision"] for e in kept] == ["kept", "crashed"] and "loop stopped" in kept[1]["error"]
+    assert repo.head.commit.hexsha == kept[0]["commit"] and clean(project)
+    assert (project / "agent.py").read_text() == AGENT
+
+
+GOOD = """HYPOTHESIS: a higher level answers more scenarios
+```
+agent.py
+<<<<<<< SEARCH
+LEVEL = 1
+=======
+LEVEL = 3
+>>>>>>> REPLACE
+```"""
+BAD = GOOD.replace("LEVEL = 3", "LEVEL = 0").replace("higher", "lower")
+SCENARIO = """HYPOTHESIS: fewer scenarios are easier
+```
+scenarios/strings.yaml
+<<<<<<< SEARCH
+defaults:
+=======
+# nothing
+defaults:
+>>>>>>> REPLACE
+```"""
+
+
+def test_llm_proposer_against_a_local_openai_server(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    replies = ["I would make it better somehow.", SCENARIO, BAD, GOOD]
+    prompts: list[str] = []
+
+    def respond(request: Request, seen: int) -> dict[str, Any]:
+        prompts.append(request.user)
+        return completion(replies[len(prompts) - 1] if len(prompts) <= len(replies) else "no idea")
+
+    with fake_openai(respond) as server:
+        proposer = f"llm:openai:fake-model+base_url={server.url}+max_retries=0"
+        from pytest_autoevolve.evolve import make_proposer
+
+        loop = Loop(project, make_proposer(proposer, project), targets=["agent.py"], tag="t5", progress=lambda _: None)
+        result = loop.run(4)
+    assert [i.decision for i in result.iterations] == ["crashed", "rejected", "reverted", "kept"]
+    assert "HYPOTHESIS" in result.iterations[0].error and "scenarios/strings.yaml" in result.iterations[1].error
+    assert "LEVEL = 3" in (project / "agent.py").read_text() and clean(project)
+    assert "LEVEL = 1" in prompts[0] and "--- agent.py" in prompts[0] and "none yet" in prompts[0]
+    assert "crashed" in prompts[1] and "rejected" in prompts[2] and "reverted" in prompts[3]
+    # the final gate compares specs in the best tree: a code edit under the same spec gates as no change
+    assert result.verdict != "pass"
+
+
+def test_parse_reply_errors():
+    context = Context(Path("/nonexistent"), ["a.txt"], "train", None, [])
+    with pytest.raises(ProposalError, match="no SEARCH/REPLACE"):
+        parse_reply("HYPOTHESIS: x\nnothing", context)
+    with pytest.raises(ProposalError, match="not in the file"):
+        parse_reply(textwrap.dedent(GOOD).replace("agent.py", "a.txt"), context)

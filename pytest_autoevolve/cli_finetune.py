@@ -54,13 +54,10 @@ def _sample(args: argparse.Namespace, _extra: list[str]) -> int:
 def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.dataset import DatasetError
     from pytest_autoevolve.finetune import curate_runs
-    from pytest_autoevolve.graders import default_registry
-    from pytest_autoevolve.scenarios import load_catalog
 
     root = Path.cwd()
-    catalog = load_catalog([root / "scenarios"], default_registry(), root)
     try:
-        dataset = curate_runs(root, [Path(r) for r in args.runs], catalog, args.model or "")
+        dataset = curate_runs(root, [Path(r) for r in args.runs], args.model or "")
     except DatasetError as exc:  # too small, leakage, unreadable runs: the message says which
         return _fail(f"{type(exc).__name__}: {exc}")
     print(f"dataset written to {dataset.relative_to(root) if dataset.is_relative_to(root) else dataset}")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 SPLIT_CHOICES = ("eval", "train", "all")
+CACHE_MODES = ("off", "read", "write", "readwrite")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def positive_int(text: str) -> int:
 
 def cache_choice(text: str) -> str:
     """An option value naming a response cache mode."""
-    if text not in ("off", "read", "write", "readwrite"):
+    if text not in CACHE_MODES:
         raise pytest.UsageError(f"--autoevolve-cache takes off, read, write or readwrite, got {text!r}")
     return text
 
@@ -111,7 +112,7 @@ def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
     if isinstance(settings.concurrency, bool) or not isinstance(settings.concurrency, int) or settings.concurrency < 1:
         raise pytest.UsageError(f"autoevolve setting 'concurrency' is a whole number of at least 1, got "
                                 f"{settings.concurrency!r}")  # fmt: skip
-    if settings.cache not in ("off", "read", "write", "readwrite"):
+    if settings.cache not in CACHE_MODES:
         raise pytest.UsageError(f"autoevolve setting 'cache' is off, read, write or readwrite, got {settings.cache!r}")
     if settings.split not in SPLIT_CHOICES:
         raise pytest.UsageError(f"autoevolve setting 'split' is one of {', '.join(SPLIT_CHOICES)}")

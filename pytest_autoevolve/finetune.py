@@ -181,12 +181,9 @@ def base_of(spec: str) -> tuple[Path, str]:
 def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, temperature: float = 1.0,
             progress: Callable[[str], None] = print) -> list[RoundResult]:  # fmt: skip
     """Sample, curate, train, gate and promote when the gate passes, ``rounds`` times."""
-    from pytest_autoevolve.graders import default_registry
     from pytest_autoevolve.lora import train_lora
-    from pytest_autoevolve.scenarios import load_catalog
 
     results = []
-    catalog = load_catalog([root / "scenarios"], default_registry(), root)
     runs: list[Path] = []
     for number in range(1, rounds + 1):
         started = time.perf_counter()
@@ -196,7 +193,7 @@ def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, t
         progress(f"round {number}: sampling {incumbent} x{k} per train scenario at temperature {temperature}")
         runs.append(sample(root, incumbent, k=k, temperature=temperature))
         result.sample_run = str(runs[-1].relative_to(root))
-        dataset = curate_runs(root, runs, catalog, incumbent)
+        dataset = curate_runs(root, runs, incumbent)
         result.dataset, result.examples = str(dataset.relative_to(root)), _lines(dataset / "train.jsonl")
         progress(f"round {number}: curated {result.examples} training examples into {result.dataset}")
         if dry_run:
@@ -228,13 +225,24 @@ def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, t
     return results
 
 
-def curate_runs(root: Path, runs: list[Path], catalog: Any, spec: str) -> Path:
+def project_catalog(root: Path) -> Any:
+    """The catalog of the project at ``root``, from its configured folders (default ``scenarios``)."""
+    from pytest_autoevolve.config import read_file_settings
+    from pytest_autoevolve.graders import default_registry
+    from pytest_autoevolve.scenarios import load_catalog
+
+    folders = read_file_settings(root).get("catalog", "scenarios")
+    folders = [folders] if isinstance(folders, str) else folders
+    return load_catalog([root / folder for folder in folders], default_registry(), root)
+
+
+def curate_runs(root: Path, runs: list[Path], spec: str, **options: Any) -> Path:
     """Curate the runs into a new versioned dataset under ``finetune/datasets``; its folder."""
     from pytest_autoevolve.dataset import curate
     from pytest_autoevolve.session import git_commit
 
-    curated = curate(runs, catalog, root / WORK_DIR / "datasets", model_spec=spec, git_commit=git_commit(root))
-    return Path(curated.path)
+    options.setdefault("git_commit", git_commit(root))
+    return Path(curate(runs, project_catalog(root), root / WORK_DIR / "datasets", model_spec=spec, **options).path)
 
 
 def _prefixed(progress: Callable[[str], None], prefix: str, line: str) -> None:
@@ -258,12 +266,7 @@ class FineTuneLoop:
 
     def curate(self, runs: list[Path], spec: str = "", **options: Any) -> Path:
         """A versioned dataset folder from the runs' promotable trajectories."""
-        from pytest_autoevolve.dataset import curate
-        from pytest_autoevolve.graders import default_registry
-        from pytest_autoevolve.scenarios import load_catalog
-
-        catalog = load_catalog([self.root / "scenarios"], default_registry(), self.root)
-        return Path(curate(runs, catalog, self.root / WORK_DIR / "datasets", model_spec=spec, **options).path)
+        return curate_runs(self.root, runs, spec, **options)
 
     def train(self, dataset: Path, base: str = "tiny", **settings: Any) -> str:
         """LoRA-train on ``dataset``; the candidate spec of the new adapter."""

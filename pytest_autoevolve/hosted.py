@@ -219,19 +219,11 @@ def submit_fine_tune(
     file_ids: dict[str, str] = {}
     for role, path in files:
         content = path.read_bytes()
-        try:
-            uploaded = service.call(
-                f"uploading {path.name}",
-                functools.partial(
-                    client.files.create, file=(path.name, content, "application/jsonl"), purpose="fine-tune"
-                ),
-            )
-        except _Refused as exc:
-            raise HostedFineTuneError(
-                f"the fine-tuning service refused the {role} file {path.name}: {exc}{_auth_hint(exc, api_key_env)}"
-            ) from None
-        except _Unavailable as exc:
-            raise HostedFineTuneError(str(exc)) from None
+        uploaded = _submit_step(
+            service, f"uploading {path.name}", f"the fine-tuning service refused the {role} file {path.name}",
+            functools.partial(client.files.create, file=(path.name, content, "application/jsonl"), purpose="fine-tune"),
+            api_key_env,
+        )  # fmt: skip
         file_ids[role] = uploaded.id
         say(f"uploaded {role} file {path.name} ({len(content)} bytes) as {uploaded.id}")
 
@@ -241,14 +233,10 @@ def submit_fine_tune(
         options["validation_file"] = file_ids["validation"]
     if suffix:
         options["suffix"] = suffix
-    try:
-        created = service.call("creating the fine-tuning job", lambda: client.fine_tuning.jobs.create(**options))
-    except _Refused as exc:
-        raise HostedFineTuneError(
-            f"the fine-tuning service refused to create a job on {base_model}: {exc}{_auth_hint(exc, api_key_env)}"
-        ) from None
-    except _Unavailable as exc:
-        raise HostedFineTuneError(str(exc)) from None
+    created = _submit_step(
+        service, "creating the fine-tuning job", f"the fine-tuning service refused to create a job on {base_model}",
+        lambda: client.fine_tuning.jobs.create(**options), api_key_env,
+    )  # fmt: skip
 
     job = HostedJob(
         job_id=created.id, status=created.status, fine_tuned_model=None, trained_tokens=None,
@@ -385,6 +373,16 @@ def _say(progress: Callable[[str], None], redactor: Redactor) -> Callable[[str],
         progress(redactor.text(message))
 
     return say
+
+
+def _submit_step(service: _Service, what: str, refused: str, action: Callable[[], Any], key_env: str) -> Any:
+    """One call before a job exists: a refusal or an unavailable service ends the submission, said plainly."""
+    try:
+        return service.call(what, action)
+    except _Refused as exc:
+        raise HostedFineTuneError(f"{refused}: {exc}{_auth_hint(exc, key_env)}") from None
+    except _Unavailable as exc:
+        raise HostedFineTuneError(str(exc)) from None
 
 
 def _auth_hint(exc: _Refused, key_env: str) -> str:

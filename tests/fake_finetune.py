@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from fake_openai import Answer, Request, error
+from fake_openai import Answer, Request, error, send_answer
 from local_server import LocalServer
 
 DEFAULT_MODELS = (
@@ -459,25 +459,7 @@ class FakeFineTune(LocalServer):
                 return self.rfile.read(length) if length else b""
 
             def _send(self, answer: Answer) -> None:
-                if answer.delay_s:
-                    time.sleep(answer.delay_s)
-                if isinstance(answer.body, bytes):
-                    payload, kind = answer.body, "application/octet-stream"
-                elif isinstance(answer.body, str):
-                    payload, kind = answer.body.encode("utf-8"), "application/json"
-                else:
-                    payload, kind = json.dumps(answer.body).encode("utf-8"), "application/json"
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", kind)
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    self.wfile.flush()
-                except OSError:  # the client gave up and closed the connection
-                    self.close_connection = True
+                send_answer(self, answer, bytes_type="application/octet-stream")
 
         return Handler
 

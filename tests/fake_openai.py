@@ -34,6 +34,29 @@ class Answer:
     delay_s: float = 0.0
 
 
+def send_answer(handler: BaseHTTPRequestHandler, answer: Answer, bytes_type: str = "application/json") -> None:
+    """Write ``answer`` as the HTTP response: JSON for mappings, text as it is, bytes typed ``bytes_type``."""
+    if answer.delay_s:
+        time.sleep(answer.delay_s)
+    if isinstance(answer.body, bytes):
+        payload, kind = answer.body, bytes_type
+    elif isinstance(answer.body, str):
+        payload, kind = answer.body.encode("utf-8"), "application/json"
+    else:
+        payload, kind = json.dumps(answer.body).encode("utf-8"), "application/json"
+    try:
+        handler.send_response(answer.status)
+        handler.send_header("Content-Type", kind)
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+        handler.wfile.flush()
+    except OSError:  # the client gave up (a timeout) and closed the connection
+        handler.close_connection = True
+
+
 @dataclass
 class Request:
     """One request the server received."""
@@ -154,25 +177,7 @@ class FakeOpenAI(LocalServer):
                 self._send(answer if isinstance(answer, Answer) else Answer(body=answer))
 
             def _send(self, answer: Answer) -> None:
-                if answer.delay_s:
-                    time.sleep(answer.delay_s)
-                if isinstance(answer.body, bytes):
-                    payload = answer.body
-                elif isinstance(answer.body, str):
-                    payload = answer.body.encode("utf-8")
-                else:
-                    payload = json.dumps(answer.body).encode("utf-8")
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    self.wfile.flush()
-                except OSError:  # the client gave up (timeout) and closed the connection
-                    self.close_connection = True
+                send_answer(self, answer)
 
         return Handler
 

@@ -76,7 +76,8 @@ def test_settings(autoevolve_settings):
 """
 
 
-def test_fixtures_with_pyproject_settings(pytester, write_scenarios, agents):
+def user_project(pytester, write_scenarios) -> None:
+    """The catalog, a pyproject naming both models, and the user's own test module."""
     write_scenarios(CATALOG)
     pytester.makepyprojecttoml(
         """
@@ -88,6 +89,10 @@ def test_fixtures_with_pyproject_settings(pytester, write_scenarios, agents):
         """
     )
     pytester.makepyfile(test_mine=USER_TESTS)
+
+
+def test_fixtures_with_pyproject_settings(pytester, write_scenarios, agents):
+    user_project(pytester, write_scenarios)
     result = pytester.runpytest("test_mine.py", "-v")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(
@@ -117,17 +122,7 @@ def test_scenario_fixture_follows_the_split(pytester, write_scenarios, agents):
 
 
 def test_fixtures_also_run_under_autoevolve_with_explicit_path(pytester, write_scenarios, agents):
-    write_scenarios(CATALOG)
-    pytester.makepyprojecttoml(
-        """
-        [tool.autoevolve]
-        incumbent = "python:agents:echo"
-        candidate = "python:agents:answer"
-        seed = 7
-        repeats = 2
-        """
-    )
-    pytester.makepyfile(test_mine=USER_TESTS)
+    user_project(pytester, write_scenarios)
     result = pytester.runpytest("--autoevolve", "test_mine.py")
     result.assert_outcomes(passed=6)
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve import __version__
+from pytest_autoevolve.cli_ci import add_commands as add_ci_commands
 from pytest_autoevolve.cli_evolve import add_commands as add_evolve_commands
 from pytest_autoevolve.cli_finetune import add_commands as add_finetune_commands
+from pytest_autoevolve.cli_init import add_command as add_init_command
 
 if TYPE_CHECKING:
     from pytest_autoevolve.gate import GateConfig, GateResult
@@ -247,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_compare)
     add_finetune_commands(commands)
     add_evolve_commands(commands)
+    add_ci_commands(commands)
+    add_init_command(commands)
     return parser
 
 

@@ -13,6 +13,7 @@ import pytest
 
 SPLIT_CHOICES = ("eval", "train", "all")
 CACHE_MODES = ("off", "read", "write", "readwrite")
+ROLES = ("incumbent", "candidate")
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,18 @@ class Settings:
     cache: str = "readwrite"
     concurrency: int = 1
     judge: Any = None
+    only: str | None = None
+    """Run only this role's items (a scoring or sampling run: nothing pairs, so its gate is inconclusive)."""
 
     @property
     def roles(self) -> dict[str, Any]:
         """The model spec of each role, in run order."""
         return {"incumbent": self.incumbent, "candidate": self.candidate}
+
+    @property
+    def run_roles(self) -> list[str]:
+        """The roles whose items this run collects."""
+        return [role for role in self.roles if self.only in (None, role)]
 
 
 def new_run_id() -> str:
@@ -58,6 +66,13 @@ def cache_choice(text: str) -> str:
     """An option value naming a response cache mode."""
     if text not in CACHE_MODES:
         raise pytest.UsageError(f"--autoevolve-cache takes off, read, write or readwrite, got {text!r}")
+    return text
+
+
+def role_choice(text: str) -> str:
+    """An option value naming one model role."""
+    if text not in ROLES:
+        raise pytest.UsageError(f"--autoevolve-only takes {' or '.join(ROLES)}, got {text!r}")
     return text
 
 
@@ -114,6 +129,8 @@ def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
                                 f"{settings.concurrency!r}")  # fmt: skip
     if settings.cache not in CACHE_MODES:
         raise pytest.UsageError(f"autoevolve setting 'cache' is off, read, write or readwrite, got {settings.cache!r}")
+    if settings.only not in (None, *ROLES):
+        raise pytest.UsageError(f"autoevolve setting 'only' is {' or '.join(ROLES)}, got {settings.only!r}")
     if settings.split not in SPLIT_CHOICES:
         raise pytest.UsageError(f"autoevolve setting 'split' is one of {', '.join(SPLIT_CHOICES)}")
     from pytest_autoevolve.gate import GateConfig, GateConfigError

@@ -29,24 +29,33 @@ class FineTuneError(Exception):
     """A step of the loop that cannot go on: the message says why and what to do."""
 
 
-def run_pytest(root: Path, args: list[str], artifacts: str = ".autoevolve") -> tuple[int, Path | None]:
-    """Run ``pytest --autoevolve ARGS`` in ``root``; the exit status and the run folder it made."""
+def run_pytest(root: Path, args: list[str], artifacts: str = ".autoevolve", *, capture: bool = True,
+               timeout: float | None = None) -> tuple[int, Path | None]:  # fmt: skip
+    """Run ``pytest --autoevolve ARGS`` in ``root``; the exit status and the run folder it made.
+
+    With ``capture=False`` pytest's output goes to this process's terminal as it runs; a run
+    past ``timeout`` seconds is killed (FineTuneError).
+    """
     runs = root / artifacts / "runs"
     before = set(runs.iterdir()) if runs.is_dir() else set()
     command = [sys.executable, "-m", "pytest", "--autoevolve", "-q", "-p", "no:cacheprovider",
-               "--autoevolve-artifacts", artifacts, *args]  # fmt: skip
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+               f"--autoevolve-artifacts={artifacts}", *args]  # fmt: skip
+    try:
+        done = subprocess.run(command, cwd=root, capture_output=capture, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FineTuneError(f"pytest {' '.join(args)} was stopped: over its time budget of {timeout:g}s") from None
     made = sorted(set(runs.iterdir()) - before) if runs.is_dir() else []
     if done.returncode in (2, 3, 4):
-        raise FineTuneError(f"pytest {' '.join(args)} failed with status {done.returncode}:\n{done.stdout[-3000:]}")
+        shown = f":\n{done.stdout[-3000:]}" if capture else " (its output is above)"
+        raise FineTuneError(f"pytest {' '.join(args)} failed with status {done.returncode}{shown}")
     return done.returncode, made[-1] if made else None
 
 
 def sample(root: Path, spec: str, *, k: int = 8, temperature: float = 1.0, artifacts: str = ".autoevolve") -> Path:
     """Run ``spec`` k times per train-split scenario at ``temperature`` (rejection sampling)."""
     sampled = f"{spec}+temperature={temperature}"
-    _, run = run_pytest(root, ["--autoevolve-split", "train", "-k", "candidate", "--autoevolve-candidate", sampled,
-                               "--autoevolve-repeats", str(k)], artifacts)  # fmt: skip
+    args = ["--autoevolve-split", "train", "--autoevolve-only", "candidate", "--autoevolve-candidate", sampled]
+    _, run = run_pytest(root, [*args, "--autoevolve-repeats", str(k)], artifacts)
     if run is None or not (run / "trajectories.jsonl").is_file():
         raise FineTuneError("sampling recorded no trajectories: does the catalog have a train split?")
     return run

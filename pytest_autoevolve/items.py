@@ -37,7 +37,7 @@ class ScenarioFile(pytest.File):
         for scenario in scenarios:
             if split != "all" and scenario.split != split:
                 continue
-            for role in context.settings.roles:
+            for role in context.settings.run_roles:
                 yield ScenarioItem.from_parent(self, name=f"{scenario.id}[{role}]", scenario=scenario, role=role)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:

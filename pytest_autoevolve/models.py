@@ -41,6 +41,8 @@ class Reply:
     completion_tokens: int | None = None
     cost: float | None = None
     turns: int = 1
+    latency_s: float | None = None
+    """The latency to record instead of the measured one (a replayed trial keeps its original latency)."""
 
 
 class TrialError(Exception):
@@ -243,11 +245,19 @@ def openai_model(spec: ModelSpec, root: Path) -> Model:
     return OpenAIModel(spec)
 
 
+def replay_model(spec: ModelSpec, root: Path) -> Model:
+    """A recorded run answering again (``replay:PATH/trajectories.jsonl``)."""
+    from pytest_autoevolve.replay import ReplayModel
+
+    return ReplayModel(spec, root)
+
+
 BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {
     "python": PythonModel,
     "hf": hf_model,
     "tiny": tiny_model,
     "openai": openai_model,
+    "replay": replay_model,
 }
 
 

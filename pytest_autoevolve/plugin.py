@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_autoevolve import hookspecs
-from pytest_autoevolve.config import cache_choice, new_run_id, positive_int, split_choice
+from pytest_autoevolve.config import cache_choice, new_run_id, positive_int, role_choice, split_choice
 
 if TYPE_CHECKING:
     from pytest_autoevolve.config import Settings
+    from pytest_autoevolve.evolve import EvolveResult
     from pytest_autoevolve.finetune import FineTuneLoop
     from pytest_autoevolve.runner import ModelHandle
     from pytest_autoevolve.scenarios import Catalog, Scenario
@@ -33,6 +34,7 @@ CLI_DESTS = {
     "split": "autoevolve_split",
     "cache": "autoevolve_cache",
     "concurrency": "autoevolve_concurrency",
+    "only": "autoevolve_only",
 }
 
 
@@ -65,6 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run N trials' model calls at a time; same results as serial (default: 1)")  # fmt: skip
     group.addoption("--autoevolve-split", dest=CLI_DESTS["split"], type=split_choice, metavar="SPLIT",
                     help="which scenarios to collect: eval (gating, default), train or all")  # fmt: skip
+    group.addoption("--autoevolve-only", dest=CLI_DESTS["only"], type=role_choice, metavar="ROLE",
+                    help="run only the incumbent's or the candidate's items (nothing pairs: the gate is "
+                         "inconclusive); for sampling and scoring runs")  # fmt: skip
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -213,6 +218,21 @@ def autoevolve_finetune(pytestconfig: pytest.Config) -> FineTuneLoop:
     from pytest_autoevolve.finetune import FineTuneLoop
 
     return FineTuneLoop(pytestconfig.rootpath, str(get_context(pytestconfig).settings.artifacts))
+
+
+@pytest.fixture
+def autoevolve_evolve(pytestconfig: pytest.Config, tmp_path: Path) -> Callable[..., EvolveResult]:
+    """Run a short edit-score-gate loop on a clone of this project, in a temporary folder.
+
+    ``autoevolve_evolve("space:evolve-space.yaml", iterations=2, targets=["autoevolve.yaml"])``
+    returns the `EvolveResult`; the project's own repository and branches are left alone.
+    """
+    from pytest_autoevolve.evolve import evolve_clone
+
+    def run(proposer: str, iterations: int = 2, **options: Any) -> EvolveResult:
+        return evolve_clone(pytestconfig.rootpath, tmp_path, proposer, iterations, **options)
+
+    return run
 
 
 @pytest.fixture

@@ -117,6 +117,7 @@ class ModelHandle:
                 trajectory.latency_s, trajectory.cached = hit[1], True
                 return
         started = time.perf_counter()
+        answered: Reply | None = None
         try:
             reply = _call(
                 lambda: self.model.generate([dict(m) for m in messages], scenario=scenario, seed=seed, repeat=repeat),
@@ -124,11 +125,14 @@ class ModelHandle:
             )
         except Exception as exc:  # the trial's error, recorded
             if isinstance(exc, TrialError) and exc.reply is not None:
+                answered = exc.reply
                 _apply(trajectory, exc.reply)
             trajectory.error = f"{type(exc).__name__}: {exc}"
         else:
+            answered = reply
             _apply(trajectory, reply)
-        trajectory.latency_s = round(time.perf_counter() - started, 6)
+        recorded = answered.latency_s if answered is not None else None
+        trajectory.latency_s = round(time.perf_counter() - started if recorded is None else recorded, 6)
         if key is not None and trajectory.error is None and self.cache is not None:
             self.cache.put(key, reply, trajectory.latency_s)
 

@@ -6,6 +6,7 @@ Every problem in a file raises `ScenarioError`, which names the file, the scenar
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -427,6 +428,15 @@ def scenario_files(roots: Iterable[Path]) -> list[Path]:
         elif root.is_dir():
             found.update(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
     return sorted(found)
+
+
+def files_sha256(root: Path, paths: Iterable[str]) -> str:
+    """A digest of files given relative to ``root``: each path and its content, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(set(paths)):
+        full = root / path
+        digest.update(path.encode() + b"\0" + (full.read_bytes() if full.is_file() else b"") + b"\0")
+    return digest.hexdigest()
 
 
 def load_catalog(roots: Iterable[Path], registry: GraderRegistry, base: Path | None = None) -> Catalog:

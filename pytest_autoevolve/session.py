@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
 import sys
 import threading
@@ -28,7 +27,7 @@ from pytest_autoevolve.models import Model, ModelSpecError, ProviderRegistry, Re
 from pytest_autoevolve.models import default_registry as default_providers
 from pytest_autoevolve.report import github_outputs, write_reports
 from pytest_autoevolve.runner import ModelHandle
-from pytest_autoevolve.scenarios import Catalog, Scenario, load_catalog
+from pytest_autoevolve.scenarios import Catalog, Scenario, files_sha256, load_catalog
 from pytest_autoevolve.trajectory import FORMAT_VERSION, Trajectory, TrajectoryWriter, write_json_atomic
 
 SUMMARY_FORMAT_VERSION = 1
@@ -224,7 +223,9 @@ class ResultLog:
         if not self.items:
             return
         settings = self.context.settings
-        specs = {role: parse_spec(spec, settings.models).display for role, spec in settings.roles.items()}
+        recorded = {item.role: item.model for item in self.items if item.model}  # what the models call themselves
+        specs = {role: recorded.get(role) or parse_spec(spec, settings.models).display
+                 for role, spec in settings.roles.items()}  # fmt: skip
         self.result = decide(self.items, GateConfig.from_mapping(settings.gate, settings.seed), specs)
         summary = self.summary(self.result)
         write_json_atomic(self.context.run_dir / "summary.json", summary)
@@ -284,11 +285,7 @@ def summary_lines(result: GateResult) -> list[str]:
 
 def catalog_sha256(context: RunContext) -> str:
     """A digest of every collected scenario file (path and content)."""
-    digest = hashlib.sha256()
-    for path in sorted({s.path for s in context.collected}):
-        full = context.root / path
-        digest.update(path.encode() + b"\0" + (full.read_bytes() if full.is_file() else b"") + b"\0")
-    return digest.hexdigest()
+    return files_sha256(context.root, {s.path for s in context.collected})
 
 
 def git_commit(root: Path) -> str | None:

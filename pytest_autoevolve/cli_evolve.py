@@ -16,7 +16,9 @@ def _evolve(args: argparse.Namespace, _extra: list[str]) -> int:
 
     root = Path.cwd()
     try:
-        loop = Loop(root, make_proposer(args.proposer, root), targets=args.targets, split=args.split, tag=args.tag,
+        proposer = make_proposer(args.proposer, root, max_tokens=args.proposer_max_tokens,
+                                 max_cost=args.proposer_max_cost)  # fmt: skip
+        loop = Loop(root, proposer, targets=args.targets, split=args.split, tag=args.tag,
                     max_seconds=args.max_seconds, iteration_seconds=args.iteration_seconds)  # fmt: skip
         result = loop.run(args.iterations)
     except (EvolveError, FineTuneError) as exc:
@@ -47,7 +49,12 @@ def add_commands(commands: Any) -> None:
                         help="the files edits may change (default autoevolve.yaml)")  # fmt: skip
     evolve.add_argument("--split", choices=("train", "eval", "all"), default="train", help="scoring split (train)")
     evolve.add_argument("--tag", help="names the branch autoevolve/TAG and the log folder (default: a timestamp)")
-    evolve.add_argument("--max-seconds", type=float, help="stop starting iterations after this many seconds")
+    evolve.add_argument("--max-seconds", type=float,
+                        help="total budget: no iteration starts after it; a running score stops at it")  # fmt: skip
     evolve.add_argument("--iteration-seconds", type=float,
-                        help="revert an edit whose scoring took longer than this")  # fmt: skip
+                        help="stop an iteration's scoring after this many seconds and revert its edit")  # fmt: skip
+    evolve.add_argument("--proposer-max-tokens", type=int, metavar="N",
+                        help="llm proposer: stop once its calls have used N tokens")  # fmt: skip
+    evolve.add_argument("--proposer-max-cost", type=float, metavar="USD",
+                        help="llm proposer: stop once its calls have cost this much (model prices)")  # fmt: skip
     evolve.set_defaults(handler=_evolve)

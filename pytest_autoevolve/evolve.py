@@ -1,12 +1,14 @@
 """The edit-score-gate loop: propose one edit, score it on the catalog, keep it in git or revert it, gate the best.
 
 Each iteration applies one proposed edit to the allowlisted target files only, scores the
-candidate on the scoring split (``train`` by default) against the best kept state with the
-plugin's own machinery (a ``pytest --autoevolve`` run, paired by scenario), confirms a
-promising edit with a second, uncached run under another seed, and keeps it as a git commit
-on the ``autoevolve/<tag>`` branch or restores the files. Every iteration is logged to
-``.autoevolve/evolve/<tag>/log.jsonl`` and ``results.tsv``; the best kept state is gated
-against the starting candidate on the ``eval`` split at the end.
+candidate on the scoring split (``train`` by default) with the plugin's own machinery (a
+``pytest --autoevolve`` run of the candidate), pairs it by scenario with the best kept state's
+recorded run, confirms a promising edit with a second, uncached run under another seed, and
+keeps it as a git commit on the ``autoevolve/<tag>`` branch or restores the files. Every
+iteration is logged to ``.autoevolve/evolve/<tag>/log.jsonl`` and ``results.tsv``. At the end
+the best kept commit is gated against the starting commit on the ``eval`` split as
+``autoevolve ci gate`` does: the start is checked out in a worktree, so an edit to agent code
+is measured against the code it replaced.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_autoevolve.finetune import CONFIG_FILE, FineTuneError, gate, read_config, run_pytest
+from pytest_autoevolve.finetune import CONFIG_FILE, FineTuneError, read_config, run_pytest
 
 PROTECTED_KEYS = ("gate",)
 """Keys of ``autoevolve.yaml`` no edit may change: the gate settings are the evaluation, not the subject."""
@@ -34,6 +36,10 @@ class EvolveError(Exception):
 
 class ProposalError(Exception):
     """A proposer's reply that is no usable edit (malformed, or a SEARCH text not in the file)."""
+
+
+class BudgetSpent(Exception):
+    """The proposer has spent its token or cost budget: the loop stops."""
 
 
 @dataclass
@@ -162,11 +168,12 @@ def parse_reply(reply: str, context: Context) -> Edit:
 class LLMProposer:
     """Asks a model (any provider spec) for one edit as SEARCH/REPLACE blocks with a hypothesis."""
 
-    def __init__(self, spec: str, root: Path) -> None:
+    def __init__(self, spec: str, root: Path, *, max_tokens: int | None = None, max_cost: float | None = None) -> None:
         from pytest_autoevolve.models import default_registry, parse_spec
 
         self.model = default_registry().create(parse_spec(spec), root)
-        self.tokens = 0
+        self.max_tokens, self.max_cost = max_tokens, max_cost
+        self.tokens, self.cost = 0, 0.0
 
     def prompt(self, context: Context) -> str:
         """The user message: targets with their text, the metric, and the history."""
@@ -185,13 +192,19 @@ class LLMProposer:
         return "\n".join(parts)
 
     def propose(self, context: Context) -> Edit | None:
-        """Ask the model; a malformed reply is a ProposalError."""
+        """Ask the model; a malformed reply is a ProposalError, a spent budget BudgetSpent."""
         from pytest_autoevolve.scenarios import Scenario
+
+        if self.max_tokens is not None and self.tokens >= self.max_tokens:
+            raise BudgetSpent(f"the proposer's token budget of {self.max_tokens} is spent ({self.tokens} used)")
+        if self.max_cost is not None and self.cost >= self.max_cost:
+            raise BudgetSpent(f"the proposer's cost budget of {self.max_cost:g} is spent ({self.cost:.4f} used)")
 
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.prompt(context)}]
         scenario = Scenario(id="autoevolve-evolve-proposal", messages=tuple(messages), graders=(), path="<evolve>")
         reply = self.model.generate(messages, scenario=scenario, seed=0, repeat=len(context.history))
         self.tokens += (reply.prompt_tokens or 0) + (reply.completion_tokens or 0)
+        self.cost += reply.cost or 0.0
         return parse_reply(reply.output, context)
 
 
@@ -208,8 +221,8 @@ class CallableProposer:
         return self.function(context)
 
 
-def make_proposer(text: str, root: Path) -> Proposer:
-    """A proposer from ``space:FILE``, ``llm:SPEC`` or ``python:module:function``."""
+def make_proposer(text: str, root: Path, *, max_tokens: int | None = None, max_cost: float | None = None) -> Proposer:
+    """A proposer from ``space:FILE``, ``llm:SPEC`` (with its token and cost budgets) or ``python:module:function``."""
     kind, _, rest = text.partition(":")
     if kind == "space" and rest:
         path = Path(rest) if Path(rest).is_absolute() else root / rest
@@ -217,7 +230,7 @@ def make_proposer(text: str, root: Path) -> Proposer:
             raise EvolveError(f"no search space file {path}")
         return SpaceProposer(path)
     if kind == "llm" and rest:
-        return LLMProposer(rest, root)
+        return LLMProposer(rest, root, max_tokens=max_tokens, max_cost=max_cost)
     if kind == "python" and rest:
         return CallableProposer(rest, root)
     raise EvolveError(f"unknown proposer {text!r}; use space:FILE, llm:SPEC or python:module:function")
@@ -256,7 +269,7 @@ def check_edit(edit: Edit, root: Path, targets: Sequence[str]) -> str | None:
 
 @dataclass
 class Score:
-    """One scoring run: the candidate's and incumbent's pass rates and the paired statistics."""
+    """One scoring run of the candidate, paired by scenario with the best kept state's run."""
 
     score: float | None
     incumbent: float | None
@@ -268,39 +281,46 @@ class Score:
     run: str = ""
 
 
-def score_run(root: Path, split: str, incumbent: str, *, seed: int = 0, cache: str | None = None,
-              artifacts: str = ".autoevolve") -> Score:  # fmt: skip
-    """Run the catalog's ``split`` with the configured candidate against ``incumbent``, paired by scenario."""
-    from pytest_autoevolve.gate import GateConfig, ItemResult, decide
-
-    args = ["--autoevolve-split", split, "--autoevolve-incumbent", incumbent, "--autoevolve-seed", str(seed)]
-    _, run = run_pytest(root, args + (["--autoevolve-cache", cache] if cache else []), artifacts)
+def score_run(root: Path, split: str, *, seed: int = 0, cache: str | None = None, artifacts: str = ".autoevolve",
+              timeout: float | None = None) -> Path:  # fmt: skip
+    """Run the working tree's candidate alone on ``split``; the run's trajectories file."""
+    args = ["--autoevolve-split", split, "--autoevolve-only", "candidate", "--autoevolve-seed", str(seed)]
+    _, run = run_pytest(root, args + (["--autoevolve-cache", cache] if cache else []), artifacts, timeout=timeout)
     trajectories = run / "trajectories.jsonl" if run else None
     if trajectories is None or not trajectories.is_file():
         raise FineTuneError(f"the {split} run recorded no trajectories: does the catalog have a {split} split?")
-    items: dict[tuple[str, str], ItemResult] = {}
-    for line in trajectories.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        key = (record["scenario_id"], record["role"])
-        item = items.setdefault(key, ItemResult(record["scenario_id"], record["role"], 0, 0, model=record["model"],
-                                                file=record.get("scenario_file", "")))  # fmt: skip
+    return trajectories
+
+
+def role_items(trajectories: Path, role: str) -> list[Any]:
+    """Per-scenario results of a run's trajectories, as items of ``role``."""
+    from pytest_autoevolve.gate import ItemResult
+    from pytest_autoevolve.trajectory import read_trajectories
+
+    items: dict[str, ItemResult] = {}
+    for trial in read_trajectories(trajectories):
+        item = items.setdefault(trial.scenario_id, ItemResult(trial.scenario_id, role, 0, 0, model=trial.model,
+                                                              file=trial.scenario_file))  # fmt: skip
         item.trials += 1
-        item.passes += bool(record["passed"])
-        item.errors += record.get("error") is not None
-        item.latencies.append(float(record.get("latency_s") or 0.0))
-    # the gate pairs eval items only: the scoring split is this loop's eval
+        item.passes += trial.passed
+        item.errors += trial.error is not None
+        item.latencies.append(trial.latency_s)
+    return list(items.values())
+
+
+def compare(root: Path, best: Path, new: Path, seed: int = 0) -> Score:
+    """The new run against the best kept state's run: pass rates and the paired statistics."""
+    from pytest_autoevolve.gate import GateConfig, decide, pair, paired_test
+
+    items = role_items(best, "incumbent") + role_items(new, "candidate")
     config = GateConfig.from_mapping(read_config(root).get("gate") or {}, seed)
-    result = decide(list(items.values()), config)
+    result = decide(items, config)  # items default to the eval split: the scoring split is this loop's eval
     test = result.test
     if test is None and result.n_paired:
-        from pytest_autoevolve.gate import pair, paired_test
-
-        test = paired_test(pair(items.values()), config, interval=False)
+        test = paired_test(pair(items), config, interval=False)
     return Score(result.candidate.pass_rate, result.incumbent.pass_rate, test.lift if test else None,
                  test.p_value if test else None, result.n_paired, len(result.improvements), len(result.regressions),
-                 str(run.relative_to(root)) if run and run.is_relative_to(root) else str(run))  # fmt: skip
+                 str(new.parent.relative_to(root)) if new.is_relative_to(root) else str(new.parent))  # fmt: skip
 
 
 @dataclass
@@ -373,6 +393,8 @@ class Loop:
         self.max_seconds, self.iteration_seconds = max_seconds, iteration_seconds
         self.log_dir = self.root / artifacts / "evolve" / self.tag
         self.history: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+        self.best_run = Path()
 
     def candidate(self) -> str:
         """The configured candidate spec of the working tree."""
@@ -418,7 +440,7 @@ class Loop:
     def run(self, iterations: int) -> EvolveResult:
         """Start, iterate, gate; on any exception or Ctrl-C, back to the last kept commit and re-raise."""
         self.start()
-        started = time.perf_counter()
+        self.started = time.perf_counter()
         start_commit = self.repo.head.commit.hexsha
         result = EvolveResult(self.tag, self.repo.active_branch.name, start_commit, start_commit, self.candidate(),
                               self.candidate(), None, None, [],
@@ -426,10 +448,10 @@ class Loop:
         created: list[str] = []
         try:
             self.progress(f"scoring the starting state ({result.start_candidate}) on the {self.split} split")
-            base = score_run(self.root, self.split, result.start_candidate, artifacts=self.artifacts)
-            result.start_score = result.best_score = base.score
+            self.best_run = score_run(self.root, self.split, artifacts=self.artifacts)
+            result.start_score = result.best_score = compare(self.root, self.best_run, self.best_run).score
             for number in range(1, iterations + 1):
-                if self.max_seconds is not None and time.perf_counter() - started > self.max_seconds:
+                if self._left() == 0:
                     result.stop_reason = f"the total budget of {self.max_seconds:g}s is spent"
                     break
                 entry, created = Iteration(number, baseline=result.best_score), []
@@ -437,11 +459,12 @@ class Loop:
                 try:
                     edit = self.proposer.propose(Context(self.root, self.targets, self.split, result.best_score,
                                                          self.history))  # fmt: skip
+                except BudgetSpent as exc:
+                    result.stop_reason = str(exc)
+                    break
                 except ProposalError as exc:
                     entry.error = f"malformed proposal: {exc}"
-                    entry.seconds = round(time.perf_counter() - t0, 2)
-                    self.log(entry)
-                    result.iterations.append(entry)
+                    self._record(entry, result, t0)
                     continue
                 if edit is None:
                     result.stop_reason = "the proposer has nothing left to try (search space exhausted)"
@@ -456,9 +479,7 @@ class Loop:
                     self._iterate(edit, entry, result, t0)
                     if entry.decision != "kept":
                         self.restore(result.best_commit, created)
-                entry.seconds = round(time.perf_counter() - t0, 2)
-                self.log(entry)
-                result.iterations.append(entry)
+                self._record(entry, result, t0)
             else:
                 result.stop_reason = f"{iterations} iterations done"
         except BaseException as exc:
@@ -466,11 +487,50 @@ class Loop:
             self.log(Iteration(len(result.iterations) + 1, decision="crashed", error=f"loop stopped: {exc!r}",
                                baseline=result.best_score))  # fmt: skip
             raise
-        self.progress(f"gating {result.best_candidate} against {result.start_candidate} on the eval split")
-        result.gate_summary = gate(self.root, result.start_candidate, result.best_candidate, self.artifacts)
-        result.verdict = str(result.gate_summary.get("verdict", "inconclusive"))
+        self._final_gate(result)
         write_report(self.log_dir, result)
         return result
+
+    def _record(self, entry: Iteration, result: EvolveResult, t0: float) -> None:
+        entry.seconds = round(time.perf_counter() - t0, 2)
+        self.log(entry)
+        result.iterations.append(entry)
+
+    def _left(self, t0: float | None = None) -> float | None:
+        """Seconds left in the total budget and (from ``t0``) the iteration's, or None when unbounded."""
+        now = time.perf_counter()
+        limits = [self.max_seconds - (now - self.started)] if self.max_seconds is not None else []
+        if t0 is not None and self.iteration_seconds is not None:
+            limits.append(self.iteration_seconds - (now - t0))
+        return max(0.0, min(limits)) if limits else None
+
+    def _final_gate(self, result: EvolveResult) -> None:
+        """Gate the best kept commit against the starting commit on the eval split, as ``ci gate`` does."""
+        from pytest_autoevolve.ci import CIGateError, gate_against_base
+
+        if result.best_commit == result.start_commit:
+            result.gate_summary = {"verdict": "inconclusive", "reasons": ["no edit was kept: nothing to gate"]}
+            return
+        self.progress(f"gating {result.best_candidate} (commit {result.best_commit[:10]}) against the start "
+                      f"{result.start_candidate} (commit {result.start_commit[:10]}) on the eval split")  # fmt: skip
+        try:
+            outcome = gate_against_base(self.root, result.start_commit, artifacts=self.artifacts, stream=False,
+                                        progress=self.progress)  # fmt: skip
+        except CIGateError as exc:
+            result.gate_summary = {"verdict": "inconclusive", "reasons": [f"the gate could not run: {exc}"]}
+            return
+        summary = outcome.summary or {"verdict": "inconclusive", "reasons": ["the gate run wrote no summary"]}
+        summary["path"] = str((outcome.outputs / "summary.json").relative_to(self.root))
+        result.gate_summary, result.verdict = summary, str(summary.get("verdict", "inconclusive"))
+
+    def _scored(self, entry: Iteration, t0: float, **options: Any) -> Score | None:
+        """Score the working tree against the best kept run; None (with the error logged) when it failed."""
+        try:
+            run = score_run(self.root, self.split, artifacts=self.artifacts, timeout=self._left(t0), **options)
+        except FineTuneError as exc:
+            entry.decision, entry.error = "reverted", f"scoring failed: {str(exc)[:500]}"
+            return None
+        return compare(self.root, self.best_run, run)
 
     def _iterate(self, edit: Edit, entry: Iteration, result: EvolveResult, t0: float) -> None:
         for path, text in edit.files.items():
@@ -484,41 +544,50 @@ class Loop:
         if not entry.diff:
             entry.decision, entry.error = "reverted", "the edit changes nothing"
             return
-        try:
-            first = score_run(self.root, self.split, result.best_candidate, artifacts=self.artifacts)
-        except FineTuneError as exc:
-            entry.error = f"scoring failed: {str(exc)[:500]}"
+        first = self._scored(entry, t0)
+        if first is None:
             return
         entry.score, entry.stats = first.score, {"first": asdict(first)}
-        promising = first.score is not None and (result.best_score is None or first.score > result.best_score)
-        over = self.iteration_seconds is not None and time.perf_counter() - t0 > self.iteration_seconds
-        if over:
-            entry.decision, entry.error = "reverted", f"over the iteration budget of {self.iteration_seconds:g}s"
-            return
-        if not promising:
+        if first.score is None or (result.best_score is not None and first.score <= result.best_score):
             entry.decision = "reverted"
             return
-        try:
-            again = score_run(self.root, self.split, result.best_candidate, seed=1, cache="off",
-                              artifacts=self.artifacts)  # fmt: skip
-        except FineTuneError as exc:
-            entry.error = f"confirmation failed: {str(exc)[:500]}"
+        again = self._scored(entry, t0, seed=1, cache="off")
+        if again is None:
+            entry.error = entry.error.replace("scoring failed", "confirmation failed")
             return
         entry.confirm_score, entry.stats["confirm"] = again.score, asdict(again)
-        confirmed = again.score is not None and (result.best_score is None or again.score > result.best_score)
-        if not confirmed:
+        if again.score is None or (result.best_score is not None and again.score <= result.best_score):
             entry.decision, entry.error = "reverted", "not confirmed on a second, uncached run under another seed"
             return
         message = (f"autoevolve {self.tag} #{entry.iteration}: {edit.hypothesis}\n\n"
                    f"metric: candidate pass rate on the {self.split} split\n"
                    f"score: {_fmt(first.score)} (best was {_fmt(result.best_score)}); "
-                   f"confirm: {_fmt(again.score)} (seed 1, uncached; incumbent {_fmt(again.incumbent)})\n"
-                   f"lift: {_fmt(first.lift)}; p-value: {_fmt(first.p_value)}; paired scenarios: {first.n_paired}; "
-                   f"improvements: {first.improvements}; regressions: {first.regressions}\n")  # fmt: skip
+                   f"confirm: {_fmt(again.score)} (seed 1, uncached)\n"
+                   f"paired with the best kept run: lift {_fmt(first.lift)}, p-value {_fmt(first.p_value)}, "
+                   f"{first.n_paired} scenarios, {first.improvements} improvements, "
+                   f"{first.regressions} regressions\n")  # fmt: skip
         self.repo.git.add("--", *edit.files)
         commit = self.repo.index.commit(message)
         entry.commit, entry.decision = commit.hexsha, "kept"
         result.best_commit, result.best_score, result.best_candidate = commit.hexsha, first.score, self.candidate()
+        self.best_run = Path(self.root / first.run / "trajectories.jsonl")
+
+
+def evolve_clone(source: Path, workdir: Path, proposer: str, iterations: int = 2, **options: Any) -> EvolveResult:
+    """Clone the git repository at ``source`` (its committed state) into ``workdir`` and run the loop there.
+
+    ``options`` go to `Loop` (targets, split, tag, budgets); the source repository is never touched.
+    """
+    import git
+
+    try:
+        repo = git.Repo(source, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise EvolveError(f"{source} is not in a git repository: the loop runs on a clone of it") from None
+    clone = repo.clone(str(workdir / "evolve-clone"))
+    root = Path(str(clone.working_tree_dir))
+    loop = Loop(root, make_proposer(proposer, root), progress=options.pop("progress", lambda _: None), **options)
+    return loop.run(iterations)
 
 
 def write_report(folder: Path, result: EvolveResult) -> None:

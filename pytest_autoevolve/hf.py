@@ -18,7 +18,9 @@ from pytest_autoevolve.models import GENERATION_KEYS, ModelSpec, ModelSpecError,
 if TYPE_CHECKING:
     from pytest_autoevolve.scenarios import Scenario
 
-HF_KEYS = ("adapter", "device", "batch_size", *GENERATION_KEYS)
+HF_KEYS = ("adapter", "device", "batch_size", "votes", *GENERATION_KEYS)
+VOTE_TEMPERATURE = 0.7
+"""The sampling temperature of self-consistency votes when the spec sets none."""
 
 
 class HFModel:
@@ -33,6 +35,11 @@ class HFModel:
         self.temperature = float(spec.params.get("temperature", 0.0))
         self.top_p = float(spec.params.get("top_p", 1.0))
         self.max_new_tokens = int(spec.params.get("max_new_tokens", 32))
+        self.votes = int(spec.params.get("votes", 1))
+        if self.votes < 1:
+            raise ModelSpecError(f"votes is a whole number of at least 1, got {self.votes}")
+        if self.votes > 1 and "temperature" not in spec.params:
+            self.temperature = VOTE_TEMPERATURE
         self._generate_lock = threading.Lock()
         self._batcher = _Batcher(self._generate, int(spec.params.get("batch_size", 32)))
         self.fingerprint = ""
@@ -53,12 +60,20 @@ class HFModel:
         model, tokenizer = cls._loaded[key]
         loaded = cls(spec, model, tokenizer, display or spec.display)
         files = fingerprint_files(path, *([adapter] if adapter else []))
-        loaded.fingerprint = f"hf:{path}+{adapter}#{files}:{loaded.temperature}:{loaded.top_p}:{loaded.max_new_tokens}"
+        loaded.fingerprint = (
+            f"hf:{path}+{adapter}#{files}:{loaded.temperature}:{loaded.top_p}:{loaded.max_new_tokens}:{loaded.votes}"
+        )
         return loaded
 
     def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
-        """Greedy by default, batched with concurrent calls; with a temperature, sampling seeded by the trial."""
+        """Greedy by default, batched with concurrent calls; with a temperature, sampling seeded by the trial.
+
+        With ``votes=N`` (self-consistency) N answers are sampled and the most frequent one is returned.
+        """
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        if self.votes > 1:
+            with self._generate_lock:
+                return majority(self._generate([prompt] * self.votes, seed))
         if self.temperature > 0:
             with self._generate_lock:
                 return self._generate([prompt], seed)[0]
@@ -87,6 +102,17 @@ class HFModel:
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             replies.append(Reply(output=text, prompt_tokens=int(mask.sum()), completion_tokens=len(tokens)))
         return replies
+
+
+def majority(replies: list[Reply]) -> Reply:
+    """The most frequent answer (stripped; ties go to the first sampled), with the usage of every sample."""
+    counts: dict[str, int] = {}
+    for reply in replies:
+        counts[reply.output.strip()] = counts.get(reply.output.strip(), 0) + 1
+    winner = max(counts, key=lambda answer: counts[answer])  # max keeps the first of equal counts
+    chosen = next(reply for reply in replies if reply.output.strip() == winner)
+    return Reply(output=chosen.output, prompt_tokens=sum(r.prompt_tokens or 0 for r in replies),
+                 completion_tokens=sum(r.completion_tokens or 0 for r in replies))  # fmt: skip
 
 
 class _Batcher:

@@ -17,6 +17,7 @@ from pytest_autoevolve.evolve import Context, Edit, EvolveError, Loop, ProposalE
 REPO = Path(__file__).resolve().parents[1]
 
 AGENT = """
+import time
 import zlib
 
 LEVEL = 1
@@ -40,6 +41,11 @@ def weak(messages, scenario):
 
 
 def strong(messages, scenario):
+    return level(scenario, 3)
+
+
+def slow(messages, scenario):
+    time.sleep(1)
     return level(scenario, 3)
 """
 
@@ -195,8 +201,30 @@ def test_llm_proposer_against_a_local_openai_server(project: Path, monkeypatch: 
     assert "LEVEL = 3" in (project / "agent.py").read_text() and clean(project)
     assert "LEVEL = 1" in prompts[0] and "--- agent.py" in prompts[0] and "none yet" in prompts[0]
     assert "crashed" in prompts[1] and "rejected" in prompts[2] and "reverted" in prompts[3]
-    # the final gate compares specs in the best tree: a code edit under the same spec gates as no change
-    assert result.verdict != "pass"
+    # the final gate runs the starting commit's code in a worktree: the code edit is measured, and passes
+    assert result.verdict == "pass"
+    assert result.gate_summary["incumbent"]["spec"] == f"python:agent:answer @ {result.start_commit[:10]}"
+    assert result.gate_summary["incumbent"]["pass_rate"] < result.gate_summary["candidate"]["pass_rate"]
+
+
+def test_llm_proposer_stops_when_its_token_budget_is_spent(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with fake_openai(lambda request, seen: completion(BAD)) as server:
+        from pytest_autoevolve.evolve import make_proposer
+
+        proposer = make_proposer(f"llm:openai:fake-model+base_url={server.url}+max_retries=0", project, max_tokens=1)
+        result = Loop(project, proposer, targets=["agent.py"], tag="t6", progress=lambda _: None).run(4)
+    assert len(result.iterations) == 1 and "token budget of 1 is spent" in result.stop_reason
+    assert clean(project)
+
+
+def test_iteration_seconds_stops_a_running_score(project: Path):
+    loop = Loop(project, space(project, "python:agent:slow", "python:agent:strong"), tag="t7", iteration_seconds=12,
+                progress=lambda _: None)  # fmt: skip
+    result = loop.run(2)
+    slow, strong = result.iterations
+    assert slow.decision == "reverted" and "over its time budget of" in slow.error and slow.seconds < 30
+    assert strong.decision == "kept" and clean(project)
 
 
 def test_parse_reply_errors():
@@ -205,3 +233,26 @@ def test_parse_reply_errors():
         parse_reply("HYPOTHESIS: x\nnothing", context)
     with pytest.raises(ProposalError, match="not in the file"):
         parse_reply(textwrap.dedent(GOOD).replace("agent.py", "a.txt"), context)
+
+
+def test_the_fixture_runs_a_short_loop_on_a_clone(pytester: pytest.Pytester):
+    (pytester.path / "scenarios").mkdir()
+    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    pytester.makepyfile(
+        agent=AGENT,
+        test_loop="""
+        def test_a_stronger_agent_is_kept(autoevolve_evolve):
+            result = autoevolve_evolve("space:space.yaml", iterations=3, tag="mine")
+            assert [i.decision for i in result.iterations] == ["reverted", "kept"]
+            assert result.best_candidate == "python:agent:strong" and result.verdict == "pass"
+    """,
+    )
+    (pytester.path / "space.yaml").write_text(
+        json.dumps({"key": "candidate", "values": ["python:agent:bad", "python:agent:strong"]})
+    )
+    (pytester.path / "autoevolve.yaml").write_text("candidate: python:agent:answer\ngate:\n  min_paired: 10\n")
+    repo = git.Repo.init(pytester.path)
+    repo.git.add("--all")
+    repo.index.commit("start")
+    pytester.runpytest("-p", "no:cacheprovider", "test_loop.py").assert_outcomes(passed=1)
+    assert repo.active_branch.name == "master" and "autoevolve/mine" not in [h.name for h in repo.heads]

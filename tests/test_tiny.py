@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import read_run
 
 from pytest_autoevolve import demo
@@ -82,3 +83,23 @@ def test_sampling_is_reproducible_by_seed(pytester):
     first, again, other = outputs(1), outputs(1), outputs(2)
     assert first == again
     assert first != other
+
+
+def test_votes_return_the_most_frequent_of_n_samples():
+    from pytest_autoevolve.hf import HFModel, majority
+    from pytest_autoevolve.models import ModelSpecError, Reply, parse_spec
+    from pytest_autoevolve.scenarios import Scenario
+
+    replies = [Reply("b ", completion_tokens=2), Reply("a"), Reply("b", completion_tokens=1), Reply("a")]
+    assert majority(replies).output == "b " and majority(replies).completion_tokens == 3  # tie: the first
+    model = HFModel.load(parse_spec("hf:" + str(TINY_DIR) + "+votes=5"), Path.cwd())
+    single = HFModel.load(parse_spec("hf:" + str(TINY_DIR) + "+temperature=0.7"), Path.cwd())
+    messages = [{"role": "user", "content": "reverse abcd"}]
+    scenario = Scenario(id="v", messages=tuple(messages), graders=(), path="<test>")
+    voted = model.generate(messages, scenario=scenario, seed=3, repeat=0)
+    one = single.generate(messages, scenario=scenario, seed=3, repeat=0)
+    assert voted.completion_tokens is not None and one.completion_tokens is not None
+    assert voted.completion_tokens > 2 * one.completion_tokens  # five samples were drawn
+    assert voted.output == model.generate(messages, scenario=scenario, seed=3, repeat=0).output  # seeded
+    with pytest.raises(ModelSpecError, match="votes"):
+        HFModel.load(parse_spec("hf:" + str(TINY_DIR) + "+votes=0"), Path.cwd())

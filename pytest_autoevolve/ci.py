@@ -87,12 +87,20 @@ def resolve_base(repo: git.Repo, ref: str) -> git.Commit:
     return commit
 
 
-def settings_at(commit: git.Commit) -> Settings:
-    """The autoevolve settings the repository had at ``commit`` (autoevolve.yaml over pyproject.toml)."""
+def load_settings(folder: Path, where: str) -> Settings:
+    """The autoevolve settings in ``folder``; CIGateError naming ``where`` when they are invalid."""
     import pytest
 
     from pytest_autoevolve.config import build_settings
 
+    try:
+        return build_settings(folder, {})
+    except pytest.UsageError as exc:
+        raise CIGateError(f"the config {where} is invalid: {exc}") from None
+
+
+def settings_at(commit: git.Commit) -> Settings:
+    """The autoevolve settings the repository had at ``commit`` (autoevolve.yaml over pyproject.toml)."""
     with tempfile.TemporaryDirectory(prefix="autoevolve-config-") as folder:
         for name in ("pyproject.toml", "autoevolve.yaml"):
             try:
@@ -100,22 +108,7 @@ def settings_at(commit: git.Commit) -> Settings:
             except KeyError:
                 continue
             (Path(folder) / name).write_bytes(blob.data_stream.read())
-        try:
-            return build_settings(Path(folder), {})
-        except pytest.UsageError as exc:
-            raise CIGateError(f"the config at the base commit {commit.hexsha[:10]} is invalid: {exc}") from None
-
-
-def head_settings(root: Path) -> Settings:
-    """The working tree's settings."""
-    import pytest
-
-    from pytest_autoevolve.config import build_settings
-
-    try:
-        return build_settings(root, {})
-    except pytest.UsageError as exc:
-        raise CIGateError(f"the working tree's config is invalid: {exc}") from None
+        return load_settings(Path(folder), f"at the base commit {commit.hexsha[:10]}")
 
 
 def catalog_digest(root: Path, settings: Settings) -> str:
@@ -198,7 +191,7 @@ def gate_against_base(root: Path, ref: str, *, artifacts: str = ".autoevolve", r
     root = root.resolve()
     repo = open_repo(root)
     commit = resolve_base(repo, ref)
-    settings = head_settings(root)
+    settings = load_settings(root, "of the working tree")
     base = base_run(repo, root, commit, settings, artifacts, refresh=refresh, progress=progress)
     outputs = root / artifacts / "ci"
     junit = outputs / "junit.xml"
@@ -209,12 +202,12 @@ def gate_against_base(root: Path, ref: str, *, artifacts: str = ".autoevolve", r
         status, run = run_pytest(root, args, artifacts, capture=not stream)
     except FineTuneError as exc:
         raise CIGateError(str(exc)) from None
-    summary: dict[str, Any] = {}
-    for name in ("summary.json", "report.md", "report.html"):
+    for name in ("summary.json", "report.md", "report.html"):  # this run's copies, never an earlier run's
+        (outputs / name).unlink(missing_ok=True)
         if run is not None and (run / name).is_file():
             shutil.copyfile(run / name, outputs / name)
-    if (outputs / "summary.json").is_file() and run is not None and (run / "summary.json").is_file():
-        summary = json.loads((outputs / "summary.json").read_text(encoding="utf-8"))
+    made = outputs / "summary.json"
+    summary = json.loads(made.read_text(encoding="utf-8")) if made.is_file() else {}
     return GateOutcome(status, base, outputs, summary)
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import random
 import time
 
-from pytest_autoevolve.gate import GateConfig, ItemResult, decide
+from pytest_autoevolve.settings import GateConfig
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.gate.decide import decide
 
 SCENARIOS, REPEATS = 10_000, 5
 

@@ -93,9 +93,9 @@ def endpoint_benchmarks() -> None:
 
 
 def batching_benchmark() -> None:
-    from pytest_autoevolve.demo import splits
-    from pytest_autoevolve.hf import HFModel
-    from pytest_autoevolve.models import ModelSpec
+    from pytest_autoevolve.tiny.demo import splits
+    from pytest_autoevolve.providers.hf import HFModel
+    from pytest_autoevolve.providers.base import ModelSpec
     from pytest_autoevolve.tiny import TINY_DIR
 
     prompts = [p.prompt for p in splits()[0]]

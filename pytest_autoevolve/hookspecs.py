@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_autoevolve.graders import GraderRegistry
-    from pytest_autoevolve.models import ProviderRegistry
-    from pytest_autoevolve.trajectory import Trajectory
+    from pytest_autoevolve.graders.registry import GraderRegistry
+    from pytest_autoevolve.providers.registry import ProviderRegistry
+    from pytest_autoevolve.records import Trajectory
 
 
 def pytest_autoevolve_add_graders(registry: GraderRegistry) -> None:

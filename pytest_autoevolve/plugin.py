@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_autoevolve import hookspecs
-from pytest_autoevolve.config import cache_choice, new_run_id, positive_int, role_choice, split_choice
+from pytest_autoevolve.settings import cache_choice, new_run_id, positive_int, role_choice, split_choice
 
 if TYPE_CHECKING:
-    from pytest_autoevolve.config import Settings
-    from pytest_autoevolve.evolve import EvolveResult
-    from pytest_autoevolve.finetune import FineTuneLoop
-    from pytest_autoevolve.runner import ModelHandle
-    from pytest_autoevolve.scenarios import Catalog, Scenario
-    from pytest_autoevolve.session import RunContext
+    from pytest_autoevolve.catalog.loader import Catalog
+    from pytest_autoevolve.loops.evolve import EvolveResult
+    from pytest_autoevolve.loops.finetune import FineTuneLoop
+    from pytest_autoevolve.records import Scenario
+    from pytest_autoevolve.run.context import RunContext
+    from pytest_autoevolve.run.runner import ModelHandle
+    from pytest_autoevolve.settings import Settings
 
 RUN_ID_KEY = pytest.StashKey[str]()
 CLI_DESTS = {
@@ -73,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    from pytest_autoevolve.config import build_settings
+    from pytest_autoevolve.settings import build_settings
 
     cli = {name: config.getoption(dest) for name, dest in CLI_DESTS.items()}
     return build_settings(config.rootpath, cli)
@@ -81,8 +82,9 @@ def _settings(config: pytest.Config) -> Settings:
 
 def get_context(config: pytest.Config) -> RunContext:
     """The run's context, created on first use (workers take the controller's run id)."""
-    from pytest_autoevolve.items import CONTEXT_KEY
-    from pytest_autoevolve.session import RunContext, prepare_artifacts
+    from pytest_autoevolve.files import prepare_artifacts
+    from pytest_autoevolve.run.context import RunContext
+    from pytest_autoevolve.run.items import CONTEXT_KEY
 
     if CONTEXT_KEY not in config.stash:
         settings = _settings(config)
@@ -107,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
     context = get_context(config)
     context.check_specs()
     if controller:
-        from pytest_autoevolve.session import ResultLog
+        from pytest_autoevolve.run.results import ResultLog
 
         config.pluginmanager.register(ResultLog(context), "autoevolve-results")
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
@@ -136,7 +138,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     named = any(Path(arg.split("::")[0]).resolve() == file_path for arg in config.args)
     if not named and not any(file_path.is_relative_to(root.resolve()) for root in roots):
         return None
-    from pytest_autoevolve.items import ScenarioFile
+    from pytest_autoevolve.run.items import ScenarioFile
 
     return ScenarioFile.from_parent(parent, path=file_path)
 
@@ -155,14 +157,14 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         return
     context = get_context(config)
     if context.settings.concurrency > 1:
-        from pytest_autoevolve.items import ScenarioItem
+        from pytest_autoevolve.run.items import ScenarioItem
 
         context.prefetch((i.role, i.scenario) for i in session.items if isinstance(i, ScenarioItem))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the trial pool (dropping trials an interrupted run never reached)."""
-    from pytest_autoevolve.items import CONTEXT_KEY
+    from pytest_autoevolve.run.items import CONTEXT_KEY
 
     context = session.config.stash.get(CONTEXT_KEY, None)
     if context is not None:
@@ -215,7 +217,7 @@ def autoevolve_candidate(autoevolve_model: Callable[[Any], ModelHandle]) -> Mode
 @pytest.fixture
 def autoevolve_finetune(pytestconfig: pytest.Config) -> FineTuneLoop:
     """The fine-tune loop's steps (sample, curate, train, gate) on this project, for a small cycle in a test."""
-    from pytest_autoevolve.finetune import FineTuneLoop
+    from pytest_autoevolve.loops.finetune import FineTuneLoop
 
     return FineTuneLoop(pytestconfig.rootpath, str(get_context(pytestconfig).settings.artifacts))
 
@@ -227,7 +229,7 @@ def autoevolve_evolve(pytestconfig: pytest.Config, tmp_path: Path) -> Callable[.
     ``autoevolve_evolve("space:evolve-space.yaml", iterations=2, targets=["autoevolve.yaml"])``
     returns the `EvolveResult`; the project's own repository and branches are left alone.
     """
-    from pytest_autoevolve.evolve import evolve_clone
+    from pytest_autoevolve.loops.evolve import evolve_clone
 
     def run(proposer: str, iterations: int = 2, **options: Any) -> EvolveResult:
         return evolve_clone(pytestconfig.rootpath, tmp_path, proposer, iterations, **options)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHART_COLORS = {"incumbent": (0x00, 0x72, 0xB2), "candidate": (0xE6, 0x9F, 0x00)}
-"""The two roles' colours in report.html's charts (pytest_autoevolve.report.COLORS)."""
+"""The two roles' colours in report.html's charts (pytest_autoevolve.report.charts.COLORS)."""
 _WRAP = bytes(i & 255 for i in range(512))
 
 Image = tuple[int, int, int, list[bytes]]

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.graders import BUILTIN_GRADERS, default_registry
-from pytest_autoevolve.scenarios import Scenario
-from pytest_autoevolve.trajectory import Trajectory
+from pytest_autoevolve.graders.builtin import BUILTIN_GRADERS, default_registry
+from pytest_autoevolve.records import Scenario
+from pytest_autoevolve.records import Trajectory
 
 SCENARIO = Scenario(id="s", messages=({"role": "user", "content": "hi"},), graders=(), path="s.yaml")
 CALLS = [

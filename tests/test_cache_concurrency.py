@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.cache import ResponseCache
-from pytest_autoevolve.models import Reply
+from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.providers.base import Reply
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,8 +149,8 @@ def test_concurrent_tiny_run_equals_a_serial_one(pytester):
 def test_concurrent_greedy_calls_share_generate_calls_and_answer_as_alone():
     from concurrent.futures import ThreadPoolExecutor
 
-    from pytest_autoevolve.hf import HFModel
-    from pytest_autoevolve.models import ModelSpec
+    from pytest_autoevolve.providers.hf import HFModel
+    from pytest_autoevolve.providers.base import ModelSpec
     from pytest_autoevolve.tiny import TINY_DIR
 
     model = HFModel.load(ModelSpec("hf", str(TINY_DIR), {"batch_size": 8}), REPO)

@@ -10,21 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoevolve.dataset import (
-    DATASET_FORMAT_VERSION,
-    DatasetError,
-    LeakageError,
-    curate,
-    dataset_sha256,
-    example_sha256,
-    prompt_sha256,
-    read_dataset,
-    validate_example,
-)
-from pytest_autoevolve.graders import default_registry
-from pytest_autoevolve.runner import grade
-from pytest_autoevolve.scenarios import load_catalog
-from pytest_autoevolve.trajectory import Trajectory, TrajectoryWriter
+from pytest_autoevolve.loops.dataset import DATASET_FORMAT_VERSION, DatasetError, LeakageError, curate, dataset_sha256, example_sha256, prompt_sha256, read_dataset, validate_example
+from pytest_autoevolve.graders.builtin import default_registry
+from pytest_autoevolve.run.runner import grade
+from pytest_autoevolve.catalog.loader import load_catalog
+from pytest_autoevolve.records import Trajectory
+from pytest_autoevolve.files import TrajectoryWriter
 
 REPO = Path(__file__).resolve().parent.parent
 

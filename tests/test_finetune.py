@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoevolve import finetune
-from pytest_autoevolve.lora import LoraSettings, encode, train_lora
+from pytest_autoevolve.loops import finetune, project, promotion
+from pytest_autoevolve.loops.lora import LoraSettings, encode, train_lora
 from pytest_autoevolve.tiny import TINY_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,39 +73,39 @@ def write_summary(path: Path, verdict: str, incumbent: str, candidate: str) -> P
 
 
 def test_promote_needs_a_passing_gate_of_that_pair_and_rollback_restores(tmp_path):
-    finetune.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=models/v1"})
+    project.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=models/v1"})
     failing = write_summary(tmp_path / "fail.json", "fail", "tiny", "tiny+adapter=models/v1")
-    with pytest.raises(finetune.FineTuneError, match="the gate said 'fail'"):
-        finetune.promote(tmp_path, failing)
+    with pytest.raises(project.FineTuneError, match="the gate said 'fail'"):
+        promotion.promote(tmp_path, failing)
     other_pair = write_summary(tmp_path / "other.json", "pass", "tiny", "tiny+adapter=models/v0")
-    with pytest.raises(finetune.FineTuneError, match="refusing"):
-        finetune.promote(tmp_path, other_pair)
+    with pytest.raises(project.FineTuneError, match="refusing"):
+        promotion.promote(tmp_path, other_pair)
     passing = write_summary(tmp_path / "pass.json", "pass", "tiny", "tiny+adapter=models/v1")
-    entry = finetune.promote(tmp_path, passing)
+    entry = promotion.promote(tmp_path, passing)
     assert (entry["previous"], entry["incumbent"], entry["override"]) == ("tiny", "tiny+adapter=models/v1", False)
-    assert finetune.read_config(tmp_path) == {"incumbent": "tiny+adapter=models/v1"}
+    assert project.read_config(tmp_path) == {"incumbent": "tiny+adapter=models/v1"}
     assert len(entry["gate_summary_sha256"]) == 64
 
-    finetune.write_config(tmp_path, {**finetune.read_config(tmp_path), "candidate": "tiny+adapter=models/v2"})
-    forced = finetune.promote(tmp_path, None, force=True, reason="hotfix")
+    project.write_config(tmp_path, {**project.read_config(tmp_path), "candidate": "tiny+adapter=models/v2"})
+    forced = promotion.promote(tmp_path, None, force=True, reason="hotfix")
     assert forced["override"] and forced["reason"] == "hotfix"
-    assert finetune.rollback(tmp_path)["incumbent"] == "tiny+adapter=models/v1"
-    assert finetune.rollback(tmp_path)["incumbent"] == "tiny"
-    with pytest.raises(finetune.FineTuneError, match="nothing to roll back"):
-        finetune.rollback(tmp_path)
-    assert [e["action"] for e in finetune.history(tmp_path)] == ["promote", "promote", "rollback", "rollback"]
+    assert promotion.rollback(tmp_path)["incumbent"] == "tiny+adapter=models/v1"
+    assert promotion.rollback(tmp_path)["incumbent"] == "tiny"
+    with pytest.raises(project.FineTuneError, match="nothing to roll back"):
+        promotion.rollback(tmp_path)
+    assert [e["action"] for e in promotion.history(tmp_path)] == ["promote", "promote", "rollback", "rollback"]
 
 
 def test_cli_promote_and_rollback(tmp_path, monkeypatch, capsys):
     from pytest_autoevolve.cli import main
 
     monkeypatch.chdir(tmp_path)
-    finetune.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=m"})
+    project.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=m"})
     assert main(["promote"]) == 2
     assert "refusing to promote" in capsys.readouterr().err
     assert main(["promote", "--force", "--reason", "manual"]) == 0
     assert main(["rollback"]) == 0
-    assert finetune.read_config(tmp_path)["incumbent"] == "tiny"
+    assert project.read_config(tmp_path)["incumbent"] == "tiny"
 
 
 def test_improve_end_to_end_on_part_of_the_demo(pytester):
@@ -122,7 +122,7 @@ def test_improve_end_to_end_on_part_of_the_demo(pytester):
     summary = json.loads((pytester.path / result.summary).read_text())
     assert summary["candidate"]["spec"] == f"tiny+adapter={result.model}"
     assert result.verdict == summary["verdict"]
-    config = finetune.read_config(pytester.path)
+    config = project.read_config(pytester.path)
     if result.promoted:
         assert result.verdict == "pass" and config["incumbent"] == result.candidate
     else:

@@ -29,7 +29,7 @@ def show(messages):
 """
 
 USER_TESTS = """
-from pytest_autoevolve.runner import trial_seed
+from pytest_autoevolve.run.runner import trial_seed
 from pytest_autoevolve.trajectory import Trajectory
 
 

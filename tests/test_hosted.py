@@ -17,7 +17,7 @@ import pytest
 from fake_finetune import FakeFineTune, JobScript, example_tokens, fake_finetune
 from fake_openai import Answer, error
 
-from pytest_autoevolve.hosted import HostedFineTuneError, HostedJob, submit_fine_tune
+from pytest_autoevolve.loops.hosted import HostedFineTuneError, HostedJob, submit_fine_tune
 
 KEY = "sk-proj-SECRETKEY-0123456789abcdef"
 BASE = "gpt-4o-mini-2024-07-18"

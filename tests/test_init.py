@@ -13,14 +13,14 @@ import pytest
 import yaml
 from conftest import read_run
 
-from pytest_autoevolve import scaffold
+from pytest_autoevolve.cli import scaffold
 from pytest_autoevolve.cli import main
-from pytest_autoevolve.config import build_settings
-from pytest_autoevolve.evolve import SpaceProposer
-from pytest_autoevolve.gate import GateConfig
-from pytest_autoevolve.graders import default_registry
-from pytest_autoevolve.models import parse_spec
-from pytest_autoevolve.scenarios import load_catalog
+from pytest_autoevolve.settings import build_settings
+from pytest_autoevolve.loops.proposers import SpaceProposer
+from pytest_autoevolve.settings import GateConfig
+from pytest_autoevolve.graders.builtin import default_registry
+from pytest_autoevolve.providers.base import parse_spec
+from pytest_autoevolve.catalog.loader import load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 STARTERS = ["autoevolve.yaml", "scenarios/example.yaml", "evolve-space.yaml"]

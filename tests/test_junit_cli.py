@@ -12,9 +12,9 @@ import pytest
 from conftest import read_run
 from junitparser import JUnitXml, Properties
 
-from pytest_autoevolve import cli
-from pytest_autoevolve.gate import ItemResult
-from pytest_autoevolve.junit import JunitError, read_junit
+from pytest_autoevolve.cli import app as cli
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.gate.junit import JunitError, read_junit
 
 # 15 scenarios "say N" -> "N" in two files (so a run can be sharded by file); q-3 is critical.
 NUMBERS = """

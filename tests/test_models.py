@@ -9,18 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoevolve.graders import equals
-from pytest_autoevolve.models import (
-    ModelSpec,
-    ModelSpecError,
-    PythonModel,
-    Reply,
-    default_registry,
-    parse_spec,
-    reply_from,
-)
-from pytest_autoevolve.runner import ModelHandle, trial_seed
-from pytest_autoevolve.scenarios import NamedCheck, Scenario
+from pytest_autoevolve.graders.builtin import equals
+from pytest_autoevolve.providers.base import ModelSpec, ModelSpecError, Reply, parse_spec, reply_from
+from pytest_autoevolve.providers.python import PythonModel
+from pytest_autoevolve.providers.registry import default_registry
+from pytest_autoevolve.run.runner import ModelHandle, trial_seed
+from pytest_autoevolve.records import NamedCheck, Scenario
 
 USER_AGENTS = """
 CALLS = []
@@ -459,7 +453,7 @@ def test_trial_seed_is_a_31_bit_non_negative_int():
 
 
 def test_trial_seed_is_stable_across_processes():
-    code = "from pytest_autoevolve.runner import trial_seed; print(trial_seed(7, 'add-2-digit', 2))"
+    code = "from pytest_autoevolve.run.runner import trial_seed; print(trial_seed(7, 'add-2-digit', 2))"
     results = {
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -20,10 +20,13 @@ import pytest
 from conftest import read_run
 from fake_openai import Answer, Request, completion, error, fake_openai, scripted, tool_call
 
-from pytest_autoevolve.graders import default_registry as default_graders
-from pytest_autoevolve.models import ModelSpecError, TrialError, default_registry, parse_spec
-from pytest_autoevolve.openai_chat import OPENAI_KEYS, OpenAIModel, RateLimiter, cost_of, retry_after_seconds
-from pytest_autoevolve.scenarios import Scenario, load_file
+from pytest_autoevolve.graders.builtin import default_registry as default_graders
+from pytest_autoevolve.providers.base import ModelSpecError, TrialError, parse_spec
+from pytest_autoevolve.providers.registry import default_registry
+from pytest_autoevolve.providers.openai import OPENAI_KEYS, OpenAIModel
+from pytest_autoevolve.providers._http import RateLimiter, cost_of, retry_after_seconds
+from pytest_autoevolve.records import Scenario
+from pytest_autoevolve.catalog.loader import load_file
 
 FAST = {"backoff_s": 0.01, "timeout_s": 0.5, "max_retries": 3, "max_tokens": 16}
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.report import LIST_CAP, github_outputs
+from pytest_autoevolve.report.format import LIST_CAP
+from pytest_autoevolve.report.github import github_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "screenshot_report.py"

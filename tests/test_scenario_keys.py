@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.graders import default_registry
-from pytest_autoevolve.scenarios import Scenario, ScenarioError, load_catalog, load_file
+from pytest_autoevolve.graders.builtin import default_registry
+from pytest_autoevolve.records import Scenario
+from pytest_autoevolve.errors import ScenarioError
+from pytest_autoevolve.catalog.loader import load_catalog, load_file
 
 ECHO = "python:agents:echo"
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pytest_autoevolve import stats
+from pytest_autoevolve.gate import stats
 
 
 def test_exact_mcnemar_matches_the_binomial_by_hand():

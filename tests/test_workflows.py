@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_autoevolve import scaffold
+from pytest_autoevolve.cli import scaffold
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -171,7 +171,7 @@ def test_the_schema_check_reports_a_wrong_key(tmp_path):
 def test_repository_workflow_is_the_rendered_template(name):
     expected = scaffold.render_workflow(name, scaffold.SOURCE_INSTALL)
     actual = (WORKFLOWS / name).read_text(encoding="utf-8")
-    assert actual == expected, f"{name} differs from its template: run `python -m pytest_autoevolve.scaffold .`"
+    assert actual == expected, f"{name} differs from its template: run `python -m pytest_autoevolve.cli.scaffold .`"
 
 
 def test_only_the_install_line_differs_between_repository_and_init(init_workflows):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_autoevolve.demo import Problem, make_problem, splits
+from pytest_autoevolve.tiny.demo import Problem, make_problem, splits
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -1,0 +1,1 @@
+"""The scenario catalog: YAML files loaded, validated and expanded into `Scenario` records."""

@@ -1,0 +1,192 @@
+"""The fine-tune commands of ``autoevolve``: finetune sample|curate|train, improve, promote, rollback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = {
+    "improve": "autoevolve improve --rounds 2",
+    "sample": "autoevolve finetune sample --k 8 --temperature 1.0",
+    "curate": "autoevolve finetune curate .autoevolve/runs/20261121T120000Z-abc123",
+    "train": "autoevolve finetune train finetune/datasets/v1-1a2b3c4d --epochs 12",
+    "submit": "autoevolve finetune train finetune/datasets/v1-1a2b3c4d --backend openai --base gpt-4o-mini-2024-07-18",
+    "promote": "autoevolve promote .autoevolve/runs/20261121T120000Z-abc123/summary.json",
+    "rollback": "autoevolve rollback",
+}
+
+
+def _fail(message: str) -> int:
+    print(f"autoevolve: {message}", file=sys.stderr)
+    return 2
+
+
+def _improve(args: argparse.Namespace, _extra: list[str]) -> int:
+    from pytest_autoevolve.loops.finetune import improve
+    from pytest_autoevolve.loops.project import FineTuneError
+
+    try:
+        results = improve(Path.cwd(), rounds=args.rounds, dry_run=args.dry_run, k=args.k,
+                          temperature=args.temperature)  # fmt: skip
+    except FineTuneError as exc:
+        return _fail(str(exc))
+    for result in results:
+        print(json.dumps(result.__dict__, default=str))
+    if args.dry_run:
+        return 0
+    return 0 if results and results[0].promoted else 1
+
+
+def _sample(args: argparse.Namespace, _extra: list[str]) -> int:
+    from pytest_autoevolve.loops.finetune import sample
+    from pytest_autoevolve.loops.project import FineTuneError, read_config
+
+    spec = args.model or str(read_config(Path.cwd()).get("incumbent", "tiny"))
+    try:
+        run = sample(Path.cwd(), spec, k=args.k, temperature=args.temperature)
+    except FineTuneError as exc:
+        return _fail(str(exc))
+    print(f"sampled {spec} into {run.relative_to(Path.cwd()) if run.is_relative_to(Path.cwd()) else run}")
+    return 0
+
+
+def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
+    from pytest_autoevolve.loops.dataset import DatasetError
+    from pytest_autoevolve.loops.finetune import curate_runs
+
+    root = Path.cwd()
+    try:
+        dataset = curate_runs(root, [Path(r) for r in args.runs], args.model or "")
+    except DatasetError as exc:  # too small, leakage, unreadable runs: the message says which
+        return _fail(f"{type(exc).__name__}: {exc}")
+    print(f"dataset written to {dataset.relative_to(root) if dataset.is_relative_to(root) else dataset}")
+    return 0
+
+
+def _train(args: argparse.Namespace, _extra: list[str]) -> int:
+    from pytest_autoevolve.loops.finetune import base_of
+    from pytest_autoevolve.loops.lora import LoraSettings, next_version, train_lora
+    from pytest_autoevolve.loops.project import WORK_DIR, FineTuneError, read_config, write_config
+
+    root, dataset = Path.cwd(), Path(args.dataset)
+    if not (dataset / "train.jsonl").is_file():
+        return _fail(f"{dataset} holds no train.jsonl: curate a dataset first (autoevolve finetune curate)")
+    if args.backend == "openai":
+        return _submit(args, root, dataset)
+    try:
+        base, prefix = base_of(args.base or str(read_config(root).get("incumbent", "tiny")))
+    except FineTuneError as exc:
+        return _fail(str(exc))
+    out = Path(args.out) if args.out else next_version(root / WORK_DIR / "models")
+    settings = LoraSettings(epochs=args.epochs, learning_rate=args.lr, r=args.r, seed=args.seed)
+    manifest = train_lora(base, dataset, out, settings, base_name=prefix)
+    shown = out.relative_to(root) if out.is_relative_to(root) else out
+    candidate = f"{prefix}+adapter={shown}"
+    config = read_config(root)
+    config["candidate"] = candidate
+    write_config(root, config)
+    print(f"adapter written to {shown}; final loss {manifest['loss_per_epoch'][-1]}; candidate is now {candidate}")
+    return 0
+
+
+def _submit(args: argparse.Namespace, root: Path, dataset: Path) -> int:
+    from pytest_autoevolve.loops.hosted import HostedFineTuneError, submit_fine_tune
+    from pytest_autoevolve.loops.project import read_config, write_config
+
+    if not args.base:
+        return _fail("--backend openai needs --base MODEL (the hosted model to fine-tune)")
+    val = dataset / "val.jsonl"
+    try:
+        job = submit_fine_tune(dataset / "train.jsonl", val if val.is_file() else None, args.base,
+                               suffix=args.suffix)  # fmt: skip
+    except HostedFineTuneError as exc:
+        return _fail(str(exc))
+    config = read_config(root)
+    config["candidate"] = f"openai:{job.fine_tuned_model}"
+    write_config(root, config)
+    print(f"job {job.job_id} {job.status}: candidate is now openai:{job.fine_tuned_model}")
+    return 0
+
+
+def _promote(args: argparse.Namespace, _extra: list[str]) -> int:
+    from pytest_autoevolve.loops.project import FineTuneError
+    from pytest_autoevolve.loops.promotion import promote
+
+    try:
+        entry = promote(Path.cwd(), Path(args.summary) if args.summary else None, force=args.force,
+                        reason=args.reason or "")  # fmt: skip
+    except FineTuneError as exc:
+        return _fail(str(exc))
+    print(f"promoted {entry['incumbent']} (was {entry['previous']})" + (" [override]" if entry["override"] else ""))
+    return 0
+
+
+def _rollback(args: argparse.Namespace, _extra: list[str]) -> int:
+    from pytest_autoevolve.loops.project import FineTuneError
+    from pytest_autoevolve.loops.promotion import rollback
+
+    try:
+        entry = rollback(Path.cwd())
+    except FineTuneError as exc:
+        return _fail(str(exc))
+    print(f"rolled back: incumbent is {entry['incumbent']} again (was {entry['previous']})")
+    return 0
+
+
+def _sampling(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--k", type=int, default=8, help="samples per train scenario (default 8)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+
+
+def add_commands(commands: Any) -> None:
+    """Register the fine-tune loop's subcommands."""
+    improve = commands.add_parser(
+        "improve", help="the whole fine-tune loop: sample, curate, train, gate, promote if passed",
+        description="Run the fine-tune loop in the repository root (autoevolve.yaml, scenarios/).",
+        epilog=f"example: {EXAMPLES['improve']}",
+    )  # fmt: skip
+    improve.add_argument("--rounds", type=int, default=1, help="rounds; each promotes before the next (default 1)")
+    improve.add_argument(
+        "--dry-run", action="store_true", help="sample and curate only; train nothing, promote nothing"
+    )
+    _sampling(improve)
+    improve.set_defaults(handler=_improve)
+
+    finetune = commands.add_parser("finetune", help="one step of the fine-tune loop: sample, curate or train",
+                                   description="One step of the fine-tune loop.")  # fmt: skip
+    steps = finetune.add_subparsers(dest="step", required=True, metavar="STEP")
+    step = steps.add_parser("sample", help="rejection-sample the train split", epilog=f"example: {EXAMPLES['sample']}")
+    step.add_argument("--model", help="spec to sample (default: the incumbent)")
+    _sampling(step)
+    step.set_defaults(handler=_sample)
+    step = steps.add_parser("curate", help="promotable trajectories into a versioned chat dataset",
+                            epilog=f"example: {EXAMPLES['curate']}")  # fmt: skip
+    step.add_argument("runs", nargs="+", help="run folders holding trajectories.jsonl")
+    step.add_argument("--model", help="the spec that produced the runs (for the manifest)")
+    step.set_defaults(handler=_curate)
+    step = steps.add_parser("train", help="LoRA-train locally, or submit a hosted fine-tune",
+                            epilog=f"examples:\n  {EXAMPLES['train']}\n  {EXAMPLES['submit']}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    step.add_argument("dataset", help="a dataset folder from curate")
+    step.add_argument("--backend", choices=("lora", "openai"), default="lora", help="where to train (default lora)")
+    step.add_argument("--base", help="base model: the incumbent by default (lora); the hosted model (openai)")
+    step.add_argument("--out", help="adapter folder (default: finetune/models/v<N>)")
+    step.add_argument("--epochs", type=int, default=12)
+    step.add_argument("--lr", type=float, default=3e-3)
+    step.add_argument("--r", type=int, default=16, help="LoRA rank")
+    step.add_argument("--seed", type=int, default=0)
+    step.add_argument("--suffix", help="hosted model name suffix")
+    step.set_defaults(handler=_train)
+
+    promote = commands.add_parser("promote", help="make the candidate the incumbent after a passing gate",
+                                  epilog=f"example: {EXAMPLES['promote']}")  # fmt: skip
+    promote.add_argument("summary", nargs="?", help="summary.json of the gate run of this incumbent/candidate pair")
+    promote.add_argument("--force", action="store_true", help="promote without a passing gate (recorded)")
+    promote.add_argument("--reason", help="why (recorded in the history)")
+    promote.set_defaults(handler=_promote)
+    rollback = commands.add_parser("rollback", help="restore the incumbent the last promotion replaced",
+                                   epilog=f"example: {EXAMPLES['rollback']}")  # fmt: skip
+    rollback.set_defaults(handler=_rollback)

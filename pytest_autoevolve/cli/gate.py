@@ -1,0 +1,174 @@
+"""``autoevolve scenarios``, ``report`` and ``compare``: the catalog and the gate from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_autoevolve.errors import AutoevolveError
+
+if TYPE_CHECKING:
+    from pytest_autoevolve.gate.decide import GateResult
+    from pytest_autoevolve.gate.junit import JunitRun
+    from pytest_autoevolve.settings import GateConfig
+
+
+GATE_SOURCES = """\
+gate settings: the `gate` table of [tool.autoevolve] in ./pyproject.toml and `gate:` in
+./autoevolve.yaml (the latter wins), as for pytest --autoevolve; --gate-config FILE reads them
+from FILE instead (a pyproject.toml, an autoevolve.yaml, or a YAML/TOML/JSON file holding just
+the gate mapping). The resampling seed is --seed, else the seed the junit file(s) record (when
+they agree), else `seed` of the config, else 0.
+
+exit status: 0 only when the verdict is pass; 1 for fail and for inconclusive; 2 when a file
+or a setting cannot be used."""
+
+def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
+    """Validate the catalog and print its size by split and category."""
+    from pytest_autoevolve.catalog.loader import load_catalog
+    from pytest_autoevolve.errors import ScenarioError
+    from pytest_autoevolve.graders.builtin import default_registry
+
+    roots = [Path(p) for p in args.paths] or [Path("scenarios")]
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        print(f"autoevolve: no such catalog path: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        catalog = load_catalog(roots, default_registry(), Path.cwd())
+    except ScenarioError as exc:
+        print(f"autoevolve: {exc}", file=sys.stderr)
+        return 1
+    if args.list:
+        for scenario in catalog:
+            print(f"{scenario.path}:{scenario.line}  {scenario.id}  [{scenario.split}]")
+    counts = Counter((s.split, s.category or "-") for s in catalog)
+    print(f"{len(catalog)} scenarios: " + ", ".join(f"{n} {split}" for split, n in
+                                                     sorted(Counter(s.split for s in catalog).items())))  # fmt: skip
+    for (split, category), number in sorted(counts.items()):
+        print(f"  {split:<6} {category:<16} {number}")
+    return 0
+
+class _CliError(AutoevolveError):
+    """A problem with the command's input, printed without a traceback (exit status 2)."""
+
+def _read(paths: Sequence[str]) -> list[JunitRun]:
+    """Parse junit files; an unusable one is a `_CliError` naming it."""
+    from pytest_autoevolve.gate.junit import JunitError, read_junit
+
+    try:
+        return [read_junit(path) for path in paths]
+    except JunitError as exc:
+        raise _CliError(str(exc)) from None
+
+def _gate_mapping(path: Path | None) -> dict[str, Any]:
+    """The settings (``gate``, ``seed``) of the current directory's config, or of ``path``."""
+    import pytest
+
+    from pytest_autoevolve.settings import read_file_settings
+
+    if path is None:
+        try:
+            return read_file_settings(Path.cwd())
+        except pytest.UsageError as exc:
+            raise _CliError(str(exc)) from None
+    if not path.is_file():
+        raise _CliError(f"no such gate config file: {path}")
+    import tomllib
+
+    import yaml  # YAML is a superset of JSON
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise _CliError(f"{path}: {exc}") from None
+    if path.suffix == ".toml" and isinstance(data, dict) and isinstance(data.get("tool"), dict):
+        data = data["tool"].get("autoevolve", {})  # a pyproject.toml: its [tool.autoevolve]
+    if not isinstance(data, dict):
+        raise _CliError(f"{path}: expected a mapping of settings")
+    if "gate" in data or path.name in ("pyproject.toml", "autoevolve.yaml"):
+        return data
+    return {"gate": data}
+
+def _gate_config(args: argparse.Namespace, recorded_seed: int | None) -> GateConfig:
+    """The gate's rule: file settings, then the seed (``--seed``, the junit's, the config's)."""
+    from pytest_autoevolve.settings import GateConfig, GateConfigError
+
+    settings = _gate_mapping(Path(args.gate_config) if args.gate_config else None)
+    seed = args.seed if args.seed is not None else recorded_seed
+    seed = settings.get("seed", 0) if seed is None else seed
+    gate = settings.get("gate") or {}
+    if not isinstance(gate, dict) or isinstance(seed, bool) or not isinstance(seed, int):
+        raise _CliError("the autoevolve setting 'gate' is a mapping and 'seed' a whole number")
+    try:
+        return GateConfig.from_mapping(gate, seed)
+    except (GateConfigError, TypeError) as exc:
+        raise _CliError(f"autoevolve setting 'gate': {exc}") from None
+
+def _recorded_seed(runs: Sequence[JunitRun]) -> int | None:
+    """The seed the junit files record, when they all record the same one."""
+    seeds = {run.seed for run in runs}
+    return seeds.pop() if len(seeds) == 1 else None
+
+def _show(result: GateResult, args: argparse.Namespace, header: list[str], extra: dict[str, Any]) -> int:
+    """Print the gate result (text or ``--json``); the exit status from the verdict."""
+    if args.json:
+        import json
+
+        print(json.dumps({**result.to_summary(), **extra}, indent=2, ensure_ascii=False, default=str))
+    else:
+        from pytest_autoevolve.report.terminal import summary_lines
+
+        print(f"autoevolve gate: {result.verdict.upper()}")
+        for line in [*header, *summary_lines(result)]:
+            print(line)
+    return 0 if result.verdict == "pass" else 1
+
+def _report(args: argparse.Namespace, extra: list[str]) -> int:
+    """Recompute the gate from the items of one or more junit files."""
+    from pytest_autoevolve.gate.decide import decide
+    from pytest_autoevolve.gate.junit import JunitError, merge
+
+    runs = _read(args.junit)
+    try:
+        items = merge(runs)
+    except JunitError as exc:
+        raise _CliError(str(exc)) from None
+    result = decide(items, _gate_config(args, _recorded_seed(runs)))
+    header = []
+    recorded: dict[str, Any] = runs[0].recorded() if len(runs) == 1 else {}
+    if len(runs) > 1:
+        header.append(f"from {len(runs)} junit files, {len(items)} scenario items")
+    elif recorded.get("verdict") and recorded["verdict"] != result.verdict:
+        header.append(f"note: the run recorded {recorded['verdict']!r}; with these gate settings it is "
+                      f"{result.verdict!r} (the settings or the seed differ from the run's)")  # fmt: skip
+    return _show(result, args, header, {"junit": [str(run.path) for run in runs], "recorded": recorded})
+
+def _compare(args: argparse.Namespace, extra: list[str]) -> int:
+    """Gate run B (after) against run A (before), pairing scenarios by id."""
+    from pytest_autoevolve.gate.decide import decide
+    from pytest_autoevolve.gate.junit import JunitError, before_after
+
+    before, after = _read([args.before, args.after])
+    try:
+        items, before_role, after_role = before_after(before, after)
+    except JunitError as exc:
+        raise _CliError(str(exc)) from None
+    result = decide(items, _gate_config(args, _recorded_seed([before, after])))
+    header = [
+        f"before: {before.path}  ({before_role} items, shown as incumbent)",
+        f"after:  {after.path}  ({after_role} items, shown as candidate)",
+    ]
+    extra_fields = {"before": {"junit": str(before.path), "role": before_role},
+                    "after": {"junit": str(after.path), "role": after_role}}  # fmt: skip
+    return _show(result, args, header, extra_fields)
+
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gate-config", metavar="FILE", help="read the gate settings from FILE (see below)")
+    parser.add_argument("--seed", type=int, metavar="N", help="seed of the resampling tests and intervals")
+    parser.add_argument("--json", action="store_true", help="print the gate summary (summary.json's fields) as JSON")

@@ -1,0 +1,241 @@
+"""The gate: pair incumbent and candidate by scenario and decide pass, fail or inconclusive (DESIGN §6).
+
+The metric is each scenario's pass rate over its trials; lift is candidate minus incumbent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+from pytest_autoevolve.gate import stats
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.settings import GateConfig
+
+VERDICTS = ("pass", "fail", "inconclusive")
+
+@dataclass
+class RoleStats:
+    """Aggregate numbers of one role over the paired scenarios."""
+
+    spec: str
+    pass_rate: float | None
+    n: int
+    passed: int
+    errors: int
+    error_rate: float | None
+    scenarios: int
+    p95_latency_s: float | None
+    cost: float | None
+    tokens: int
+
+def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
+    """Pass rate, errors, p95 latency and cost of one role."""
+    trials = sum(i.trials for i in items)
+    latencies = sorted(x for i in items for x in i.latencies)
+    costs = [i.cost for i in items if i.cost is not None]
+    return RoleStats(
+        spec=spec or next((i.model for i in items if i.model), ""),
+        pass_rate=sum(i.passes for i in items) / trials if trials else None,
+        n=trials, passed=sum(i.passes for i in items), errors=sum(i.errors for i in items),
+        error_rate=sum(i.errors for i in items) / trials if trials else None, scenarios=len(items),
+        p95_latency_s=latencies[min(len(latencies) - 1, math.ceil(0.95 * len(latencies)) - 1)] if latencies else None,
+        cost=sum(costs) if costs else None, tokens=sum(i.tokens for i in items),
+    )  # fmt: skip
+
+def paired_test(
+    pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig, interval: bool = True
+) -> stats.PairedTest:
+    """Exact McNemar for single binary trials; a sign-flip test on pass-rate differences otherwise.
+
+    ``interval=False`` skips the bootstrap interval (NaN bounds) where only the p-value is wanted.
+    """
+    diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
+    n = len(diffs)
+    lift = sum(diffs) / n
+    shift = config.min_lift if config.mode == "superiority" else -config.margin
+    binary = all(i.trials == 1 and c.trials == 1 for i, c in pairs)
+    if binary and shift == 0:
+        improvements, regressions = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+        p_value = stats.mcnemar_exact(improvements, regressions)[0]
+        low, high = stats.paired_difference_ci(improvements, regressions, n, config.alpha)
+        return stats.PairedTest("mcnemar_exact", lift, low, high, p_value, n)
+    p_value = stats.sign_flip_p(diffs, shift=shift, resamples=config.resamples, seed=config.seed)
+    low, high = stats.bootstrap_ci(diffs, alpha=config.alpha, seed=config.seed) if interval else (math.nan, math.nan)
+    return stats.PairedTest("sign_flip", lift, low, high, p_value, n)
+
+def wilson(passes: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Two-sided (1 - alpha) Wilson interval of a pass rate."""
+    if n == 0:
+        return math.nan, math.nan
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    p = passes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+@dataclass
+class GateResult:
+    """The verdict and every number behind it."""
+
+    verdict: str
+    reasons: list[str]
+    incumbent: RoleStats
+    candidate: RoleStats
+    config: GateConfig
+    test: stats.PairedTest | None = None
+    n_paired: int = 0
+    improvements: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+    critical_regressions: list[str] = field(default_factory=list)
+    minimum_detectable_lift: float | None = None
+    discordance: float | None = None
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_summary(self) -> dict[str, Any]:
+        """The gate's part of ``summary.json``."""
+        test = self.test
+        return {
+            "verdict": self.verdict, "reasons": self.reasons,
+            "incumbent": asdict(self.incumbent), "candidate": asdict(self.candidate),
+            "lift": test.lift if test else None, "ci_low": test.ci_low if test else None,
+            "ci_high": test.ci_high if test else None, "p_value": test.p_value if test else None,
+            "test": test.test if test else None, "alpha": self.config.alpha, "mode": self.config.mode,
+            "n_paired": self.n_paired, "regressions": self.regressions, "improvements": self.improvements,
+            "critical_regressions": self.critical_regressions,
+            "minimum_detectable_lift": self.minimum_detectable_lift, "discordance": self.discordance,
+            "guardrails": self.guardrails, "categories": self.categories, "scenarios": self.scenarios,
+            "thresholds": asdict(self.config),
+        }  # fmt: skip
+
+def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
+    """Eval-split (incumbent, candidate) pairs by scenario id, in catalog order (file, line, id).
+
+    The order is fixed by the catalog, not by the order results arrive in (which differs
+    under xdist and in junit files), because the bootstrap interval depends on it.
+    """
+    by_role: dict[str, dict[str, ItemResult]] = {"incumbent": {}, "candidate": {}}
+    for item in items:
+        if item.role in by_role and item.split == "eval":
+            by_role[item.role][item.scenario] = item
+    incumbent, candidate = by_role["incumbent"], by_role["candidate"]
+    ordered = sorted(incumbent.values(), key=lambda i: (i.file, i.line, i.scenario))
+    return [(i, candidate[i.scenario]) for i in ordered if i.scenario in candidate]
+
+def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, str] | None = None) -> GateResult:
+    """Pair the results and decide, with the reasons."""
+    specs = specs or {}
+    pairs = pair(items)
+    result = GateResult(
+        verdict="inconclusive", reasons=[], config=config, n_paired=len(pairs),
+        incumbent=role_stats([i for i, _ in pairs], specs.get("incumbent", "")),
+        candidate=role_stats([c for _, c in pairs], specs.get("candidate", "")),
+    )  # fmt: skip
+    result.scenarios = [_scenario_row(i, c, config.k) for i, c in pairs]
+    if not pairs:
+        result.reasons.append("no scenario ran on both the incumbent and the candidate")
+        return result
+    result.improvements = [i.scenario for i, c in pairs if c.pass_rate > i.pass_rate]
+    result.regressions = [i.scenario for i, c in pairs if c.pass_rate < i.pass_rate]
+    result.critical_regressions = [i.scenario for i, c in pairs if i.critical and c.pass_rate < i.pass_rate]
+    diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
+    result.discordance = sum(d * d for d in diffs) / len(diffs)
+    result.minimum_detectable_lift = stats.minimum_detectable_lift(len(pairs), result.discordance, config.alpha)
+    for role, stat in (("incumbent", result.incumbent), ("candidate", result.candidate)):
+        if stat.errors == stat.n:
+            result.reasons.append(f"every {role} trial errored: nothing to compare")
+    if len(pairs) < config.min_paired:
+        result.reasons.append(f"only {len(pairs)} paired scenarios; the gate needs at least {config.min_paired}")
+    if result.reasons:
+        return result
+    result.test = paired_test(pairs, config)
+    result.categories = _categories(pairs, config)
+    result.guardrails = _guardrails(result.incumbent, result.candidate, config)
+    result.reasons = _failures(result)
+    result.verdict = "fail" if result.reasons else "pass"
+    if not result.reasons:
+        result.reasons.append(_rule_text(result.test, config, cleared=True))
+    return result
+
+def _rule_text(test: stats.PairedTest, config: GateConfig, cleared: bool) -> str:
+    verb = "clears" if cleared else "does not clear"
+    if config.mode == "superiority":
+        rule = f"superiority (p < {config.alpha:g}, lift >= {config.min_lift:+.3f})"
+    else:
+        rule = f"non-inferiority within {config.margin:.3f} (p < {config.alpha:g})"
+    return f"the candidate {verb} {rule}: lift {test.lift:+.3f}, p = {test.p_value:.4g}"
+
+def _failures(result: GateResult) -> list[str]:
+    assert result.test is not None
+    config, test = result.config, result.test
+    reasons = []
+    if result.critical_regressions:
+        reasons.append(f"critical scenario(s) regressed: {', '.join(result.critical_regressions)}")
+    reasons += [f"guardrail {g['name']} breached: {g['detail']}" for g in result.guardrails if not g["passed"]]
+    rejected = test.p_value < config.alpha
+    if config.mode == "superiority":
+        rejected = rejected and test.lift >= config.min_lift and test.lift > 0
+    if not rejected:
+        reasons.append(_rule_text(test, config, cleared=False))
+    return reasons
+
+def _guardrails(incumbent: RoleStats, candidate: RoleStats, config: GateConfig) -> list[dict[str, Any]]:
+    """Error rate, p95 latency and cost of the candidate against the incumbent's, within margins."""
+    rows = []
+    if config.max_error_rate_increase is not None and incumbent.error_rate is not None:
+        limit = (incumbent.error_rate or 0.0) + config.max_error_rate_increase
+        value = candidate.error_rate or 0.0
+        rows.append(_guardrail("error_rate", incumbent.error_rate, value, limit, f"{value:.1%} > {limit:.1%}"))
+    if config.max_latency_increase is not None and incumbent.p95_latency_s is not None:
+        limit = incumbent.p95_latency_s * (1 + config.max_latency_increase) + config.latency_slack_s
+        value = candidate.p95_latency_s or 0.0
+        rows.append(_guardrail("p95_latency_s", incumbent.p95_latency_s, value, limit, f"{value:.3f}s > {limit:.3f}s"))
+    if config.max_cost_increase is not None and incumbent.cost is not None and candidate.cost is not None:
+        limit = incumbent.cost * (1 + config.max_cost_increase)
+        rows.append(_guardrail("cost", incumbent.cost, candidate.cost, limit, f"{candidate.cost:.4f} > {limit:.4f}"))
+    return rows
+
+def _guardrail(name: str, incumbent: float, candidate: float, limit: float, detail: str) -> dict[str, Any]:
+    passed = candidate <= limit + 1e-12
+    return {"name": name, "incumbent": incumbent, "candidate": candidate, "limit": limit, "passed": passed,
+            "detail": "" if passed else detail}  # fmt: skip
+
+def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> list[dict[str, Any]]:
+    """Per-category pass rates with Wilson intervals, lift and Holm-adjusted p-values."""
+    groups: dict[str, list[tuple[ItemResult, ItemResult]]] = {}
+    for pair_ in pairs:
+        groups.setdefault(pair_[0].category or "(none)", []).append(pair_)
+    rows = []
+    for name, group in sorted(groups.items()):
+        test = paired_test(group, config, interval=False)
+        row: dict[str, Any] = {"category": name, "n": len(group), "lift": test.lift, "p_value": test.p_value}
+        for role, index in (("incumbent", 0), ("candidate", 1)):
+            trials = sum(p[index].trials for p in group)
+            passes = sum(p[index].passes for p in group)
+            row[f"{role}_pass_rate"] = passes / trials if trials else None
+            row[f"{role}_ci"] = list(wilson(passes, trials))
+        rows.append(row)
+    for row, adjusted in zip(rows, stats.holm([r["p_value"] for r in rows]), strict=True):
+        row["p_holm"] = adjusted
+    return rows
+
+def _scenario_row(incumbent: ItemResult, candidate: ItemResult, k: int) -> dict[str, Any]:
+    def role(item: ItemResult) -> dict[str, Any]:
+        return {
+            "trials": item.trials, "passes": item.passes, "errors": item.errors, "pass_rate": item.pass_rate,
+            "stability": item.stability, f"pass^{k}": stats.pass_hat_k(item.passes, item.trials, k),
+            f"pass@{k}": stats.pass_at_k(item.passes, item.trials, k),
+        }  # fmt: skip
+
+    change = candidate.pass_rate - incumbent.pass_rate
+    outcome = "improved" if change > 0 else "regressed" if change < 0 else "same"
+    return {
+        "id": incumbent.scenario, "category": incumbent.category, "critical": incumbent.critical,
+        "file": incumbent.file, "line": incumbent.line, "outcome": outcome,
+        "incumbent": role(incumbent), "candidate": role(candidate),
+    }  # fmt: skip

@@ -1,0 +1,72 @@
+"""Per-scenario results: one `ItemResult` per scenario and role, built from trajectories in one place.
+
+They travel as test report properties (so they survive xdist and junit) and are rebuilt from either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ItemResult:
+    """One scenario run on one role: the numbers the gate needs."""
+
+    scenario: str
+    role: str
+    trials: int
+    passes: int
+    errors: int = 0
+    model: str = ""
+    split: str = "eval"
+    category: str = ""
+    critical: bool = False
+    score: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cost: float | None = None
+    tokens: int = 0
+    file: str = ""
+    line: int = 0
+    cached: int = 0
+
+    @property
+    def pass_rate(self) -> float:
+        """Passed trials over trials."""
+        return self.passes / self.trials if self.trials else 0.0
+
+    @property
+    def stability(self) -> str:
+        """stable-pass, stable-fail or flaky across the trials."""
+        if self.passes == self.trials:
+            return "stable-pass"
+        return "stable-fail" if self.passes == 0 else "flaky"
+
+    def to_properties(self) -> list[tuple[str, Any]]:
+        """The item's junit properties."""
+        return [
+            ("autoevolve", "scenario"), ("role", self.role), ("scenario", self.scenario), ("model", self.model),
+            ("split", self.split), ("category", self.category), ("critical", str(self.critical).lower()),
+            ("file", self.file), ("line", self.line), ("trials", self.trials), ("passes", self.passes),
+            ("errors", self.errors), ("pass_rate", round(self.pass_rate, 6)), ("score", round(self.score, 6)),
+            ("passed", str(self.passes == self.trials).lower()), ("stability", self.stability),
+            ("latency_s", round(sum(self.latencies), 6)), ("latencies", ";".join(f"{x:.6f}" for x in self.latencies)),
+            ("cost", "" if self.cost is None else self.cost), ("tokens", self.tokens), ("cached", self.cached),
+        ]  # fmt: skip
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, Any]) -> ItemResult | None:
+        """Rebuild from properties (strings after junit); None when they are not an autoevolve item's."""
+        if props.get("autoevolve") != "scenario":
+            return None
+        latencies = [float(x) for x in str(props.get("latencies") or "").split(";") if x]
+        return cls(
+            scenario=str(props["scenario"]), role=str(props["role"]), trials=int(props["trials"]),
+            passes=int(props["passes"]), errors=int(props.get("errors") or 0), model=str(props.get("model", "")),
+            split=str(props.get("split", "eval")), category=str(props.get("category") or ""),
+            critical=str(props.get("critical")).lower() == "true", score=float(props.get("score") or 0.0),
+            latencies=latencies, cost=float(props["cost"]) if props.get("cost") not in (None, "") else None,
+            tokens=int(props.get("tokens") or 0), file=str(props.get("file", "")), line=int(props.get("line") or 0),
+            cached=int(props.get("cached") or 0),
+        )  # fmt: skip

@@ -1,0 +1,244 @@
+"""The built-in graders: text, regex, JSON Schema, python callables, tool calls and limits."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
+from pytest_autoevolve.imports import import_object
+from pytest_autoevolve.records import Check, Grade
+
+if TYPE_CHECKING:
+    from pytest_autoevolve.records import Scenario, Trajectory
+
+
+def _text(value: Any, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"'{name}' takes a string, got {type(value).__name__} {value!r}")
+    return str(value)
+
+def _verdict(name: str, passed: bool, reason: str) -> Grade:
+    return Grade(name, passed, 1.0 if passed else 0.0, reason)
+
+def equals(value: Any, _: Path) -> Check:
+    """Output equals the value, both whitespace-trimmed (also what `expected:` means)."""
+    want = _text(value, "equals").strip()
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        got = output.strip()
+        if got == want:
+            return _verdict("equals", True, f"output equals {want!r}")
+        return _verdict("equals", False, f"expected {want!r}, got {got!r}")
+
+    return check
+
+def contains(value: Any, _: Path) -> Check:
+    """Output contains the substring (case-sensitive)."""
+    needle = _text(value, "contains")
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        found = needle in output
+        return _verdict("contains", found, f"{needle!r} {'found' if found else 'not found'} in output")
+
+    return check
+
+def not_contains(value: Any, _: Path) -> Check:
+    """Output does not contain the substring (case-sensitive)."""
+    needle = _text(value, "not_contains")
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        found = needle in output
+        return _verdict("not_contains", not found, f"{needle!r} {'found' if found else 'not found'} in output")
+
+    return check
+
+def regex(value: Any, _: Path) -> Check:
+    """The regular expression matches somewhere in the output (`re.search`)."""
+    pattern = _text(value, "regex")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"'regex' is not a valid regular expression: {exc} in {pattern!r}") from None
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        matched = compiled.search(output) is not None
+        return _verdict("regex", matched, f"/{pattern}/ {'matched' if matched else 'did not match'}")
+
+    return check
+
+def json_schema(value: Any, _: Path) -> Check:
+    """The output parses as JSON and validates against the schema."""
+    import jsonschema
+
+    if not isinstance(value, dict):
+        raise ValueError(f"'json_schema' takes a JSON Schema mapping, got {type(value).__name__}")
+    validator_class = jsonschema.validators.validator_for(value)
+    try:
+        validator_class.check_schema(value)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"'json_schema' is not a valid JSON Schema: {exc.message}") from None
+    validator = validator_class(value)
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        try:
+            document = json.loads(output)
+        except json.JSONDecodeError as exc:
+            return _verdict("json_schema", False, f"output is not JSON: {exc}")
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].path) or "(root)"
+            return _verdict("json_schema", False, f"schema violation at {where}: {errors[0].message}")
+        return _verdict("json_schema", True, "output matches the schema")
+
+    return check
+
+def python(value: Any, folder: Path) -> Check:
+    """A user callable ``(output, trajectory, scenario) -> bool | float | (bool|float, reason)``.
+
+    Written ``python: pkg.module:function``, or as a mapping with ``function`` and
+    ``threshold`` (a float result passes at or above it; default 0.5).
+    """
+    threshold = 0.5
+    if isinstance(value, dict):
+        unknown = set(value) - {"function", "threshold"}
+        if unknown or "function" not in value:
+            raise ValueError("'python' takes 'pkg.module:function' or a mapping with 'function' and 'threshold'")
+        threshold = value.get("threshold", threshold)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ValueError(f"'python' threshold is a number, e.g. 0.8, got {threshold!r}")
+        value = value["function"]
+    ref = _text(value, "python")
+    try:
+        function = import_object(ref, [folder])
+    except ImportError as exc:
+        raise ValueError(f"'python' grader {ref!r} cannot be imported: {exc}") from None
+    except Exception as exc:  # the module itself is broken: a SyntaxError, or it raised on import
+        raise ValueError(f"'python' grader {ref!r} cannot be imported: {type(exc).__name__}: {exc}") from None
+    if not callable(function):
+        raise ValueError(f"'python' grader {ref!r} is not callable")
+
+    def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
+        try:
+            return _interpret(ref, function(output, trajectory, scenario), threshold)
+        except Exception as exc:  # named after the function, so a report says which grader broke
+            return Grade(f"python:{ref}", False, 0.0, f"grader raised {type(exc).__name__}: {exc}")
+
+    return check
+
+def _interpret(ref: str, result: Any, threshold: float) -> Grade:
+    """Turn a python grader's return value into a `Grade`."""
+    name = f"python:{ref}"
+    reason = ""
+    if isinstance(result, tuple) and len(result) == 2:
+        result, reason = result[0], str(result[1])
+    if isinstance(result, bool):
+        return Grade(name, result, 1.0 if result else 0.0, reason or ("passed" if result else "failed"))
+    if isinstance(result, int | float):
+        score = float(result)
+        passed = score >= threshold
+        return Grade(name, passed, score, reason or f"score {score:g} {'>=' if passed else '<'} {threshold:g}")
+    raise TypeError(f"grader {ref} returned {result!r}; expected bool, float or (bool, reason)")
+
+def _is_subset(want: Any, got: Any) -> bool:
+    """Whether ``want`` is contained in ``got``: mappings key by key (recursively), anything else equal."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(k in got and _is_subset(v, got[k]) for k, v in want.items())
+    return bool(want == got and isinstance(want, bool) == isinstance(got, bool))
+
+def tool_called(value: Any, _: Path) -> Check:
+    """The agent called a tool: ``tool_called: NAME``, or ``{name: NAME, arguments: {...}}``.
+
+    With ``arguments``, some call of the tool must have had at least those arguments
+    (a subset match: other arguments may be present too; nested mappings match the same way).
+    """
+    shape = "'tool_called' takes a tool name, or a mapping with 'name' and optional 'arguments' (a mapping)"
+    arguments: dict[str, Any] | None = None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"name", "arguments"})
+        if unknown or "name" not in value:
+            raise ValueError(f"{shape}; got keys {', '.join(map(str, value))}")
+        if value.get("arguments") is not None and not isinstance(value["arguments"], dict):
+            raise ValueError(f"{shape}; 'arguments' is {type(value['arguments']).__name__}")
+        arguments = value.get("arguments")
+        value = value["name"]
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{shape}; got {value!r}")
+    name = value.strip()
+    label = f"tool_called:{name}"
+
+    def check(_o: str, trajectory: Trajectory, _s: Scenario) -> Grade:
+        calls = [c for c in trajectory.tool_calls if c.get("name") == name]
+        if not calls:
+            made = sorted({str(c.get("name")) for c in trajectory.tool_calls})
+            return _verdict(label, False, f"{name!r} was not called; calls made: {', '.join(made) or 'none'}")
+        if arguments is None:
+            return _verdict(label, True, f"{name!r} was called {len(calls)} time(s)")
+        for call in calls:
+            if _is_subset(arguments, call.get("arguments")):
+                return _verdict(label, True, f"{name!r} was called with {json.dumps(call.get('arguments'))}")
+        seen = "; ".join(json.dumps(c.get("arguments"), default=str) for c in calls)
+        return _verdict(label, False, f"{name!r} was never called with {json.dumps(arguments)}; calls had {seen}")
+
+    return check
+
+def _limit(name: str, value: Any, *, whole: bool) -> float:
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int)):
+        raise ValueError(f"'{name}' takes {kind} of at least 0, got {type(value).__name__} {value!r}")
+    if value < 0 or value != value:
+        raise ValueError(f"'{name}' takes {kind} of at least 0, got {value!r}")
+    return float(value)
+
+def _ceiling(name: str, what: str, read: Callable[[Trajectory], float | None], missing: str, *,
+             whole: bool) -> GraderFactory:  # fmt: skip
+    """A grader factory: the trajectory's ``what`` (read by ``read``) is at most the YAML value."""
+
+    def factory(value: Any, _: Path) -> Check:
+        limit = _limit(name, value, whole=whole)
+
+        def check(_o: str, trajectory: Trajectory, _s: Scenario) -> Grade:
+            got = read(trajectory)
+            if got is None:
+                return _verdict(name, False, f"no {what} recorded: {missing}")
+            ok = got <= limit
+            return _verdict(name, ok, f"{what} {got:g} {'<=' if ok else '>'} {limit:g}")
+
+        return check
+
+    factory.__doc__ = f"The trial's {what} is at most the value."
+    return factory
+
+max_turns = _ceiling("max_turns", "turns", lambda t: t.turns, "the model made no call", whole=True)
+
+max_latency_s = _ceiling("max_latency_s", "latency (s)", lambda t: t.latency_s, "the trial did not run", whole=False)
+
+max_tokens = _ceiling("max_tokens", "total tokens", lambda t: t.total_tokens, "the model reported no token usage",
+                      whole=True)  # fmt: skip
+
+max_cost = _ceiling("max_cost", "cost (USD)", lambda t: t.cost, "the model has no prices (set 'prices' on it)",
+                    whole=False)  # fmt: skip
+
+BUILTIN_GRADERS: dict[str, GraderFactory] = {
+    "equals": equals,
+    "contains": contains,
+    "not_contains": not_contains,
+    "regex": regex,
+    "json_schema": json_schema,
+    "python": python,
+    "tool_called": tool_called,
+    "max_turns": max_turns,
+    "max_latency_s": max_latency_s,
+    "max_tokens": max_tokens,
+    "max_cost": max_cost,
+}
+
+def default_registry(extra: Iterable[tuple[str, GraderFactory]] = ()) -> GraderRegistry:
+    """A registry with the built-in graders and ``extra`` ones."""
+    registry = GraderRegistry()
+    for name, factory in [*BUILTIN_GRADERS.items(), *extra]:
+        registry.register(name, factory)
+    return registry

@@ -1,0 +1,82 @@
+"""The `llm_judge` grader: a rubric graded by a judge model (any provider) from the config.
+
+Written ``llm_judge: "rubric"`` or as a mapping with ``rubric`` and optional ``model``
+(a spec or a name under ``models:``; default: the ``judge`` setting) and ``threshold``
+(default 0.5). The judge answers with JSON ``{"reasoning": ..., "score": 0..1}``; its
+verdict and reasoning become the grade's reason in the trajectory. Judge calls are cached
+in their own namespace, apart from the models under test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_autoevolve.providers.base import ModelSpecError, parse_spec
+from pytest_autoevolve.records import Check, Grade
+
+if TYPE_CHECKING:
+    from pytest_autoevolve.records import Scenario, Trajectory
+    from pytest_autoevolve.run.context import RunContext
+
+JUDGE_KEYS = ("rubric", "model", "threshold")
+INSTRUCTIONS = (
+    "You are a strict grader. Judge the response against the rubric only. Answer with one JSON object and "
+    'nothing else: {"reasoning": "<one or two sentences>", "score": <a number from 0 to 1>}.'
+)
+
+
+def judge_messages(rubric: str, trajectory: Trajectory, output: str) -> list[dict[str, Any]]:
+    """The conversation shown to the judge."""
+    shown = "\n".join(f"[{m['role']}] {m.get('content') or ''}" for m in trajectory.messages if m["role"] != "system")
+    prompt = f"Rubric:\n{rubric}\n\nConversation:\n{shown}\n\nResponse to grade:\n{output}"
+    return [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": prompt}]
+
+
+def parse_verdict(text: str) -> tuple[float, str]:
+    """Score and reasoning from the judge's reply: a JSON object, or a PASS/FAIL word."""
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if match:
+        try:
+            data = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("score"), int | float | bool):
+            return min(1.0, max(0.0, float(data["score"]))), str(data.get("reasoning", "")).strip()
+        if isinstance(data, dict) and isinstance(data.get("pass"), bool):
+            return float(data["pass"]), str(data.get("reasoning", "")).strip()
+    words = re.findall(r"\b(PASS|FAIL)\b", text.upper())
+    if words:
+        return (1.0 if words[-1] == "PASS" else 0.0), text.strip()
+    raise ValueError(f"the judge's reply has no score: {text[:200]!r}")
+
+
+def llm_judge(context: RunContext, value: Any, _folder: Path) -> Check:
+    """Build the grader for one `llm_judge` entry (registered per run, with its context)."""
+    if isinstance(value, str):
+        value = {"rubric": value}
+    if not isinstance(value, dict) or not isinstance(value.get("rubric"), str):
+        raise ValueError("'llm_judge' takes a rubric string or a mapping with 'rubric', 'model' and 'threshold'")
+    unknown = sorted(set(value) - set(JUDGE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown llm_judge key(s) {', '.join(unknown)}; allowed: {', '.join(JUDGE_KEYS)}")
+    spec = value.get("model") or context.settings.judge
+    if not spec:
+        raise ValueError("'llm_judge' needs a judge model: set 'judge' in the config or 'model' in the grader")
+    try:
+        display = parse_spec(spec, context.settings.models).display
+    except ModelSpecError as exc:
+        raise ValueError(f"'llm_judge' model: {exc}") from None
+    threshold = float(value.get("threshold", 0.5))
+    rubric = value["rubric"]
+
+    def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
+        reply = context.ask_judge(spec, judge_messages(rubric, trajectory, output), scenario, trajectory.seed)
+        score, reasoning = parse_verdict(reply)
+        passed = score >= threshold
+        verdict = "PASS" if passed else "FAIL"
+        return Grade("llm_judge", passed, score, f"judge {display}: {verdict} (score {score:g}): {reasoning}")
+
+    return check

@@ -1,0 +1,507 @@
+"""Curation: promotable trajectories into a versioned chat fine-tuning dataset (issue 5, item 2).
+
+`curate` reads the ``trajectories.jsonl`` of one or more runs and keeps the trials a model
+should learn from: passed, no error, every grader passed, ``train`` split (in the trajectory
+and in the catalog), within the latency and cost limits. It dedupes them by the content hash
+of the whole chat example, splits them into train and val by scenario (all the examples of
+one scenario on one side, chosen by a seeded hash), and writes ``<out_root>/v<N>-<sha8>/``
+with ``train.jsonl``, ``val.jsonl`` (the OpenAI chat fine-tuning format) and
+``manifest.json`` (provenance). The folder is written under a temporary name and renamed
+at the end, so a crash leaves no half dataset.
+
+A trial recorded in the ``eval`` split is rejected (``eval_split``). The leakage guard then
+refuses, writing nothing, when a kept example belongs to a scenario the catalog puts in the
+``eval`` split (a trial recorded as ``train`` against another version of the catalog), or when
+its prompt (the normalized user messages) equals an ``eval`` scenario's prompt under another id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_autoevolve.catalog.loader import Catalog
+from pytest_autoevolve.errors import FormatError, LoopError
+from pytest_autoevolve.files import read_trajectories
+from pytest_autoevolve.records import Trajectory
+
+DATASET_FORMAT_VERSION = 1
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+FILES = ("train.jsonl", "val.jsonl")
+MANIFEST = "manifest.json"
+VERSION_PATTERN = re.compile(r"^v(\d+)-[0-9a-f]{8}$")
+REASONS = (
+    "unknown_scenario", "eval_split", "error", "grader_failed", "failed", "over_latency", "over_cost", "malformed",
+)  # fmt: skip
+"""Why a trajectory was not kept, in the order the rules are checked (the first that applies counts)."""
+SHOWN = 5
+"""How many offending scenario ids an error message names before it gives the count."""
+
+
+class DatasetError(LoopError):
+    """No dataset could be curated or read: too few examples, an empty split, a malformed file."""
+
+
+class LeakageError(DatasetError):
+    """A kept example would carry an ``eval``-split scenario (by id or by prompt) into training."""
+
+
+@dataclass
+class CuratedDataset:
+    """A dataset folder `curate` wrote."""
+
+    path: Path
+    version: str
+    sha256: str
+    train: int
+    val: int
+    manifest: dict[str, Any] = field(repr=False)
+
+
+@dataclass
+class _Example:
+    scenario_id: str
+    row: dict[str, Any]
+    sha256: str
+    prompt_sha256: str
+    trajectory: Trajectory
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def example_sha256(row: Mapping[str, Any]) -> str:
+    """The content hash of one chat example (canonical JSON: sorted keys, no spaces)."""
+    return hashlib.sha256(_canonical(row)).hexdigest()
+
+
+def _normalize(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def prompt_sha256(messages: Iterable[Mapping[str, Any]]) -> str:
+    """The hash of a conversation's prompt: its user messages, whitespace- and NFC-normalized.
+
+    System messages are left out so a configured system prompt does not hide an eval prompt;
+    a conversation with no user message is hashed on its system messages.
+    """
+    messages = list(messages)
+    texts = [_normalize(str(m.get("content") or "")) for m in messages if m.get("role") == "user"]
+    if not texts:
+        texts = ["system:" + _normalize(str(m.get("content") or "")) for m in messages if m.get("role") == "system"]
+    return hashlib.sha256(_canonical(texts)).hexdigest()
+
+
+def dataset_sha256(train: bytes, val: bytes) -> str:
+    """The dataset hash: sha256 over each file's name, byte length and bytes, train then val."""
+    digest = hashlib.sha256()
+    for name, content in zip(FILES, (train, val), strict=True):
+        digest.update(f"{name}\n{len(content)}\n".encode())
+        digest.update(content)
+    return digest.hexdigest()
+
+
+def validate_example(row: Any) -> None:
+    """Check one line is a valid chat fine-tuning example; `DatasetError` says what is wrong."""
+    if not isinstance(row, dict):
+        raise DatasetError(f"an example is a JSON object, got {type(row).__name__}")
+    unknown = set(row) - {"messages", "tools"}
+    if unknown:
+        raise DatasetError(f"unknown key(s) {', '.join(sorted(unknown))}; an example has 'messages' (and 'tools')")
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise DatasetError("'messages' is a non-empty list of {role, content} objects")
+    if "tools" in row and not isinstance(row["tools"], list):
+        raise DatasetError("'tools' is a list of function tools")
+    for position, message in enumerate(messages):
+        at = f"message {position}"
+        if not isinstance(message, dict):
+            raise DatasetError(f"{at} is an object, got {type(message).__name__}")
+        role = message.get("role")
+        if role not in CHAT_ROLES:
+            raise DatasetError(f"{at}: role {role!r} is not one of {', '.join(CHAT_ROLES)}")
+        content, calls = message.get("content"), message.get("tool_calls")
+        if calls is not None:
+            if role != "assistant":
+                raise DatasetError(f"{at}: only assistant messages have 'tool_calls'")
+            _check_calls(calls, at)
+        if content is None and not calls:
+            raise DatasetError(f"{at}: 'content' is a string (null only for an assistant message with tool_calls)")
+        if content is not None and not isinstance(content, str):
+            raise DatasetError(f"{at}: 'content' is a string, got {type(content).__name__}")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise DatasetError(f"{at}: a tool message needs a string 'tool_call_id'")
+    if messages[-1]["role"] != "assistant":
+        raise DatasetError(f"the last message is the assistant's reply, got role {messages[-1]['role']!r}")
+    if not any(m["role"] == "user" for m in messages):
+        raise DatasetError("an example needs a user message")
+
+
+def _check_calls(calls: Any, at: str) -> None:
+    if not isinstance(calls, list) or not calls:
+        raise DatasetError(f"{at}: 'tool_calls' is a non-empty list")
+    for number, call in enumerate(calls):
+        where = f"{at}, tool_calls[{number}]"
+        if not isinstance(call, dict) or not isinstance(call.get("id"), str) or call.get("type") != "function":
+            raise DatasetError(f"{where}: a tool call is {{id, type: 'function', function: {{name, arguments}}}}")
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise DatasetError(f"{where}: 'function' needs a string 'name'")
+        if not isinstance(function.get("arguments"), str):
+            raise DatasetError(f"{where}: 'function.arguments' is a JSON string")
+
+
+def _openai_call(call: Any, position: int) -> dict[str, Any]:
+    """One tool call in the OpenAI form, from that form or the plugin's {name, arguments} record."""
+    if not isinstance(call, Mapping):
+        raise ValueError(f"a tool call is an object, got {type(call).__name__}")
+    nested = call.get("function")
+    function: Mapping[str, Any] = nested if isinstance(nested, Mapping) else call
+    name, arguments = function.get("name"), function.get("arguments", {})
+    if not isinstance(name, str) or not name:
+        raise ValueError("a tool call has no function name")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False, sort_keys=True)
+    ident = call.get("id")
+    return {
+        "id": ident if isinstance(ident, str) and ident else f"call_{position}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def chat_messages(trajectory: Trajectory) -> list[dict[str, Any]]:
+    """The trajectory's conversation in the OpenAI chat format, ending with the graded reply.
+
+    `ValueError` when it cannot be one (an unknown role, a tool message without its call id,
+    a final assistant message that is not the graded output).
+    """
+    messages: list[dict[str, Any]] = []
+    calls_seen = 0
+    for position, message in enumerate(trajectory.messages):
+        if not isinstance(message, Mapping):
+            raise ValueError(f"message {position} is not an object")
+        role = message.get("role")
+        if role not in CHAT_ROLES:
+            raise ValueError(f"message {position} has role {role!r}, not one of {', '.join(CHAT_ROLES)}")
+        content = message.get("content")
+        out: dict[str, Any] = {"role": role}
+        if role == "assistant" and message.get("tool_calls"):
+            raw_calls = message["tool_calls"]
+            if not isinstance(raw_calls, list):
+                raise ValueError(f"message {position}: 'tool_calls' is not a list")
+            out["content"] = content if isinstance(content, str) and content else None
+            out["tool_calls"] = [_openai_call(c, calls_seen + i) for i, c in enumerate(raw_calls)]
+            calls_seen += len(raw_calls)
+        elif role == "tool":
+            if not isinstance(message.get("tool_call_id"), str):
+                raise ValueError(f"message {position}: a tool message has no 'tool_call_id'")
+            out["tool_call_id"] = message["tool_call_id"]
+            out["content"] = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        else:
+            if not isinstance(content, str):
+                raise ValueError(f"message {position}: {role} content is not a string")
+            out["content"] = content
+        messages.append(out)
+    last = messages[-1] if messages else None
+    if last is None or last["role"] != "assistant" or "tool_calls" in last:
+        messages.append({"role": "assistant", "content": trajectory.output})
+    elif last["content"].strip() != trajectory.output.strip():
+        raise ValueError("the last assistant message is not the graded output")
+    if not any(m["role"] == "user" for m in messages):
+        raise ValueError("the conversation has no user message")
+    return messages
+
+
+def _reason(trajectory: Trajectory, catalog_split: dict[str, str], max_latency_s: float | None,
+            max_cost: float | None) -> str | None:  # fmt: skip
+    """The first rule a trajectory breaks (see `REASONS`), or None when it is promotable."""
+    if trajectory.scenario_id not in catalog_split:
+        return "unknown_scenario"
+    if trajectory.split != "train":
+        return "eval_split"
+    if trajectory.error is not None:
+        return "error"
+    if trajectory.failed_grades():
+        return "grader_failed"
+    if not trajectory.passed or not trajectory.grades:
+        return "failed"
+    if max_latency_s is not None and trajectory.latency_s > max_latency_s:
+        return "over_latency"
+    if max_cost is not None and trajectory.cost is not None and trajectory.cost > max_cost:
+        return "over_cost"
+    return None
+
+
+def _named(ids: Iterable[str]) -> str:
+    ordered = sorted(set(ids))
+    shown = ", ".join(ordered[:SHOWN])
+    more = f" and {len(ordered) - SHOWN} more" if len(ordered) > SHOWN else ""
+    return f"{len(ordered)} scenario(s): {shown}{more}"
+
+
+def check_leakage(examples: Iterable[tuple[str, Sequence[Mapping[str, Any]]]], catalog: Catalog) -> None:
+    """Refuse (`LeakageError`) when a (scenario id, messages) pair is an eval scenario by id or by prompt."""
+    eval_ids = {s.id for s in catalog if s.split == "eval"}
+    eval_prompts: dict[str, str] = {}
+    for scenario in catalog:
+        if scenario.split == "eval":
+            eval_prompts.setdefault(prompt_sha256(scenario.messages), scenario.id)
+    by_id: set[str] = set()
+    by_prompt: dict[str, str] = {}
+    for scenario_id, messages in examples:
+        if scenario_id in eval_ids:
+            by_id.add(scenario_id)
+            continue
+        twin = eval_prompts.get(prompt_sha256(messages))
+        if twin is not None:
+            by_prompt[scenario_id] = twin
+    problems = []
+    if by_id:
+        problems.append(f"{_named(by_id)} of the eval split by id")
+    if by_prompt:
+        pairs = sorted(f"{k} (= eval {v})" for k, v in by_prompt.items())
+        more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
+        problems.append(f"{len(pairs)} scenario(s) whose prompt equals an eval scenario's: "
+                        f"{', '.join(pairs[:SHOWN])}{more}")  # fmt: skip
+    if problems:
+        raise LeakageError(
+            "refusing to curate: the training data would contain "
+            + "; and ".join(problems)
+            + ". Eval scenarios must never be trained on; fix the catalog's splits or curate other runs."
+        )
+
+
+def _trajectory_file(run: Path) -> Path:
+    path = run / "trajectories.jsonl" if run.is_dir() else run
+    if not path.is_file():
+        raise DatasetError(f"{run}: no trajectories.jsonl (give run folders such as .autoevolve/runs/<run-id>)")
+    return path
+
+
+def _split_scenarios(scenario_ids: Iterable[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Scenario ids to (train, val): a seeded hash orders them and the first share goes to val."""
+    ordered = sorted(set(scenario_ids), key=lambda s: hashlib.sha256(f"{seed}\0{s}".encode()).hexdigest())
+    count = min(max(1, round(val_fraction * len(ordered))), len(ordered) - 1) if len(ordered) > 1 else 0
+    return sorted(ordered[count:]), sorted(ordered[:count])
+
+
+def _next_version(out_root: Path) -> int:
+    numbers = [int(m.group(1)) for p in out_root.iterdir() if (m := VERSION_PATTERN.match(p.name))]
+    return max(numbers, default=0) + 1
+
+
+def _ordered(examples: list[_Example], seed: int) -> list[_Example]:
+    """The examples in a seeded order that depends on their content only, not on the order of the runs."""
+    return sorted(examples, key=lambda e: hashlib.sha256(f"{seed}\0{e.sha256}".encode()).hexdigest())
+
+
+def _lines(examples: list[_Example], seed: int) -> bytes:
+    return b"".join(json.dumps(e.row, ensure_ascii=False).encode("utf-8") + b"\n" for e in _ordered(examples, seed))
+
+
+def curate(
+    runs: list[Path],
+    catalog: Catalog,
+    out_root: Path,
+    *,
+    val_fraction: float = 0.1,
+    min_examples: int = 20,
+    seed: int = 0,
+    max_latency_s: float | None = None,
+    max_cost: float | None = None,
+    model_spec: str | None = None,
+    git_commit: str | None = None,
+) -> CuratedDataset:
+    """Curate the promotable trajectories of ``runs`` into ``out_root/v<N>-<sha8>/``.
+
+    `LeakageError` when an eval scenario would enter the data; `DatasetError` when fewer than
+    ``min_examples`` remain or a split would be empty. Either way nothing is written.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction is between 0 and 1 (exclusive), got {val_fraction!r}")
+    if not runs:
+        raise DatasetError("no runs to curate: give one or more run folders holding trajectories.jsonl")
+    catalog_split = {s.id: s.split for s in catalog}
+    tools = {s.id: [t.schema() for t in s.tools] for s in catalog if s.tools}
+    rejected: Counter[str] = Counter()
+    failed_graders: Counter[str] = Counter()
+    kept: list[_Example] = []
+    seen: set[str] = set()
+    duplicates = read = 0
+    sources: list[dict[str, Any]] = []
+    for run in runs:
+        path = _trajectory_file(Path(run))
+        run_ids: set[str] = set()
+        count = 0
+        try:
+            trajectories = list(read_trajectories(path))
+        except FormatError as exc:
+            raise DatasetError(str(exc)) from None
+        for trajectory in trajectories:
+            count += 1
+            run_ids.add(trajectory.run_id)
+            reason = _reason(trajectory, catalog_split, max_latency_s, max_cost)
+            messages: list[dict[str, Any]] = []
+            if reason is None:
+                try:
+                    messages = chat_messages(trajectory)
+                except ValueError:
+                    reason = "malformed"
+            if reason is not None:
+                rejected[reason] += 1
+                if reason == "grader_failed":
+                    failed_graders.update(g.grader for g in trajectory.failed_grades())
+                continue
+            row: dict[str, Any] = {"messages": messages}
+            if trajectory.scenario_id in tools:
+                row["tools"] = tools[trajectory.scenario_id]
+            digest = example_sha256(row)
+            if digest in seen:
+                duplicates += 1
+                continue
+            seen.add(digest)
+            kept.append(_Example(trajectory.scenario_id, row, digest, prompt_sha256(messages), trajectory))
+        read += count
+        folder = path.parent
+        sources.append({"run_ids": sorted(r for r in run_ids if r) or [folder.name], "path": str(folder),
+                        "trajectories": count})  # fmt: skip
+    check_leakage(((e.scenario_id, e.row["messages"]) for e in kept), catalog)
+    why = _why(read, rejected, duplicates)
+    if len(kept) < min_examples:
+        raise DatasetError(f"too few examples to train on: {len(kept)} kept, min_examples={min_examples}; {why}")
+    train_ids, val_ids = _split_scenarios((e.scenario_id for e in kept), val_fraction, seed)
+    val_set = set(val_ids)
+    train = [e for e in kept if e.scenario_id not in val_set]
+    val = [e for e in kept if e.scenario_id in val_set]
+    if not train or not val:
+        raise DatasetError(f"the {'val' if train else 'train'} split would be empty: {len(kept)} example(s) of "
+                           f"{len(train_ids) + len(val_ids)} scenario(s), and a scenario never spans both splits; "
+                           f"{why}")  # fmt: skip
+    train_bytes, val_bytes = _lines(train, seed), _lines(val, seed)
+    sha = dataset_sha256(train_bytes, val_bytes)
+    manifest: dict[str, Any] = {
+        "format_version": DATASET_FORMAT_VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": "",
+        "sha256": sha,
+        "sha256_of": "sha256 over 'train.jsonl\\n<byte length>\\n' + its bytes, then the same for val.jsonl",
+        "format": "openai-chat",
+        "sources": sources,
+        "model_spec": model_spec,
+        "models": sorted({e.trajectory.model for e in kept}),
+        "git_commit": git_commit,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "limits": {"min_examples": min_examples, "max_latency_s": max_latency_s, "max_cost": max_cost},
+        "scenarios": {"train": train_ids, "val": val_ids},
+        "leakage_check": {"eval_scenarios": sum(1 for s in catalog if s.split == "eval"), "passed": True},
+        "counts": {
+            "read": read,
+            "kept": len(kept),
+            "train": len(train),
+            "val": len(val),
+            "duplicates": duplicates,
+            "rejected": {reason: rejected[reason] for reason in REASONS if rejected[reason]},
+            "failed_graders": dict(sorted(failed_graders.items())),
+        },
+        "examples": {
+            name: [
+                {
+                    "scenario_id": e.scenario_id,
+                    "sha256": e.sha256,
+                    "prompt_sha256": e.prompt_sha256,
+                    "run_id": e.trajectory.run_id,
+                    "repeat": e.trajectory.repeat,
+                    "model": e.trajectory.model,
+                }
+                for e in _ordered(group, seed)
+            ]
+            for name, group in (("train", train), ("val", val))
+        },
+    }
+    return _write(Path(out_root), sha, train_bytes, val_bytes, manifest)
+
+
+def _why(read: int, rejected: Counter[str], duplicates: int) -> str:
+    reasons = ", ".join(f"{reason} {rejected[reason]}" for reason in REASONS if rejected[reason]) or "none"
+    return f"read {read} trajectorie(s); rejected by reason: {reasons}; duplicates dropped: {duplicates}"
+
+
+def _write(out_root: Path, sha: str, train: bytes, val: bytes, manifest: dict[str, Any]) -> CuratedDataset:
+    """Write the files into a temporary folder, then rename it to the next free version."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=".curating-", dir=out_root))
+    try:
+        (temporary / FILES[0]).write_bytes(train)
+        (temporary / FILES[1]).write_bytes(val)
+        while True:
+            version = f"v{_next_version(out_root)}-{sha[:8]}"
+            manifest["version"] = version
+            (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8")
+            for name in (*FILES, MANIFEST):
+                with (temporary / name).open("rb") as handle:
+                    os.fsync(handle.fileno())
+            target = out_root / version
+            try:
+                os.rename(temporary, target)
+            except OSError:
+                if target.exists():  # another curation took this number: take the next
+                    continue
+                raise
+            break
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return CuratedDataset(target, version, sha, manifest["counts"]["train"], manifest["counts"]["val"], manifest)
+
+
+def read_dataset(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """The train rows, val rows and manifest of a curated folder, each line validated and the sha256 checked."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{folder}: no readable {MANIFEST}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != DATASET_FORMAT_VERSION:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise DatasetError(f"{folder}: dataset format_version {version!r}; this version reads {DATASET_FORMAT_VERSION}")
+    contents: list[bytes] = []
+    splits: list[list[dict[str, Any]]] = []
+    for name in FILES:
+        path = folder / name
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read: {exc}") from None
+        rows = []
+        for number, line in enumerate(content.decode("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                validate_example(row)
+            except ValueError as exc:
+                raise DatasetError(f"{path}:{number}: not JSON: {exc}") from None
+            except DatasetError as exc:
+                raise DatasetError(f"{path}:{number}: {exc}") from None
+            rows.append(row)
+        contents.append(content)
+        splits.append(rows)
+    actual = dataset_sha256(contents[0], contents[1])
+    if manifest.get("sha256") != actual:
+        raise DatasetError(f"{folder}: the files' sha256 {actual[:12]} is not the manifest's "
+                           f"{str(manifest.get('sha256'))[:12]}: the dataset was changed after curation")  # fmt: skip
+    return splits[0], splits[1], manifest

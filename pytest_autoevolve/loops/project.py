@@ -1,0 +1,42 @@
+"""The project a loop works on: its config file, its catalog, and where fine-tune work goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pytest_autoevolve.errors import LoopError
+
+CONFIG_FILE = "autoevolve.yaml"
+
+WORK_DIR = "finetune"
+
+class FineTuneError(LoopError):
+    """A step of the loop that cannot go on: the message says why and what to do."""
+
+def read_config(root: Path) -> dict[str, Any]:
+    """``autoevolve.yaml`` as a mapping (empty when there is none)."""
+    import yaml
+
+    path = root / CONFIG_FILE
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return data if isinstance(data, dict) else {}
+
+def write_config(root: Path, data: dict[str, Any]) -> None:
+    """Write ``autoevolve.yaml`` atomically (comments in it are not kept)."""
+    import yaml
+
+    path = root / CONFIG_FILE
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    temporary.replace(path)
+
+def project_catalog(root: Path) -> Any:
+    """The catalog of the project at ``root``, from its configured folders (default ``scenarios``)."""
+    from pytest_autoevolve.catalog.loader import load_catalog
+    from pytest_autoevolve.graders.builtin import default_registry
+    from pytest_autoevolve.settings import read_file_settings
+
+    folders = read_file_settings(root).get("catalog", "scenarios")
+    folders = [folders] if isinstance(folders, str) else folders
+    return load_catalog([root / folder for folder in folders], default_registry(), root)

@@ -1,0 +1,134 @@
+"""What every provider shares: the `Model` protocol, `Reply`, and model specs (DESIGN §3).
+
+A spec string is ``PROVIDER:TARGET`` with optional ``+key=value`` parameters
+(``hf:./out+adapter=./lora``, ``tiny+temperature=0.7``); a name defined under
+``models:`` in the config maps to a spec string or a mapping with ``spec`` and
+generation parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import yaml
+
+from pytest_autoevolve.errors import ModelError
+
+if TYPE_CHECKING:
+    from pytest_autoevolve.records import Scenario
+
+
+GENERATION_KEYS = ("temperature", "top_p", "max_new_tokens", "system_prompt")
+
+SECRET_MARKERS = ("key", "token", "secret", "password", "authorization")
+
+class ModelSpecError(ModelError):
+    """A model spec that names no known provider or has bad parameters."""
+
+@dataclass
+class Reply:
+    """What a model returned for one trial."""
+
+    output: str
+    messages: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    turns: int = 1
+    latency_s: float | None = None
+    """The latency to record instead of the measured one (a replayed trial keeps its original latency)."""
+
+class TrialError(Exception):
+    """A failed trial that still has a partial reply (messages, tool calls, usage) worth recording."""
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
+
+class Model(Protocol):
+    """A model or agent the catalog runs against."""
+
+    spec: str
+    """The spec shown in reports, secrets removed."""
+
+    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
+        """Answer the conversation ``messages`` for one trial."""
+        ...
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed spec: provider, target and parameters."""
+
+    provider: str
+    target: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        """The spec as a string, with secret-looking parameters removed."""
+        text = f"{self.provider}:{self.target}" if self.target else self.provider
+        for key, value in self.params.items():
+            if not is_secret(key):
+                text += f"+{key}={value}"
+        return text
+
+def is_secret(key: str) -> bool:
+    """Whether a parameter name looks like a credential (``api_key``, ``access_token``, not ``max_new_tokens``)."""
+    parts = re.split(r"[^a-z0-9]+", key.lower())
+    return any(part.endswith(marker) for part in parts for marker in SECRET_MARKERS)
+
+def parse_spec(spec: str | Mapping[str, Any], named: Mapping[str, Any] | None = None) -> ModelSpec:
+    """A `ModelSpec` from a spec string, a config mapping, or a name under ``models:``."""
+    named = named or {}
+    if isinstance(spec, Mapping):
+        mapping = dict(spec)
+        if "spec" not in mapping:
+            raise ModelSpecError(f"a model mapping needs a 'spec' key, got keys {sorted(mapping)}")
+        base = parse_spec(mapping.pop("spec"), named)
+        return ModelSpec(base.provider, base.target, {**base.params, **mapping})
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelSpecError(f"a model spec is a non-empty string, got {spec!r}")
+    if spec in named:
+        return parse_spec(named[spec], {k: v for k, v in named.items() if k != spec})
+    head, *options = spec.split("+")
+    provider, _, target = head.partition(":")
+    if not provider.strip():
+        raise ModelSpecError(f"model spec {spec!r} names no provider; expected PROVIDER[:TARGET][+key=value...]")
+    params: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise ModelSpecError(f"model spec option {option!r} in {spec!r} is not key=value")
+        params[key] = _option_value(value)
+    return ModelSpec(provider.strip(), target.strip(), params)
+
+def _option_value(value: str) -> Any:
+    """A ``+key=value`` value typed as a YAML scalar; text that is no YAML scalar stays text."""
+    if not value:
+        return ""
+    try:
+        typed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return value if isinstance(typed, dict) else typed
+
+def reply_from(result: Any, source: str) -> Reply:
+    """A `Reply` from a string or a mapping with ``output`` (and optional extras)."""
+    if isinstance(result, str):
+        return Reply(output=result)
+    if isinstance(result, Mapping) and isinstance(result.get("output"), str):
+        usage = result.get("usage") or {}
+        return Reply(
+            output=result["output"],
+            messages=list(result["messages"]) if result.get("messages") is not None else None,
+            tool_calls=list(result.get("tool_calls") or []),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            cost=result.get("cost"),
+            turns=int(result.get("turns") or 1),
+        )
+    raise TypeError(f"{source} returned {type(result).__name__}; expected a string or a mapping with 'output'")

@@ -1,0 +1,86 @@
+"""The provider registry: factories by spec prefix, built-ins loaded lazily.
+
+Plugins add providers through ``pytest_autoevolve_add_providers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_autoevolve.providers.base import Model, ModelSpec, ModelSpecError
+from pytest_autoevolve.providers.python import PythonModel
+
+if TYPE_CHECKING:
+    pass
+
+
+ProviderFactory = Callable[[ModelSpec, Path], Model]
+
+"""Builds a model from its spec and the project root (for relative paths and imports)."""
+
+class ProviderRegistry:
+    """Provider factories by spec prefix."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, ProviderFactory] = {}
+
+    def register(self, name: str, factory: ProviderFactory) -> None:
+        """Add or replace the provider for specs starting with ``name:``."""
+        self._factories[name] = factory
+
+    def names(self) -> list[str]:
+        """Every registered provider, sorted."""
+        return sorted(self._factories)
+
+    def create(self, spec: ModelSpec, root: Path) -> Model:
+        """A model for ``spec``; `ModelSpecError` when no provider serves it."""
+        factory = self._factories.get(spec.provider)
+        if factory is None:
+            raise ModelSpecError(f"unknown model provider {spec.provider!r}; known: {', '.join(self.names())}")
+        return factory(spec, root)
+
+def hf_model(spec: ModelSpec, root: Path) -> Model:
+    """A local transformers model (``hf:PATH[+adapter=DIR]``); imports torch lazily."""
+    from pytest_autoevolve.providers.hf import HFModel
+
+    if not spec.target:
+        raise ModelSpecError("hf model spec needs a path or id: 'hf:PATH[+adapter=DIR]'")
+    return HFModel.load(spec, root)
+
+def tiny_model(spec: ModelSpec, root: Path) -> Model:
+    """The embedded default model shipped in the package."""
+    from pytest_autoevolve.providers.hf import HFModel
+    from pytest_autoevolve.tiny import TINY_DIR
+
+    if spec.target:
+        raise ModelSpecError(f"'tiny' takes no target, got {spec.target!r}")
+    return HFModel.load(ModelSpec("hf", str(TINY_DIR), spec.params), root, display=spec.display)
+
+def openai_model(spec: ModelSpec, root: Path) -> Model:
+    """An OpenAI-compatible chat endpoint (``openai:MODEL``); imports the client lazily."""
+    from pytest_autoevolve.providers.openai import OpenAIModel
+
+    return OpenAIModel(spec)
+
+def replay_model(spec: ModelSpec, root: Path) -> Model:
+    """A recorded run answering again (``replay:PATH/trajectories.jsonl``)."""
+    from pytest_autoevolve.providers.replay import ReplayModel
+
+    return ReplayModel(spec, root)
+
+BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {
+    "python": PythonModel,
+    "hf": hf_model,
+    "tiny": tiny_model,
+    "openai": openai_model,
+    "replay": replay_model,
+}
+
+def default_registry() -> ProviderRegistry:
+    """A registry with the built-in providers."""
+    registry = ProviderRegistry()
+    for name, factory in BUILTIN_PROVIDERS.items():
+        registry.register(name, factory)
+    return registry

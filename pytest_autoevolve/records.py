@@ -1,0 +1,162 @@
+"""The records at the bottom of the package: scenarios, grades, tools and trajectories, as plain typed data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from pytest_autoevolve.errors import FormatError
+
+
+@dataclass(frozen=True)
+class NamedCheck:
+    """A grader as written in the file (name and value) with its built check."""
+
+    name: str
+    value: Any
+    check: Check = field(compare=False, repr=False)
+
+@dataclass(frozen=True)
+class Scenario:
+    """One expanded, validated scenario."""
+
+    id: str
+    messages: tuple[Mapping[str, str], ...]
+    graders: tuple[NamedCheck, ...]
+    path: str
+    line: int = 0
+    expected: str | None = None
+    description: str | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    split: str = "eval"
+    repeats: int | None = None
+    critical: bool = False
+    timeout_s: float | None = None
+    max_turns: int | None = None
+    tools: tuple[Tool, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def input(self) -> str:
+        """The last user message: what the scenario asks."""
+        users = [m["content"] for m in self.messages if m["role"] == "user"]
+        return users[-1] if users else ""
+
+FORMAT_VERSION = 1
+
+@dataclass
+class Trajectory:
+    """Everything one trial of one scenario on one model did and scored."""
+
+    scenario_id: str
+    role: str
+    model: str
+    messages: list[dict[str, Any]]
+    seed: int
+    repeat: int
+    output: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    grades: list[Grade] = field(default_factory=list)
+    score: float = 0.0
+    passed: bool = False
+    error: str | None = None
+    latency_s: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    turns: int = 0
+    cached: bool = False
+    started_at: str = ""
+    finished_at: str = ""
+    run_id: str = ""
+    scenario_file: str = ""
+    split: str = "eval"
+    category: str | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Prompt plus completion tokens, when the model reported them."""
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    def failed_grades(self) -> list[Grade]:
+        """The graders that said no."""
+        return [g for g in self.grades if not g.passed]
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object written as one line of ``trajectories.jsonl``."""
+        record = {"format_version": FORMAT_VERSION, **asdict(self)}
+        record["grades"] = [g.to_record() for g in self.grades]
+        record["total_tokens"] = self.total_tokens
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Trajectory:
+        """Read back one line written by `to_record`."""
+        if not isinstance(record, dict):
+            raise FormatError(f"a trajectory is a JSON object, got {type(record).__name__}")
+        version = record.get("format_version")
+        if version != FORMAT_VERSION:
+            raise FormatError(f"trajectory format_version {version!r}; this version reads {FORMAT_VERSION}")
+        known = {f.name for f in fields(cls)}  # keys added later within a format version are skipped
+        values = {k: v for k, v in record.items() if k in known}
+        try:
+            values["grades"] = [Grade(**g) for g in values.get("grades", [])]
+            return cls(**values)
+        except TypeError as exc:
+            raise FormatError(f"not a complete trajectory record: {exc}") from None
+
+@dataclass(frozen=True)
+class Grade:
+    """One grader's verdict on one trial."""
+
+    grader: str
+    passed: bool
+    score: float
+    reason: str
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON form written into trajectories."""
+        return {"grader": self.grader, "passed": self.passed, "score": self.score, "reason": self.reason}
+
+Check = Callable[[str, "Trajectory", "Scenario"], Grade]
+
+@dataclass(frozen=True)
+class Tool:
+    """One function tool: its schema for the model and the callable that runs it."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    function: Callable[..., Any] = field(compare=False, repr=False)
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI ``tools`` entry."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": dict(self.parameters)},
+        }
+
+    def call(self, arguments: str | Mapping[str, Any]) -> dict[str, Any]:
+        """Run the tool on JSON (or already parsed) arguments; the record of the call, errors included."""
+        record: dict[str, Any] = {"name": self.name, "arguments": arguments, "result": None, "error": None}
+        try:
+            parsed = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
+            if not isinstance(parsed, dict):
+                raise TypeError(f"arguments must be a JSON object, got {type(parsed).__name__}")
+            record["arguments"] = parsed
+            record["result"] = self.function(**parsed)
+        except Exception as exc:  # a failing tool call is recorded and shown to the model
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        return record
+
+def result_text(record: Mapping[str, Any]) -> str:
+    """What the model is told a tool call returned."""
+    if record.get("error"):
+        return f"error: {record['error']}"
+    result = record.get("result")
+    return result if isinstance(result, str) else json.dumps(result, default=str)

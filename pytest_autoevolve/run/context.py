@@ -1,0 +1,159 @@
+"""The per-process state of one run: settings, registries, models, the trial pool and the trajectory file."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from pytest_autoevolve.catalog.loader import Catalog, load_catalog
+from pytest_autoevolve.files import TrajectoryWriter
+from pytest_autoevolve.graders.builtin import default_registry as default_graders
+from pytest_autoevolve.graders.judge import llm_judge
+from pytest_autoevolve.graders.registry import GraderRegistry
+from pytest_autoevolve.providers.base import Model, ModelSpecError, Reply, parse_spec
+from pytest_autoevolve.providers.registry import ProviderRegistry
+from pytest_autoevolve.providers.registry import default_registry as default_providers
+from pytest_autoevolve.records import Scenario, Trajectory
+from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.run.runner import ModelHandle
+from pytest_autoevolve.settings import Settings
+
+
+class BrokenModel:
+    """Stands in for a model that could not be loaded: every trial records why."""
+
+    def __init__(self, spec: str, error: Exception) -> None:
+        self.spec, self.error = spec, error
+
+    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
+        """Raise the load error, so it lands in the trajectory."""
+        raise ModelSpecError(f"model {self.spec!r} could not be loaded: {self.error}")
+
+class RunContext:
+    """What every process of a run shares: settings, registries, models and the trajectory file."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, run_id: str) -> None:
+        self.config, self.settings, self.run_id = config, settings, run_id
+        self.root = config.rootpath
+        self.run_dir = self.root / settings.artifacts / "runs" / run_id
+        self.writer = TrajectoryWriter(self.run_dir / "trajectories.jsonl")
+        self.artifacts = self.root / settings.artifacts
+        self.model_cache = ResponseCache(self.artifacts, "models", settings.cache) if settings.cache != "off" else None
+        self.judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
+        self.graders: GraderRegistry = default_graders()
+        self.graders.register("llm_judge", functools.partial(llm_judge, self))
+        config.hook.pytest_autoevolve_add_graders(registry=self.graders)
+        self.providers: ProviderRegistry = default_providers()
+        config.hook.pytest_autoevolve_add_providers(registry=self.providers)
+        self.collected = Catalog()
+        self._catalog: Catalog | None = None
+        self._handles: dict[str, ModelHandle] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._judges: dict[str, Model] = {}
+        self._prefetched: dict[tuple[str, str], list[Future[Trajectory]]] = {}
+
+    def check_specs(self) -> None:
+        """Fail fast, as a usage error, on a role whose spec names no known provider."""
+        for role, spec in self.settings.roles.items():
+            try:
+                parsed = parse_spec(spec, self.settings.models)
+            except ModelSpecError as exc:
+                raise pytest.UsageError(f"--autoevolve-{role}: {exc}") from None
+            if parsed.provider not in self.providers.names():
+                known = ", ".join(self.providers.names())
+                raise pytest.UsageError(
+                    f"--autoevolve-{role}: unknown model provider {parsed.provider!r}; known: {known}"
+                )
+
+    def record(self, trajectory: Trajectory) -> None:
+        """Append a trajectory to the run's file and tell observers."""
+        self.writer.append(trajectory)
+        self.config.hook.pytest_autoevolve_trajectory(trajectory=trajectory, config=self.config)
+
+    def handle(self, role_or_spec: Any) -> ModelHandle:
+        """The model for a role (``incumbent``, ``candidate``) or any spec, loaded once."""
+        roles = self.settings.roles
+        role = role_or_spec if isinstance(role_or_spec, str) and role_or_spec in roles else None
+        spec = roles[role] if role else role_or_spec
+        key = role or repr(spec)
+        with self._lock:
+            if key not in self._handles:
+                self._handles[key] = self._make_handle(role, spec)
+            return self._handles[key]
+
+    def _make_handle(self, role: str | None, spec: Any) -> ModelHandle:
+        parsed = parse_spec(spec, self.settings.models)
+        if role is None:  # a spec, not a role: name it by the config name or the spec without secrets
+            role = spec if isinstance(spec, str) and spec in self.settings.models else parsed.display
+        model: Model
+        try:
+            model = self.providers.create(parsed, self.root)
+        except (ModelSpecError, ImportError, OSError) as exc:
+            model = BrokenModel(parsed.display, exc)
+        return ModelHandle(
+            role=role, model=model, base_seed=self.settings.seed, system_prompt=parsed.params.get("system_prompt"),
+            run_id=self.run_id, observe=self.record, cache=self.model_cache,
+        )  # fmt: skip
+
+    def ask_judge(self, spec: Any, messages: list[dict[str, Any]], scenario: Scenario, seed: int) -> str:
+        """The judge model's reply to ``messages``, through the judge's own cache."""
+        key = repr(spec)
+        with self._lock:
+            if key not in self._judges:
+                self._judges[key] = self.providers.create(parse_spec(spec, self.settings.models), self.root)
+            model = self._judges[key]
+        fingerprint = getattr(model, "fingerprint", None)
+        cache_key = self.judge_cache.key(fingerprint, messages, [], seed, 0) if self.judge_cache and fingerprint else ""
+        if cache_key and self.judge_cache is not None and (hit := self.judge_cache.get(cache_key)) is not None:
+            return hit[0].output
+        started = time.perf_counter()
+        reply = model.generate(messages, scenario=dataclasses.replace(scenario, tools=()), seed=seed, repeat=0)
+        if cache_key and self.judge_cache is not None:
+            self.judge_cache.put(cache_key, reply, time.perf_counter() - started)
+        return reply.output
+
+    def repeats(self, scenario: Scenario) -> int:
+        """Trials per model for ``scenario``: its own `repeats`, else the run's."""
+        return scenario.repeats or self.settings.repeats
+
+    def _submit(self, role: str, scenario: Scenario) -> list[Future[Trajectory]]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="autoevolve")
+        handle = self.handle(role)
+        return [self._pool.submit(handle.run, scenario, r) for r in range(self.repeats(scenario))]
+
+    def prefetch(self, work: Iterable[tuple[str, Scenario]]) -> None:
+        """Start every trial of these (role, scenario) pairs on the pool, ``concurrency`` at a time."""
+        for role, scenario in work:
+            self._prefetched[(role, scenario.id)] = self._submit(role, scenario)
+
+    def trials(self, role: str, scenario: Scenario) -> list[Trajectory]:
+        """Every trial of one scenario on one role, in repeat order: prefetched, pooled or serial."""
+        futures = self._prefetched.pop((role, scenario.id), None)
+        if futures is None and self.settings.concurrency > 1:
+            futures = self._submit(role, scenario)
+        if futures is None:
+            return self.handle(role).run_all(scenario, self.repeats(scenario))
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Stop the pool; trials not yet started are dropped (an interrupted run)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The whole catalog from the configured folders, for fixtures."""
+        if self._catalog is None:
+            roots = [self.root / entry for entry in self.settings.catalog]
+            self._catalog = load_catalog(roots, self.graders, self.root)
+        return self._catalog

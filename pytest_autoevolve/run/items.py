@@ -1,0 +1,116 @@
+"""Collection: a scenario file becomes one test item per scenario and model role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_autoevolve.catalog.loader import load_file
+from pytest_autoevolve.errors import ScenarioError
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.records import Scenario, Trajectory
+from pytest_autoevolve.run.context import RunContext
+
+CONTEXT_KEY = pytest.StashKey[RunContext]()
+
+
+class ScenarioFailure(Exception):
+    """Raised by an item whose trials did not all pass."""
+
+    def __init__(self, trajectories: list[Trajectory]) -> None:
+        super().__init__(f"{sum(t.passed for t in trajectories)} of {len(trajectories)} trials passed")
+        self.trajectories = trajectories
+
+
+class ScenarioFile(pytest.File):
+    """A YAML file of scenarios."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        """One item per selected scenario and role: ``file.yaml::id[role]``."""
+        context = self.config.stash[CONTEXT_KEY]
+        shown = self.path.relative_to(self.config.rootpath).as_posix() if self.path.is_relative_to(
+            self.config.rootpath) else str(self.path)  # fmt: skip
+        scenarios = load_file(self.path, context.graders, shown)
+        context.collected.add(scenarios)
+        split = context.settings.split
+        for scenario in scenarios:
+            if split != "all" and scenario.split != split:
+                continue
+            for role in context.settings.run_roles:
+                yield ScenarioItem.from_parent(self, name=f"{scenario.id}[{role}]", scenario=scenario, role=role)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        """A malformed file reads as its message: file, scenario, key, what is allowed."""
+        if isinstance(excinfo.value, ScenarioError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario run on one model role, with every repeat recorded."""
+
+    def __init__(self, *, scenario: Scenario, role: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario, self.role = scenario, role
+        for tag in scenario.tags:
+            self.config.addinivalue_line("markers", f"{tag}: scenario tag")
+            self.add_marker(tag)
+        self.extra_keyword_matches.update({role, *(c for c in [scenario.category] if c)})
+
+    def runtest(self) -> None:
+        """Run the trials, attach the results as properties, fail unless every trial passed."""
+        context = self.config.stash[CONTEXT_KEY]
+        trajectories = context.trials(self.role, self.scenario)
+        spec = context.handle(self.role).spec
+        self.user_properties.extend(_properties(self.scenario, self.role, spec, trajectories))
+        if not all(t.passed for t in trajectories):
+            raise ScenarioFailure(trajectories)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        """Input, expected, what came back, and which grader said no and why."""
+        if isinstance(excinfo.value, ScenarioFailure):
+            return describe_failure(self.scenario, self.role, excinfo.value.trajectories)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        """Point at the scenario's line in its file."""
+        return self.path, max(self.scenario.line - 1, 0), f"scenario {self.scenario.id} [{self.role}]"
+
+
+def _properties(scenario: Scenario, role: str, spec: str, trajectories: list[Trajectory]) -> list[tuple[str, Any]]:
+    """The per-item properties junit carries and the controller's gate reads."""
+    costs = [t.cost for t in trajectories if t.cost is not None]
+    result = ItemResult(
+        scenario=scenario.id, role=role, trials=len(trajectories), passes=sum(t.passed for t in trajectories),
+        errors=sum(t.error is not None for t in trajectories), model=spec, split=scenario.split,
+        category=scenario.category or "", critical=scenario.critical,
+        score=sum(t.score for t in trajectories) / len(trajectories), latencies=[t.latency_s for t in trajectories],
+        cost=sum(costs) if costs else None, tokens=sum(t.total_tokens or 0 for t in trajectories),
+        cached=sum(t.cached for t in trajectories),
+        file=scenario.path, line=scenario.line,
+    )  # fmt: skip
+    return result.to_properties()
+
+
+def describe_failure(scenario: Scenario, role: str, trajectories: list[Trajectory]) -> str:
+    """A failure report that reads like a good assertion."""
+    failed = [t for t in trajectories if not t.passed]
+    first = failed[0]
+    lines = [
+        f"scenario {scenario.id!r} failed for the {role} ({first.model}): "
+        f"{len(trajectories) - len(failed)} of {len(trajectories)} trials passed",
+        f"  file:     {scenario.path}:{scenario.line}",
+        f"  input:    {scenario.input!r}",
+    ]
+    if scenario.expected is not None:
+        lines.append(f"  expected: {scenario.expected!r}")
+    shown = f"trial {first.repeat}" if len(trajectories) > 1 else "trial"
+    if first.error is not None:
+        lines.append(f"  error:    {first.error}  ({shown}, seed {first.seed})")
+    else:
+        lines.append(f"  got:      {first.output!r}  ({shown}, seed {first.seed})")
+        for grade in first.failed_grades():
+            lines.append(f"  grader {grade.grader} said no: {grade.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""The controller's result log: gathers item results (also from xdist workers), gates, writes the summary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.junitxml import xml_key
+
+from pytest_autoevolve.files import files_sha256, write_json_atomic
+from pytest_autoevolve.gate.decide import GateResult, decide
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.providers.base import parse_spec
+from pytest_autoevolve.records import FORMAT_VERSION
+from pytest_autoevolve.report.github import github_outputs
+from pytest_autoevolve.report.terminal import summary_lines
+from pytest_autoevolve.report.write import write_reports
+from pytest_autoevolve.run.context import RunContext
+from pytest_autoevolve.settings import GateConfig
+
+SUMMARY_FORMAT_VERSION = 1
+
+class ResultLog:
+    """Controller-only plugin: gathers item results (also from xdist workers), gates, writes the summary."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.items: list[ItemResult] = []
+        self.result: GateResult | None = None
+        self.reports: list[Path] = []
+        self.annotations: list[str] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Take the autoevolve properties of each finished scenario item."""
+        if report.when == "call":
+            item = ItemResult.from_properties(dict(report.user_properties))
+            if item is not None:
+                self.items.append(item)
+
+    def summary(self, result: GateResult) -> dict[str, Any]:
+        """The run's ``summary.json`` content."""
+        settings = self.context.settings
+        return {
+            "format_version": SUMMARY_FORMAT_VERSION,
+            "trajectory_format_version": FORMAT_VERSION,
+            "run_id": self.context.run_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **result.to_summary(),
+            "split": settings.split,
+            "seed": settings.seed,
+            "repeats": settings.repeats,
+            "judge": parse_spec(settings.judge, settings.models).display if settings.judge else None,
+            "cache": {
+                "mode": settings.cache,
+                "hits": sum(i.cached for i in self.items),
+                "model_calls": sum(i.trials - i.cached for i in self.items),
+            },
+            "catalog_sha256": catalog_sha256(self.context),
+            "git_commit": git_commit(self.context.root),
+            "versions": versions(),
+        }
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Decide, set the exit status from the verdict, write summary.json and the junit verdict."""
+        if not self.items:
+            return
+        settings = self.context.settings
+        recorded = {item.role: item.model for item in self.items if item.model}  # what the models call themselves
+        specs = {role: recorded.get(role) or parse_spec(spec, settings.models).display
+                 for role, spec in settings.roles.items()}  # fmt: skip
+        self.result = decide(self.items, GateConfig.from_mapping(settings.gate, settings.seed), specs)
+        summary = self.summary(self.result)
+        write_json_atomic(self.context.run_dir / "summary.json", summary)
+        self.reports = write_reports(self.context.run_dir, summary)
+        self.annotations = github_outputs(summary, self.reports[0], os.environ)
+        xml = session.config.stash.get(xml_key, None)
+        if xml is not None:
+            for name in ("verdict", "lift", "ci_low", "ci_high", "p_value", "test", "n_paired", "run_id", "seed"):
+                xml.add_global_property(f"autoevolve_{name}", "" if summary[name] is None else str(summary[name]))
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            verdict_ok = self.result.verdict == "pass"
+            session.exitstatus = pytest.ExitCode.OK if verdict_ok else pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The verdict with the numbers behind it, and where the artifacts are."""
+        if self.result is None:
+            return
+        terminalreporter.write_sep("=", f"autoevolve gate: {self.result.verdict.upper()}")
+        for line in summary_lines(self.result):
+            terminalreporter.write_line(line)
+        run_dir = self.context.run_dir
+        shown = run_dir.relative_to(self.context.root) if run_dir.is_relative_to(self.context.root) else run_dir
+        hits = sum(i.cached for i in self.items)
+        if self.context.settings.cache != "off":
+            trials = sum(i.trials for i in self.items)
+            terminalreporter.write_line(f"cache: {hits} of {trials} trials answered from the cache, "
+                                        f"{trials - hits} model calls")  # fmt: skip
+        terminalreporter.write_line(f"trajectories: {shown / 'trajectories.jsonl'}")
+        terminalreporter.write_line(f"summary:      {shown / 'summary.json'}")
+        for label, path in zip(("report:", "html report:"), self.reports, strict=False):
+            terminalreporter.write_line(f"{label:<14}{shown / path.name}")
+        for line in self.annotations:  # GitHub workflow commands, read from stdout
+            terminalreporter.write_line(line)
+
+def catalog_sha256(context: RunContext) -> str:
+    """A digest of every collected scenario file (path and content)."""
+    return files_sha256(context.root, {s.path for s in context.collected})
+
+def git_commit(root: Path) -> str | None:
+    """The commit checked out at ``root``, when it is a git repository."""
+    try:
+        import git
+
+        return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
+    except Exception:
+        return None
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shaped this run (heavy ones only when already imported)."""
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for name in ("pytest-autoevolve", "pytest", "pluggy", "pytest-xdist", "torch", "transformers", "peft", "openai"):
+        module = name.replace("pytest-autoevolve", "pytest_autoevolve").replace("pytest-xdist", "xdist")
+        if name in ("torch", "transformers", "peft", "openai") and module not in sys.modules:
+            continue
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

@@ -1,0 +1,152 @@
+"""Running trials: one scenario, one model, one repeat, graded and recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pytest_autoevolve.providers.base import Model, Reply, TrialError
+from pytest_autoevolve.records import Grade, Scenario, Trajectory
+from pytest_autoevolve.run.cache import ResponseCache
+
+
+def trial_seed(base: int, scenario_id: str, repeat: int) -> int:
+    """The seed of one trial: the same for every model, so trials pair up."""
+    digest = hashlib.sha256(f"{base}\0{scenario_id}\0{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _call(function: Callable[[], Reply], timeout_s: float | None) -> Reply:
+    """Call ``function``, raising `TimeoutError` when it runs past ``timeout_s``."""
+    if timeout_s is None:
+        return function()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["reply"] = function()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="autoevolve-trial")
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TimeoutError(f"the model did not answer within timeout_s={timeout_s:g}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["reply"]  # type: ignore[no-any-return]
+
+
+def grade(trajectory: Trajectory, scenario: Scenario) -> None:
+    """Apply every grader; a grader that raises is a failed grade with the reason."""
+    grades: list[Grade] = []
+    for named in scenario.graders:
+        try:
+            grades.append(named.check(trajectory.output, trajectory, scenario))
+        except Exception as exc:
+            grades.append(Grade(named.name, False, 0.0, f"grader raised {type(exc).__name__}: {exc}"))
+    trajectory.grades = grades
+    trajectory.score = sum(g.score for g in grades) / len(grades) if grades else 0.0
+    trajectory.passed = bool(grades) and all(g.passed for g in grades)
+
+
+@dataclass
+class ModelHandle:
+    """A model in a role, ready to run scenarios: what the fixtures hand to tests."""
+
+    role: str
+    model: Model
+    base_seed: int = 0
+    system_prompt: str | None = None
+    run_id: str = ""
+    observe: Callable[[Trajectory], None] | None = None
+    cache: ResponseCache | None = None
+
+    @property
+    def spec(self) -> str:
+        """The model's spec, secrets removed."""
+        return self.model.spec
+
+    def messages(self, scenario: Scenario) -> list[dict[str, Any]]:
+        """The conversation sent to the model, with the configured system prompt first."""
+        messages = [dict(m) for m in scenario.messages]
+        if self.system_prompt and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return messages
+
+    def run(self, scenario: Scenario, repeat: int = 0) -> Trajectory:
+        """Run one trial and return its graded trajectory; a model error is recorded, not raised."""
+        messages = self.messages(scenario)
+        seed = trial_seed(self.base_seed, scenario.id, repeat)
+        trajectory = Trajectory(
+            scenario_id=scenario.id, role=self.role, model=self.spec, messages=messages, seed=seed, repeat=repeat,
+            run_id=self.run_id, scenario_file=scenario.path, split=scenario.split, category=scenario.category,
+            started_at=_now(),
+        )  # fmt: skip
+        self._answer(trajectory, scenario, messages)
+        trajectory.finished_at = _now()
+        if trajectory.error is None:
+            grade(trajectory, scenario)
+        if self.observe is not None:
+            self.observe(trajectory)
+        return trajectory
+
+    def _answer(self, trajectory: Trajectory, scenario: Scenario, messages: list[dict[str, Any]]) -> None:
+        """Fill in the reply (from the cache when it has it), the latency, or the error."""
+        seed, repeat = trajectory.seed, trajectory.repeat
+        fingerprint = getattr(self.model, "fingerprint", None)
+        key = None
+        if self.cache is not None and fingerprint:
+            tools = [tool.schema() for tool in scenario.tools]
+            key = self.cache.key(fingerprint, messages, tools, seed, repeat)
+            hit = self.cache.get(key)
+            if hit is not None:
+                _apply(trajectory, hit[0])
+                trajectory.latency_s, trajectory.cached = hit[1], True
+                return
+        started = time.perf_counter()
+        answered: Reply | None = None
+        try:
+            reply = _call(
+                lambda: self.model.generate([dict(m) for m in messages], scenario=scenario, seed=seed, repeat=repeat),
+                scenario.timeout_s,
+            )
+        except Exception as exc:  # the trial's error, recorded
+            if isinstance(exc, TrialError) and exc.reply is not None:
+                answered = exc.reply
+                _apply(trajectory, exc.reply)
+            trajectory.error = f"{type(exc).__name__}: {exc}"
+        else:
+            answered = reply
+            _apply(trajectory, reply)
+        recorded = answered.latency_s if answered is not None else None
+        trajectory.latency_s = round(time.perf_counter() - started if recorded is None else recorded, 6)
+        if key is not None and trajectory.error is None and self.cache is not None:
+            self.cache.put(key, reply, trajectory.latency_s)
+
+    def run_all(self, scenario: Scenario, repeats: int) -> list[Trajectory]:
+        """Every repeat of one scenario, in order."""
+        return [self.run(scenario, repeat) for repeat in range(repeats)]
+
+
+def _apply(trajectory: Trajectory, reply: Reply) -> None:
+    trajectory.output = reply.output
+    if reply.messages is not None:
+        trajectory.messages = reply.messages
+    else:
+        trajectory.messages = [*trajectory.messages, {"role": "assistant", "content": reply.output}]
+    trajectory.tool_calls = reply.tool_calls
+    trajectory.prompt_tokens = reply.prompt_tokens
+    trajectory.completion_tokens = reply.completion_tokens
+    trajectory.cost = reply.cost
+    trajectory.turns = reply.turns

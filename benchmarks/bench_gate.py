@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 import time
 
-from pytest_autoevolve.settings import GateConfig
-from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.decide import decide
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.settings import GateConfig
 
 SCENARIOS, REPEATS = 10_000, 5
 
@@ -26,8 +26,16 @@ def make_items(seed: int = 0) -> list[ItemResult]:
         difficulty = rng.uniform(0.1, 0.9)
         for role, boost in (("incumbent", 0.0), ("candidate", 0.02)):
             passes = sum(rng.random() < difficulty + boost for _ in range(REPEATS))
-            items.append(ItemResult(f"s{index}", role, REPEATS, passes, category=f"c{index % 8}",
-                                    latencies=[rng.uniform(0.01, 0.05) for _ in range(REPEATS)]))  # fmt: skip
+            items.append(
+                ItemResult(
+                    f"s{index}",
+                    role,
+                    REPEATS,
+                    passes,
+                    category=f"c{index % 8}",
+                    latencies=[rng.uniform(0.01, 0.05) for _ in range(REPEATS)],
+                )
+            )
     return items
 
 
@@ -41,8 +49,10 @@ def main() -> None:
     assert result.test is not None
     print(f"{SCENARIOS} scenarios x {REPEATS} repeats x 2 roles = {SCENARIOS * REPEATS * 2} trials")
     print(f"building item results: {built:.2f} s")
-    print(f"gate decision:         {gated:.2f} s  ({result.test.test}, verdict {result.verdict}, "
-          f"lift {result.test.lift:+.4f}, p {result.test.p_value:.4g})")  # fmt: skip
+    print(
+        f"gate decision:         {gated:.2f} s  ({result.test.test}, verdict {result.verdict}, "
+        f"lift {result.test.lift:+.4f}, p {result.test.p_value:.4g})"
+    )
     print(f"gate / bookkeeping ratio: {gated / built:.2f}x;  gate time per scenario: {gated / SCENARIOS * 1e6:.0f} us")
 
 

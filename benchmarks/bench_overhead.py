@@ -40,8 +40,12 @@ def _catalog(folder: Path, scenarios: int) -> None:
 
 def _run(folder: Path, args: list[str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                          cwd=folder, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - started
     # with --autoevolve the exit status is the gate's (same model on both sides: no lift, status 1)
     if done.returncode not in (0, 1) or " failed" in done.stdout:

@@ -41,11 +41,16 @@ class SlowServer(BaseHTTPRequestHandler):
             SlowServer.calls += 1
         time.sleep(LATENCY_S)
         answer = body["messages"][-1]["content"].split()[-1]
-        payload = json.dumps({
-            "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-        }).encode()  # fmt: skip
+        payload = json.dumps(
+            {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
@@ -59,9 +64,26 @@ class SlowServer(BaseHTTPRequestHandler):
 def run(folder: Path, port: int, *extra: str) -> float:
     env = {**os.environ, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "bench"}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--autoevolve",
-                    "--autoevolve-incumbent", "openai:bench-a", "--autoevolve-candidate", "openai:bench-b", *extra],
-                   cwd=folder, env=env, capture_output=True, check=False)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--autoevolve",
+            "--autoevolve-incumbent",
+            "openai:bench-a",
+            "--autoevolve-candidate",
+            "openai:bench-b",
+            *extra,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
     return time.perf_counter() - started
 
 
@@ -83,20 +105,26 @@ def endpoint_benchmarks() -> None:
         # the cached re-run is everything but the model calls: start-up, collection, grading, reports
         speedup = (serial - cached) / (concurrent - cached)
         ideal = min(32, trials)
-        print(f"endpoint {LATENCY_S * 1000:.0f} ms/call, {trials} trials: serial {serial:.2f} s, "
-              f"concurrency 32 {concurrent:.2f} s (whole runs: {serial / concurrent:.1f}x)")  # fmt: skip
-        print(f"  model-call time (run minus the {cached:.2f} s of a run without calls): {serial - cached:.2f} s -> "
-              f"{concurrent - cached:.2f} s = {speedup:.1f}x of an ideal {ideal}x ({speedup / ideal:.0%})")  # fmt: skip
-        print(f"cache: first run {first:.2f} s, cached re-run {cached:.2f} s -> {first / cached:.1f}x faster, "
-              f"{calls} model calls during the re-run")  # fmt: skip
+        print(
+            f"endpoint {LATENCY_S * 1000:.0f} ms/call, {trials} trials: serial {serial:.2f} s, "
+            f"concurrency 32 {concurrent:.2f} s (whole runs: {serial / concurrent:.1f}x)"
+        )
+        print(
+            f"  model-call time (run minus the {cached:.2f} s of a run without calls): {serial - cached:.2f} s -> "
+            f"{concurrent - cached:.2f} s = {speedup:.1f}x of an ideal {ideal}x ({speedup / ideal:.0%})"
+        )
+        print(
+            f"cache: first run {first:.2f} s, cached re-run {cached:.2f} s -> {first / cached:.1f}x faster, "
+            f"{calls} model calls during the re-run"
+        )
     server.shutdown()
 
 
 def batching_benchmark() -> None:
-    from pytest_autoevolve.tiny.demo import splits
-    from pytest_autoevolve.providers.hf import HFModel
     from pytest_autoevolve.providers.base import ModelSpec
+    from pytest_autoevolve.providers.hf import HFModel
     from pytest_autoevolve.tiny import TINY_DIR
+    from pytest_autoevolve.tiny.demo import splits
 
     prompts = [p.prompt for p in splits()[0]]
     model = HFModel.load(ModelSpec("hf", str(TINY_DIR)), Path.cwd())
@@ -113,9 +141,11 @@ def batching_benchmark() -> None:
         together = list(pool.map(ask, prompts))
     batched = time.perf_counter() - started
     sizes = model._batcher.batches[len(prompts) + 1 :]
-    print(f"hf tiny, {len(prompts)} prompts on the CPU: one by one {one_by_one:.2f} s, batched {batched:.2f} s "
-          f"-> {one_by_one / batched:.1f}x; mean batch {sum(sizes) / len(sizes):.1f}; "
-          f"identical replies: {alone == together}")  # fmt: skip
+    print(
+        f"hf tiny, {len(prompts)} prompts on the CPU: one by one {one_by_one:.2f} s, batched {batched:.2f} s "
+        f"-> {one_by_one / batched:.1f}x; mean batch {sum(sizes) / len(sizes):.1f}; "
+        f"identical replies: {alone == together}"
+    )
 
 
 if __name__ == "__main__":

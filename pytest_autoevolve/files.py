@@ -22,6 +22,7 @@ def prepare_artifacts(root: Path) -> Path:
         ignore.write_text("# created by pytest-autoevolve\n*\n", encoding="utf-8")
     return root
 
+
 def files_sha256(root: Path, paths: Iterable[str]) -> str:
     """A digest of files given relative to ``root``: each path and its content, in sorted order."""
     digest = hashlib.sha256()
@@ -29,6 +30,7 @@ def files_sha256(root: Path, paths: Iterable[str]) -> str:
         full = root / path
         digest.update(path.encode() + b"\0" + (full.read_bytes() if full.is_file() else b"") + b"\0")
     return digest.hexdigest()
+
 
 class TrajectoryWriter:
     """Appends trajectories to a JSONL file, one whole line per `os.write`.
@@ -52,6 +54,7 @@ class TrajectoryWriter:
             finally:
                 os.close(fd)
 
+
 def read_trajectories(path: Path) -> Iterator[Trajectory]:
     """Every trajectory in a JSONL file; a version mismatch is a `FormatError`."""
     with path.open(encoding="utf-8") as handle:
@@ -68,12 +71,14 @@ def read_trajectories(path: Path) -> Iterator[Trajectory]:
                 raise FormatError(f"{path}:{number}: {exc}") from None
             yield trajectory
 
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
 
 def fingerprint_files(*paths: str | Path) -> str:
     """A cheap digest of files or folders (names, sizes, modification times)."""
@@ -83,6 +88,7 @@ def fingerprint_files(*paths: str | Path) -> str:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for file in files:
             stat = file.stat()
-            digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}:{stat.st_size}:"
-                          f"{stat.st_mtime_ns}\n".encode())  # fmt: skip
+            digest.update(
+                f"{file.relative_to(root) if root.is_dir() else file.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode()
+            )
     return digest.hexdigest()[:16]

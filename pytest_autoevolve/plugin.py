@@ -47,30 +47,82 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The ``--autoevolve*`` options; each also settable in pyproject.toml or autoevolve.yaml."""
     group = parser.getgroup("autoevolve", "LLM regression gate (pytest-autoevolve)")
-    group.addoption("--autoevolve", action="store_true", dest="autoevolve", default=False,
-                    help="collect YAML scenarios and run them on the incumbent and candidate models")  # fmt: skip
-    group.addoption("--autoevolve-incumbent", dest=CLI_DESTS["incumbent"], metavar="SPEC",
-                    help="model deployed today (default: tiny, the embedded model)")  # fmt: skip
-    group.addoption("--autoevolve-candidate", dest=CLI_DESTS["candidate"], metavar="SPEC",
-                    help="model a change proposes: tiny, hf:PATH[+adapter=DIR], openai:MODEL, python:pkg.mod:fn, "
-                         "or a name under 'models:' in the config (default: tiny)")  # fmt: skip
-    group.addoption("--autoevolve-repeats", dest=CLI_DESTS["repeats"], type=positive_int, metavar="N",
-                    help="trials per scenario and model when a scenario sets no 'repeats' (default: 1)")  # fmt: skip
-    group.addoption("--autoevolve-artifacts", dest=CLI_DESTS["artifacts"], metavar="DIR",
-                    help="where runs/<run-id>/ is written, relative to the rootdir (default: .autoevolve)")  # fmt: skip
-    group.addoption("--autoevolve-seed", dest=CLI_DESTS["seed"], type=int, metavar="N",
-                    help="base seed; trial seeds derive from it, the scenario and the repeat (default: 0)")  # fmt: skip
-    group.addoption("--autoevolve-catalog", dest=CLI_DESTS["catalog"], action="append", metavar="DIR",
-                    help="scenario folder, repeatable (default: scenarios)")  # fmt: skip
-    group.addoption("--autoevolve-cache", dest=CLI_DESTS["cache"], metavar="MODE", type=cache_choice,
-                    help="response cache in the artifacts folder: off, read, write or readwrite (default)")  # fmt: skip
-    group.addoption("--autoevolve-concurrency", dest=CLI_DESTS["concurrency"], type=positive_int, metavar="N",
-                    help="run N trials' model calls at a time; same results as serial (default: 1)")  # fmt: skip
-    group.addoption("--autoevolve-split", dest=CLI_DESTS["split"], type=split_choice, metavar="SPLIT",
-                    help="which scenarios to collect: eval (gating, default), train or all")  # fmt: skip
-    group.addoption("--autoevolve-only", dest=CLI_DESTS["only"], type=role_choice, metavar="ROLE",
-                    help="run only the incumbent's or the candidate's items (nothing pairs: the gate is "
-                         "inconclusive); for sampling and scoring runs")  # fmt: skip
+    group.addoption(
+        "--autoevolve",
+        action="store_true",
+        dest="autoevolve",
+        default=False,
+        help="collect YAML scenarios and run them on the incumbent and candidate models",
+    )
+    group.addoption(
+        "--autoevolve-incumbent",
+        dest=CLI_DESTS["incumbent"],
+        metavar="SPEC",
+        help="model deployed today (default: tiny, the embedded model)",
+    )
+    group.addoption(
+        "--autoevolve-candidate",
+        dest=CLI_DESTS["candidate"],
+        metavar="SPEC",
+        help="model a change proposes: tiny, hf:PATH[+adapter=DIR], openai:MODEL, python:pkg.mod:fn, "
+        "or a name under 'models:' in the config (default: tiny)",
+    )
+    group.addoption(
+        "--autoevolve-repeats",
+        dest=CLI_DESTS["repeats"],
+        type=positive_int,
+        metavar="N",
+        help="trials per scenario and model when a scenario sets no 'repeats' (default: 1)",
+    )
+    group.addoption(
+        "--autoevolve-artifacts",
+        dest=CLI_DESTS["artifacts"],
+        metavar="DIR",
+        help="where runs/<run-id>/ is written, relative to the rootdir (default: .autoevolve)",
+    )
+    group.addoption(
+        "--autoevolve-seed",
+        dest=CLI_DESTS["seed"],
+        type=int,
+        metavar="N",
+        help="base seed; trial seeds derive from it, the scenario and the repeat (default: 0)",
+    )
+    group.addoption(
+        "--autoevolve-catalog",
+        dest=CLI_DESTS["catalog"],
+        action="append",
+        metavar="DIR",
+        help="scenario folder, repeatable (default: scenarios)",
+    )
+    group.addoption(
+        "--autoevolve-cache",
+        dest=CLI_DESTS["cache"],
+        metavar="MODE",
+        type=cache_choice,
+        help="response cache in the artifacts folder: off, read, write or readwrite (default)",
+    )
+    group.addoption(
+        "--autoevolve-concurrency",
+        dest=CLI_DESTS["concurrency"],
+        type=positive_int,
+        metavar="N",
+        help="run N trials' model calls at a time; same results as serial (default: 1)",
+    )
+    group.addoption(
+        "--autoevolve-split",
+        dest=CLI_DESTS["split"],
+        type=split_choice,
+        metavar="SPLIT",
+        help="which scenarios to collect: eval (gating, default), train or all",
+    )
+    group.addoption(
+        "--autoevolve-only",
+        dest=CLI_DESTS["only"],
+        type=role_choice,
+        metavar="ROLE",
+        help="run only the incumbent's or the candidate's items (nothing pairs: the gate is "
+        "inconclusive); for sampling and scoring runs",
+    )
 
 
 def _settings(config: pytest.Config) -> Settings:

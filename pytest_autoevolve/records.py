@@ -18,6 +18,7 @@ class NamedCheck:
     value: Any
     check: Check = field(compare=False, repr=False)
 
+
 @dataclass(frozen=True)
 class Scenario:
     """One expanded, validated scenario."""
@@ -45,7 +46,9 @@ class Scenario:
         users = [m["content"] for m in self.messages if m["role"] == "user"]
         return users[-1] if users else ""
 
+
 FORMAT_VERSION = 1
+
 
 @dataclass
 class Trajectory:
@@ -110,6 +113,7 @@ class Trajectory:
         except TypeError as exc:
             raise FormatError(f"not a complete trajectory record: {exc}") from None
 
+
 @dataclass(frozen=True)
 class Grade:
     """One grader's verdict on one trial."""
@@ -123,7 +127,9 @@ class Grade:
         """The JSON form written into trajectories."""
         return {"grader": self.grader, "passed": self.passed, "score": self.score, "reason": self.reason}
 
+
 Check = Callable[[str, "Trajectory", "Scenario"], Grade]
+
 
 @dataclass(frozen=True)
 class Tool:
@@ -153,6 +159,7 @@ class Tool:
         except Exception as exc:  # a failing tool call is recorded and shown to the model
             record["error"] = f"{type(exc).__name__}: {exc}"
         return record
+
 
 def result_text(record: Mapping[str, Any]) -> str:
     """What the model is told a tool call returned."""

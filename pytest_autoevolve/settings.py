@@ -20,6 +20,7 @@ CACHE_MODES = ("off", "read", "write", "readwrite")
 
 ROLES = ("incumbent", "candidate")
 
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know; plain data, so xdist can ship it to workers."""
@@ -49,9 +50,11 @@ class Settings:
         """The roles whose items this run collects."""
         return [role for role in self.roles if self.only in (None, role)]
 
+
 def new_run_id() -> str:
     """A sortable run id that is a safe folder name everywhere."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
 
 def positive_int(text: str) -> int:
     """An option value that must be a whole number of at least 1."""
@@ -63,11 +66,13 @@ def positive_int(text: str) -> int:
         raise pytest.UsageError(f"expected a whole number of at least 1, got {value}")
     return value
 
+
 def cache_choice(text: str) -> str:
     """An option value naming a response cache mode."""
     if text not in CACHE_MODES:
         raise pytest.UsageError(f"--autoevolve-cache takes off, read, write or readwrite, got {text!r}")
     return text
+
 
 def role_choice(text: str) -> str:
     """An option value naming one model role."""
@@ -75,11 +80,13 @@ def role_choice(text: str) -> str:
         raise pytest.UsageError(f"--autoevolve-only takes {' or '.join(ROLES)}, got {text!r}")
     return text
 
+
 def split_choice(text: str) -> str:
     """An option value naming a split to collect."""
     if text not in SPLIT_CHOICES:
         raise pytest.UsageError(f"--autoevolve-split takes one of {', '.join(SPLIT_CHOICES)}, got {text!r}")
     return text
+
 
 def read_file_settings(root: Path) -> dict[str, Any]:
     """Settings from ``pyproject.toml`` and ``autoevolve.yaml`` in ``root`` (the latter wins)."""
@@ -104,6 +111,7 @@ def read_file_settings(root: Path) -> dict[str, Any]:
         values.update(data)
     return values
 
+
 def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
     """Merge file settings and CLI values (``None`` means not given) into `Settings`."""
     known = {f.name for f in fields(Settings)}
@@ -122,8 +130,9 @@ def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
             f"autoevolve setting 'repeats' is a whole number of at least 1, got {settings.repeats!r}"
         )
     if isinstance(settings.concurrency, bool) or not isinstance(settings.concurrency, int) or settings.concurrency < 1:
-        raise pytest.UsageError(f"autoevolve setting 'concurrency' is a whole number of at least 1, got "
-                                f"{settings.concurrency!r}")  # fmt: skip
+        raise pytest.UsageError(
+            f"autoevolve setting 'concurrency' is a whole number of at least 1, got {settings.concurrency!r}"
+        )
     if settings.cache not in CACHE_MODES:
         raise pytest.UsageError(f"autoevolve setting 'cache' is off, read, write or readwrite, got {settings.cache!r}")
     if settings.only not in (None, *ROLES):
@@ -138,10 +147,13 @@ def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
         raise pytest.UsageError(f"autoevolve setting 'gate': {exc}") from None
     return replace(settings, catalog=tuple(settings.catalog))
 
+
 MODES = ("superiority", "non_inferiority")
+
 
 class GateConfigError(ConfigError):
     """A gate setting of the wrong kind or out of range."""
+
 
 @dataclass(frozen=True)
 class GateConfig:

@@ -113,9 +113,17 @@ class StoredFile:
 
     def record(self) -> dict[str, Any]:
         """The ``file`` object."""
-        return {"object": "file", "id": self.id, "purpose": self.purpose, "filename": self.filename,
-                "bytes": len(self.content), "created_at": self.created_at, "expires_at": None,
-                "status": "processed", "status_details": None}  # fmt: skip
+        return {
+            "object": "file",
+            "id": self.id,
+            "purpose": self.purpose,
+            "filename": self.filename,
+            "bytes": len(self.content),
+            "created_at": self.created_at,
+            "expires_at": None,
+            "status": "processed",
+            "status_details": None,
+        }
 
 
 @dataclass
@@ -201,11 +209,21 @@ class FakeFineTune(LocalServer):
         header = request.headers.get("authorization", "")
         key = header[7:] if header.lower().startswith("bearer ") else ""
         if not key:
-            return _error(401, "You didn't provide an API key. You need to provide your API key in an Authorization "
-                          "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", None, None)  # fmt: skip
+            return _error(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization "
+                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                None,
+                None,
+            )
         if self.api_key is not None and key != self.api_key:
-            return _error(401, f"Incorrect API key provided: {key}. You can find your API key at "
-                          "https://platform.openai.com/account/api-keys.", None, "invalid_api_key")  # fmt: skip
+            return _error(
+                401,
+                f"Incorrect API key provided: {key}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                None,
+                "invalid_api_key",
+            )
         return None
 
     def _upload(self, request: Request, raw: bytes, content_type: str) -> Answer:
@@ -228,8 +246,9 @@ class FakeFineTune(LocalServer):
         examples: list[dict[str, Any]] = []
         if purpose_text == "fine-tune":
             if not filename.endswith(".jsonl"):
-                return _error(400, "Invalid file format for Fine-Tuning API. Must be .jsonl", "file",
-                              "invalid_file_format")  # fmt: skip
+                return _error(
+                    400, "Invalid file format for Fine-Tuning API. Must be .jsonl", "file", "invalid_file_format"
+                )
             try:
                 examples = _chat_examples(content)
             except ValueError as exc:
@@ -251,8 +270,12 @@ class FakeFineTune(LocalServer):
         if not isinstance(model, str) or not model:
             return _error(400, "Missing required parameter: 'model'.", "model", None)
         if model not in self.models and not any(j.record["fine_tuned_model"] == model for j in self.jobs.values()):
-            return _error(400, f"Model {model} is not available for fine-tuning or does not exist.", "model",
-                          "model_not_available")  # fmt: skip
+            return _error(
+                400,
+                f"Model {model} is not available for fine-tuning or does not exist.",
+                "model",
+                "model_not_available",
+            )
         files = {}
         for name in ("training_file", "validation_file"):
             file_id = body.get(name)
@@ -275,29 +298,50 @@ class FakeFineTune(LocalServer):
         hyper = dict(body.get("hyperparameters") or {}) | dict(supervised.get("hyperparameters") or {})
         for name, value in hyper.items():
             if name not in HYPERPARAMETERS:
-                return _error(400, f"Unknown parameter: 'method.supervised.hyperparameters.{name}'.",
-                              f"method.supervised.hyperparameters.{name}", "unknown_parameter")  # fmt: skip
+                return _error(
+                    400,
+                    f"Unknown parameter: 'method.supervised.hyperparameters.{name}'.",
+                    f"method.supervised.hyperparameters.{name}",
+                    "unknown_parameter",
+                )
             if value != "auto" and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 return _error(400, f"Invalid value for {name}: {value!r}", f"hyperparameters.{name}", None)
         hyper = {name: hyper.get(name, "auto") for name in HYPERPARAMETERS}
         job_id = f"ftjob-{_hex()}"
         record = {
-            "object": "fine_tuning.job", "id": job_id, "model": model, "created_at": int(time.time()),
-            "finished_at": None, "fine_tuned_model": None, "organization_id": self.organization,
-            "result_files": [], "status": "validating_files", "validation_file": body.get("validation_file"),
-            "training_file": body["training_file"], "hyperparameters": dict(hyper), "trained_tokens": None,
-            "error": None, "user_provided_suffix": suffix, "seed": body.get("seed") or 42,
-            "estimated_finish": None, "integrations": [], "metadata": body.get("metadata"),
+            "object": "fine_tuning.job",
+            "id": job_id,
+            "model": model,
+            "created_at": int(time.time()),
+            "finished_at": None,
+            "fine_tuned_model": None,
+            "organization_id": self.organization,
+            "result_files": [],
+            "status": "validating_files",
+            "validation_file": body.get("validation_file"),
+            "training_file": body["training_file"],
+            "hyperparameters": dict(hyper),
+            "trained_tokens": None,
+            "error": None,
+            "user_provided_suffix": suffix,
+            "seed": body.get("seed") or 42,
+            "estimated_finish": None,
+            "integrations": [],
+            "metadata": body.get("metadata"),
             "method": {"type": "supervised", "supervised": {"hyperparameters": dict(hyper)}},
-        }  # fmt: skip
+        }
         job = Job(record, self.script.plan(), self.script, requested=dict(body))
         training = files["training_file"]
         if len(training.examples) < self.min_examples:
             job.plan = ["failed"]
-            job.script = JobScript("failed", fail_in="validating_files", error_code="invalid_n_examples",
-                                   error_param="training_file",
-                                   error_message=f"Training file has {len(training.examples)} example(s), but "
-                                   f"must have at least {self.min_examples} examples")  # fmt: skip
+            job.script = JobScript(
+                "failed",
+                fail_in="validating_files",
+                error_code="invalid_n_examples",
+                error_param="training_file",
+                error_message=f"Training file has {len(training.examples)} example(s), but "
+                f"must have at least {self.min_examples} examples",
+            )
         self.jobs[job_id] = job
         self._event(job, f"Created fine-tuning job: {job_id}")
         for name, stored in files.items():
@@ -338,8 +382,9 @@ class FakeFineTune(LocalServer):
             job.step = self._total_steps(job)
             short = job.record["id"].removeprefix("ftjob-")[:8]
             record["fine_tuned_model"] = f"ft:{record['model']}:{record['user_provided_suffix'] or ''}:{short}"
-            results = StoredFile(f"file-{_hex()}", "step_metrics.csv", "fine-tune-results",
-                                 b"step,train_loss\n", int(time.time()))  # fmt: skip
+            results = StoredFile(
+                f"file-{_hex()}", "step_metrics.csv", "fine-tune-results", b"step,train_loss\n", int(time.time())
+            )
             self.files[results.id] = results
             record.update(trained_tokens=tokens, finished_at=int(time.time()), result_files=[results.id])
             self._event(job, f"New fine-tuned model created: {record['fine_tuned_model']}")
@@ -361,8 +406,12 @@ class FakeFineTune(LocalServer):
         for step in steps or [min(start + 1, total)]:
             job.step = step
             loss = round(2.5 * 0.99 ** (step - 1), 4)
-            self._event(job, f"Step {step}/{total}: training loss={loss:.4f}", kind="metrics",
-                        data={"step": step, "total_steps": total, "train_loss": loss})  # fmt: skip
+            self._event(
+                job,
+                f"Step {step}/{total}: training loss={loss:.4f}",
+                kind="metrics",
+                data={"step": step, "total_steps": total, "train_loss": loss},
+            )
 
     def _total_steps(self, job: Job) -> int:
         hyper = {k: (AUTO_RESOLVED[k] if v == "auto" else v) for k, v in job.record["hyperparameters"].items()}
@@ -403,10 +452,20 @@ class FakeFineTune(LocalServer):
         self._advance(job, "cancelled")
         return Answer(body=dict(job.record))
 
-    def _event(self, job: Job, message: str, *, level: str = "info", kind: str = "message",
-               data: dict[str, Any] | None = None) -> None:  # fmt: skip
-        job.events.append({"object": "fine_tuning.job.event", "id": f"ftevent-{_hex()}", "created_at": int(time.time()),
-                           "level": level, "message": message, "data": data or {}, "type": kind})  # fmt: skip
+    def _event(
+        self, job: Job, message: str, *, level: str = "info", kind: str = "message", data: dict[str, Any] | None = None
+    ) -> None:
+        job.events.append(
+            {
+                "object": "fine_tuning.job.event",
+                "id": f"ftevent-{_hex()}",
+                "created_at": int(time.time()),
+                "level": level,
+                "message": message,
+                "data": data or {},
+                "type": kind,
+            }
+        )
 
     # --- HTTP ----------------------------------------------------------------------------------
 
@@ -440,8 +499,14 @@ class FakeFineTune(LocalServer):
                         body = json.loads(raw)
                     except ValueError:
                         body = {"unparsed": raw.decode("utf-8", "replace")}
-                request = Request(method, parts.path, parse_qs(parts.query),
-                                  {k.lower(): v for k, v in self.headers.items()}, body, arrived)  # fmt: skip
+                request = Request(
+                    method,
+                    parts.path,
+                    parse_qs(parts.query),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    arrived,
+                )
                 self._send(server.handle(request, raw, content_type))
 
             def _body(self) -> bytes:

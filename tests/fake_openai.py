@@ -81,8 +81,14 @@ class Request:
         return [m for m in self.body.get("messages", []) if m.get("role") == "tool"]
 
 
-def completion(content: str | None = "ok", *, tool_calls: Sequence[dict[str, Any]] = (), model: str = "fake-model",
-               prompt_tokens: int = 10, completion_tokens: int = 5) -> dict[str, Any]:  # fmt: skip
+def completion(
+    content: str | None = "ok",
+    *,
+    tool_calls: Sequence[dict[str, Any]] = (),
+    model: str = "fake-model",
+    prompt_tokens: int = 10,
+    completion_tokens: int = 5,
+) -> dict[str, Any]:
     """A real ``chat.completion`` object, as the OpenAI API returns it."""
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     finish = "tool_calls" if tool_calls else "stop"
@@ -167,8 +173,14 @@ class FakeOpenAI(LocalServer):
                 except ValueError:
                     body = {"unparsed": raw.decode("utf-8", "replace")}
                 parts = urlsplit(self.path)
-                request = Request("POST", parts.path, parse_qs(parts.query),
-                                  {k.lower(): v for k, v in self.headers.items()}, body, arrived)  # fmt: skip
+                request = Request(
+                    "POST",
+                    parts.path,
+                    parse_qs(parts.query),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    arrived,
+                )
                 if not parts.path.endswith("/chat/completions"):
                     self._send(Answer(404, {"error": {"message": f"no route {parts.path}"}}))
                     return

@@ -9,22 +9,34 @@ import pytest
 from conftest import read_run
 
 from pytest_autoevolve.graders.builtin import BUILTIN_GRADERS, default_registry
-from pytest_autoevolve.records import Scenario
-from pytest_autoevolve.records import Trajectory
+from pytest_autoevolve.records import Scenario, Trajectory
 
 SCENARIO = Scenario(id="s", messages=({"role": "user", "content": "hi"},), graders=(), path="s.yaml")
 CALLS = [
-    {"id": "c1", "name": "get_weather", "arguments": {"city": "Paris", "unit": "C", "where": {"lat": 48.9, "lon": 2.3}},
-     "result": {"sky": "sunny"}, "error": None, "turn": 1},
+    {
+        "id": "c1",
+        "name": "get_weather",
+        "arguments": {"city": "Paris", "unit": "C", "where": {"lat": 48.9, "lon": 2.3}},
+        "result": {"sky": "sunny"},
+        "error": None,
+        "turn": 1,
+    },
     {"id": "c2", "name": "add", "arguments": {"a": 2, "b": 3}, "result": 5, "error": None, "turn": 2},
     {"id": "c3", "name": "add", "arguments": {"a": 1, "b": True}, "result": None, "error": "TypeError: x", "turn": 2},
     {"id": "c4", "name": "broken", "arguments": "{not json", "result": None, "error": "JSONDecodeError", "turn": 3},
-]  # fmt: skip
+]
 
 
 def trajectory(**fields: Any) -> Trajectory:
-    values: dict[str, Any] = {"scenario_id": "s", "role": "candidate", "model": "m", "messages": [], "seed": 0,
-                              "repeat": 0, **fields}  # fmt: skip
+    values: dict[str, Any] = {
+        "scenario_id": "s",
+        "role": "candidate",
+        "model": "m",
+        "messages": [],
+        "seed": 0,
+        "repeat": 0,
+        **fields,
+    }
     return Trajectory(**values)
 
 
@@ -71,8 +83,7 @@ def test_tool_called_reasons():
     assert grade("tool_called", "add", tool_calls=[]) == (False, "tool_called:add", none)
     assert grade("tool_called", "add", tool_calls=CALLS)[2] == "'add' was called 2 time(s)"
     _, _, reason = grade("tool_called", {"name": "add", "arguments": {"a": 9}}, tool_calls=CALLS)
-    assert reason == ("'add' was never called with {\"a\": 9}; calls had {\"a\": 2, \"b\": 3}; "
-                      "{\"a\": 1, \"b\": true}")  # fmt: skip
+    assert reason == ('\'add\' was never called with {"a": 9}; calls had {"a": 2, "b": 3}; {"a": 1, "b": true}')
 
 
 @pytest.mark.parametrize(
@@ -152,7 +163,11 @@ def test_limits_in_a_catalog_decide(pytester, write_scenarios, agents):
     result.stdout.fnmatch_lines(["*scenario 'bad'*key 'expect[[]0[]].max_turns'*takes a whole number*"])
     trajectories, _ = read_run(pytester.path)
     verdicts = {(t["scenario_id"], t["role"]): t["passed"] for t in trajectories}
-    assert verdicts == {("within", "incumbent"): True, ("within", "candidate"): True,
-                        ("over", "incumbent"): False, ("over", "candidate"): False}  # fmt: skip
+    assert verdicts == {
+        ("within", "incumbent"): True,
+        ("within", "candidate"): True,
+        ("over", "incumbent"): False,
+        ("over", "candidate"): False,
+    }
     over = next(t for t in trajectories if t["scenario_id"] == "over")
     assert [(g["grader"], g["passed"]) for g in over["grades"]] == [("equals", True), ("max_tokens", False)]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.run.cache import ResponseCache
 from pytest_autoevolve.providers.base import Reply
+from pytest_autoevolve.run.cache import ResponseCache
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,8 +149,8 @@ def test_concurrent_tiny_run_equals_a_serial_one(pytester):
 def test_concurrent_greedy_calls_share_generate_calls_and_answer_as_alone():
     from concurrent.futures import ThreadPoolExecutor
 
-    from pytest_autoevolve.providers.hf import HFModel
     from pytest_autoevolve.providers.base import ModelSpec
+    from pytest_autoevolve.providers.hf import HFModel
     from pytest_autoevolve.tiny import TINY_DIR
 
     model = HFModel.load(ModelSpec("hf", str(TINY_DIR), {"batch_size": 8}), REPO)
@@ -158,8 +158,11 @@ def test_concurrent_greedy_calls_share_generate_calls_and_answer_as_alone():
     alone = [model.generate([{"role": "user", "content": p}], scenario=None, seed=0, repeat=0) for p in prompts]
     assert set(model._batcher.batches) == {1}
     with ThreadPoolExecutor(10) as pool:
-        together = list(pool.map(lambda p: model.generate([{"role": "user", "content": p}], scenario=None, seed=0,
-                                                           repeat=0), prompts))  # fmt: skip
+        together = list(
+            pool.map(
+                lambda p: model.generate([{"role": "user", "content": p}], scenario=None, seed=0, repeat=0), prompts
+            )
+        )
     assert [r.output for r in together] == [r.output for r in alone]
     assert [r.completion_tokens for r in together] == [r.completion_tokens for r in alone]
     assert max(model._batcher.batches) > 1
@@ -196,8 +199,13 @@ def test_llm_judge_grades_with_the_configured_judge(pytester, write_scenarios):
     pytester.makepyfile(judging=JUDGE)
     pytester.syspathinsert()
     pytester.makefile(".yaml", autoevolve='judge: "python:judging:judge"\n')
-    result = pytester.runpytest("--autoevolve", "--autoevolve-incumbent", "python:judging:rude",
-                                "--autoevolve-candidate", "python:judging:polite")  # fmt: skip
+    result = pytester.runpytest(
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:judging:rude",
+        "--autoevolve-candidate",
+        "python:judging:polite",
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*grader llm_judge said no: judge python:judging:judge: FAIL (score 0): rude*"])
     trajectories, summary = read_run(pytester.path)

@@ -63,10 +63,20 @@ def project(tmp_path: Path) -> Path:
 
 def ci_gate(root: Path, base: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run the command exactly as the autoevolve-gate workflow does, with GitHub's job environment."""
-    env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md"),
-           "AGENT_CALLS": str(tmp_path / "calls.log")}  # fmt: skip
-    return subprocess.run([AUTOEVOLVE, "ci", "gate", "--base", base, *extra], cwd=root, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    env = {
+        **os.environ,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md"),
+        "AGENT_CALLS": str(tmp_path / "calls.log"),
+    }
+    return subprocess.run(
+        [AUTOEVOLVE, "ci", "gate", "--base", base, *extra],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def base_calls(tmp_path: Path) -> int:
@@ -118,8 +128,9 @@ def test_pull_request_changing_the_candidate_is_gated_and_the_base_run_is_reused
         summary["p_value"],
     )
 
-    (project / "scenarios" / "strings.yaml").write_text((project / "scenarios" / "strings.yaml").read_text()
-                                                        .replace("reverse {{word}}", "Reverse {{word}}"))  # fmt: skip
+    (project / "scenarios" / "strings.yaml").write_text(
+        (project / "scenarios" / "strings.yaml").read_text().replace("reverse {{word}}", "Reverse {{word}}")
+    )
     commit_all(repo, "head: a changed catalog")
     third = ci_gate(project, base, tmp_path)
     assert "incumbent: running" in third.stdout  # a new catalog digest: the base runs again
@@ -168,14 +179,16 @@ def test_replay_answers_with_the_recorded_trials(pytester: pytest.Pytester, writ
           - {id: one, input: "1", expected: "1"}
           - {id: two, input: "2", expected: "2"}
     """)
-    pytester.runpytest("--autoevolve", f"--autoevolve-incumbent=python:{agents}:boom",
-                       f"--autoevolve-candidate=python:{agents}:answer")  # fmt: skip
+    pytester.runpytest(
+        "--autoevolve", f"--autoevolve-incumbent=python:{agents}:boom", f"--autoevolve-candidate=python:{agents}:answer"
+    )
     recorded = next((pytester.path / ".autoevolve" / "runs").iterdir()) / "trajectories.jsonl"
     trials = {(t["role"], t["scenario_id"]): t for t in map(json.loads, recorded.read_text().splitlines())}
     path = recorded.relative_to(pytester.path)
     before = set((pytester.path / ".autoevolve" / "runs").iterdir())
-    result = pytester.runpytest("--autoevolve", "--autoevolve-only=candidate",
-                                f"--autoevolve-candidate=replay:{path}+role=incumbent")  # fmt: skip
+    result = pytester.runpytest(
+        "--autoevolve", "--autoevolve-only=candidate", f"--autoevolve-candidate=replay:{path}+role=incumbent"
+    )
     result.assert_outcomes(failed=2)
     (run,) = set((pytester.path / ".autoevolve" / "runs").iterdir()) - before
     replayed = [json.loads(line) for line in (run / "trajectories.jsonl").read_text().splitlines()]
@@ -184,6 +197,7 @@ def test_replay_answers_with_the_recorded_trials(pytester: pytest.Pytester, writ
         assert trial["error"] == "TrialError: recorded: RuntimeError: model exploded"
         assert trial["passed"] is False
         assert trial["latency_s"] == trials[("incumbent", trial["scenario_id"])]["latency_s"]
-    result = pytester.runpytest("--autoevolve", "--autoevolve-only=candidate",
-                                f"--autoevolve-candidate=replay:{path}+role=candidate")  # fmt: skip
+    result = pytester.runpytest(
+        "--autoevolve", "--autoevolve-only=candidate", f"--autoevolve-candidate=replay:{path}+role=candidate"
+    )
     result.assert_outcomes(passed=2)

@@ -12,8 +12,8 @@ import git
 import pytest
 from fake_openai import Request, completion, fake_openai
 
-from pytest_autoevolve.loops.proposers import Context, Edit, ProposalError, SpaceProposer, parse_reply
-from pytest_autoevolve.loops.evolve import EvolveError, Loop
+from pytest_autoevolve.loops.evolve import Loop
+from pytest_autoevolve.loops.proposers import Context, Edit, EvolveError, ProposalError, SpaceProposer, parse_reply
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,8 +58,9 @@ def project(tmp_path: Path) -> Path:
     (root / "scenarios").mkdir(parents=True)
     shutil.copy(REPO / "scenarios" / "strings.yaml", root / "scenarios" / "strings.yaml")
     (root / "agent.py").write_text(AGENT, encoding="utf-8")
-    (root / "autoevolve.yaml").write_text("incumbent: python:agent:weak\ncandidate: python:agent:answer\n"
-                                          "gate:\n  min_paired: 10\n", encoding="utf-8")  # fmt: skip
+    (root / "autoevolve.yaml").write_text(
+        "incumbent: python:agent:weak\ncandidate: python:agent:answer\ngate:\n  min_paired: 10\n", encoding="utf-8"
+    )
     (root / ".gitignore").write_text(".autoevolve/\n__pycache__/\n", encoding="utf-8")
     repo = git.Repo.init(root)
     repo.index.add(["scenarios/strings.yaml", "agent.py", "autoevolve.yaml", ".gitignore"])
@@ -83,8 +84,12 @@ def clean(root: Path) -> bool:
 
 
 def test_space_keeps_a_good_edit_reverts_a_bad_one_and_gates(project: Path):
-    loop = Loop(project, space(project, "python:agent:bad", "python:agent:answer", "python:agent:strong"), tag="t1",
-                progress=lambda _: None)  # fmt: skip
+    loop = Loop(
+        project,
+        space(project, "python:agent:bad", "python:agent:answer", "python:agent:strong"),
+        tag="t1",
+        progress=lambda _: None,
+    )
     result = loop.run(5)
     repo = git.Repo(project)
     assert repo.active_branch.name == "autoevolve/t1" and clean(project)
@@ -131,9 +136,11 @@ class Scripted:
 
 def test_edits_outside_the_allowlist_are_rejected(project: Path):
     config = (project / "autoevolve.yaml").read_text()
-    proposer = Scripted(Edit("easier test", {"scenarios/strings.yaml": "scenarios: []\n"}),
-                        Edit("looser gate", {"autoevolve.yaml": config.replace("10", "1")}),
-                        Edit("outside", {"../elsewhere.txt": "x"}))  # fmt: skip
+    proposer = Scripted(
+        Edit("easier test", {"scenarios/strings.yaml": "scenarios: []\n"}),
+        Edit("looser gate", {"autoevolve.yaml": config.replace("10", "1")}),
+        Edit("outside", {"../elsewhere.txt": "x"}),
+    )
     result = Loop(project, proposer, tag="t3", progress=lambda _: None).run(3)
     assert [i.decision for i in result.iterations] == ["rejected"] * 3
     assert "not an allowlisted target" in result.iterations[0].error and "'gate'" in result.iterations[1].error
@@ -149,8 +156,13 @@ def test_a_crash_mid_iteration_restores_the_last_kept_commit(project: Path, erro
         .read_text()
         .replace("candidate: python:agent:answer", "candidate: python:agent:strong")
     )
-    loop = Loop(project, Scripted(Edit("stronger", {"autoevolve.yaml": strong}), error), targets=["autoevolve.yaml",
-                "agent.py"], tag="t4", progress=lambda _: None)  # fmt: skip
+    loop = Loop(
+        project,
+        Scripted(Edit("stronger", {"autoevolve.yaml": strong}), error),
+        targets=["autoevolve.yaml", "agent.py"],
+        tag="t4",
+        progress=lambda _: None,
+    )
     with pytest.raises(type(error)):
         loop.run(3)
     repo = git.Repo(project)
@@ -220,8 +232,13 @@ def test_llm_proposer_stops_when_its_token_budget_is_spent(project: Path, monkey
 
 
 def test_iteration_seconds_stops_a_running_score(project: Path):
-    loop = Loop(project, space(project, "python:agent:slow", "python:agent:strong"), tag="t7", iteration_seconds=12,
-                progress=lambda _: None)  # fmt: skip
+    loop = Loop(
+        project,
+        space(project, "python:agent:slow", "python:agent:strong"),
+        tag="t7",
+        iteration_seconds=12,
+        progress=lambda _: None,
+    )
     result = loop.run(2)
     slow, strong = result.iterations
     assert slow.decision == "reverted" and "over its time budget of" in slow.error and slow.seconds < 30

@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 def small_dataset(folder: Path) -> Path:
     folder.mkdir(parents=True)
     words = ["stop", "flow", "tram", "kite", "lamp", "moon", "road", "ship"]
-    lines = [json.dumps({"messages": [{"role": "user", "content": f"reverse {w}"},
-                                      {"role": "assistant", "content": w[::-1]}]}) for w in words]  # fmt: skip
+    lines = [
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"reverse {w}"}, {"role": "assistant", "content": w[::-1]}]}
+        )
+        for w in words
+    ]
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "manifest.json").write_text(json.dumps({"dataset_sha256": "abc"}))
     return folder
@@ -32,8 +36,9 @@ def test_loss_covers_the_reply_and_end_of_turn_only():
     ids, labels = encode(tokenizer, [{"role": "user", "content": "upper cat"}, {"role": "assistant", "content": "CAT"}])
     scored = [i for i, label in zip(ids, labels, strict=True) if label != -100]
     assert tokenizer.decode(scored) == "CAT<|end|>"
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "upper cat"}], add_generation_prompt=True,
-                                           tokenize=False)  # fmt: skip
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "upper cat"}], add_generation_prompt=True, tokenize=False
+    )
     assert ids[: len(ids) - 4] == tokenizer(prompt)["input_ids"]
 
 
@@ -44,7 +49,8 @@ def test_training_writes_a_peft_adapter_and_manifest_and_resumes(tmp_path):
     settings = LoraSettings(epochs=3, batch_size=4, seed=1)
     whole = train_lora(TINY_DIR, dataset, tmp_path / "whole", settings, progress=lambda _: None)
     assert {"adapter_config.json", "adapter_model.safetensors", "training_manifest.json"} <= {
-        p.name for p in (tmp_path / "whole").iterdir()}  # fmt: skip
+        p.name for p in (tmp_path / "whole").iterdir()
+    }
     assert PeftConfig.from_pretrained(tmp_path / "whole").peft_type.value == "LORA"
     assert whole["dataset_sha256"] == "abc" and whole["examples"] == 8 and len(whole["loss_per_epoch"]) == 3
 

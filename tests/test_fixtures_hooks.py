@@ -102,9 +102,12 @@ def test_fixtures_with_pyproject_settings(pytester, write_scenarios, agents):
     trajectories, _ = read_run(pytester.path)
     # each_scenario: 2 scenarios x 2 roles; model_by_spec: 1 trial, recorded under its spec
     assert sorted((t["scenario_id"], t["role"]) for t in trajectories) == [
-        ("add-1", "candidate"), ("add-1", "incumbent"), ("greet", "candidate"), ("greet", "incumbent"),
+        ("add-1", "candidate"),
+        ("add-1", "incumbent"),
+        ("greet", "candidate"),
+        ("greet", "incumbent"),
         ("greet", "python:agents:echo"),
-    ]  # fmt: skip
+    ]
 
 
 def test_scenario_fixture_follows_the_split(pytester, write_scenarios, agents):
@@ -351,9 +354,13 @@ def test_hook_adds_provider(pytester, write_scenarios, agents):
         """
     )
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "fake:x+token=T0P",
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:echo",
+        "--autoevolve-candidate",
+        "fake:x+token=T0P",
         "-v",
-    )  # fmt: skip
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*fake-x?candidate? PASSED*"])
     assert "T0P" not in result.stdout.str()
@@ -372,8 +379,9 @@ def test_hook_adds_provider(pytester, write_scenarios, agents):
 def test_unknown_provider_is_a_usage_error(pytester, write_scenarios, agents):
     pytester.makeconftest(PROVIDER_CONFTEST)
     write_scenarios(CATALOG)
-    result = pytester.runpytest("--autoevolve", "--autoevolve-incumbent", "python:agents:echo",
-                                "--autoevolve-candidate", "faek:x")  # fmt: skip
+    result = pytester.runpytest(
+        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "faek:x"
+    )
     assert result.ret == 4  # pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--autoevolve-candidate: unknown model provider 'faek'; known: fake, *python*"])
 
@@ -396,9 +404,14 @@ def test_hook_observes_every_trajectory(pytester, write_scenarios, agents):
     pytester.makeconftest(TRAJECTORY_CONFTEST)
     write_scenarios(CATALOG)
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:boom",
-        "--autoevolve-repeats", "2",
-    )  # fmt: skip
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:echo",
+        "--autoevolve-candidate",
+        "python:agents:boom",
+        "--autoevolve-repeats",
+        "2",
+    )
     result.assert_outcomes(passed=1, failed=3)
     # 2 eval scenarios x 2 roles x 2 repeats; the train scenario is not run
     result.stdout.fnmatch_lines(["observed 8 trajectories: *"])
@@ -448,9 +461,7 @@ def _catalog_and_python_tests(pytester, write_scenarios):
     tests = pytester.mkdir("tests")
     (tests / "test_app.py").write_text("def test_app():\n    assert True\n", encoding="utf-8")
     extra = pytester.mkdir("extra")
-    (extra / "more.yaml").write_text(
-        "scenarios:\n  - id: more-1\n    input: hi\n    expected: hi\n", encoding="utf-8"
-    )  # fmt: skip
+    (extra / "more.yaml").write_text("scenarios:\n  - id: more-1\n    input: hi\n    expected: hi\n", encoding="utf-8")
 
 
 MODELS = ("--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:echo")

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from pytest_autoevolve.settings import GateConfig, GateConfigError
-from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.decide import decide
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.settings import GateConfig, GateConfigError
 
 
 def items(incumbent: list[int], candidate: list[int], trials: int = 1, **extra) -> list[ItemResult]:

@@ -32,9 +32,13 @@ def test_adapter_is_loaded_and_changes_the_answers(pytester, tmp_path):
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in adapter.iterdir()}
     shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "strings.yaml")
     result = pytester.runpytest_subprocess(
-        "--autoevolve", "strings.yaml", "--autoevolve-incumbent", "tiny",
-        "--autoevolve-candidate", f"hf:{TINY_DIR}+adapter={adapter}",
-    )  # fmt: skip
+        "--autoevolve",
+        "strings.yaml",
+        "--autoevolve-incumbent",
+        "tiny",
+        "--autoevolve-candidate",
+        f"hf:{TINY_DIR}+adapter={adapter}",
+    )
     result.stdout.fnmatch_lines(["*candidate*hf:*adapter=*pass rate*"])
     trajectories, summary = read_run(pytester.path)
     assert all(t["error"] is None for t in trajectories)
@@ -49,9 +53,13 @@ def test_adapter_is_loaded_and_changes_the_answers(pytester, tmp_path):
 def test_missing_adapter_folder_is_every_trials_error(pytester, tmp_path):
     shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "strings.yaml")
     pytester.runpytest_subprocess(
-        "--autoevolve", "strings.yaml", "-k", "candidate and upper-b",
-        "--autoevolve-candidate", f"hf:{TINY_DIR}+adapter={tmp_path / 'nowhere'}",
-    )  # fmt: skip
+        "--autoevolve",
+        "strings.yaml",
+        "-k",
+        "candidate and upper-b",
+        "--autoevolve-candidate",
+        f"hf:{TINY_DIR}+adapter={tmp_path / 'nowhere'}",
+    )
     lines = (next((pytester.path / ".autoevolve" / "runs").iterdir()) / "trajectories.jsonl").read_text().splitlines()
     errors = [json.loads(line)["error"] for line in lines]
     assert errors and all("not found" in e for e in errors)

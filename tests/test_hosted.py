@@ -59,8 +59,9 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run(server: FakeFineTune, train: Path, val: Path | None, lines: list[str], **options: Any) -> HostedJob:
     settings = {**FAST, **options}
-    return submit_fine_tune(train, val, settings.pop("base_model", BASE), base_url=server.url,
-                            progress=lines.append, **settings)  # fmt: skip
+    return submit_fine_tune(
+        train, val, settings.pop("base_model", BASE), base_url=server.url, progress=lines.append, **settings
+    )
 
 
 def test_success_lifecycle(dataset: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,8 +104,10 @@ def test_success_lifecycle(dataset: tuple[Path, Path], capsys: pytest.CaptureFix
     assert [e["type"] for e in job.events].count("metrics") == 3
     # status changes are shown as they happen
     assert [line.split(": ")[-1] for line in lines if line.startswith(f"{job.job_id}: ")] == [
-        "queued", "running", "succeeded",
-    ]  # fmt: skip
+        "queued",
+        "running",
+        "succeeded",
+    ]
     assert any(job.fine_tuned_model in line for line in lines)
     assert KEY not in "\n".join(lines) + capsys.readouterr().out
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in server.requests)
@@ -128,8 +131,12 @@ def test_without_validation_file_and_default_hyperparameters(dataset: tuple[Path
 def test_failed_job(dataset: tuple[Path, Path], fail_in: str) -> None:
     train, val = dataset
     lines: list[str] = []
-    script = JobScript("failed", fail_in=fail_in, error_code="invalid_training_file",
-                       error_message="The job failed due to an invalid training file: line 3 is too long.")  # fmt: skip
+    script = JobScript(
+        "failed",
+        fail_in=fail_in,
+        error_code="invalid_training_file",
+        error_message="The job failed due to an invalid training file: line 3 is too long.",
+    )
     with fake_finetune(script) as server, pytest.raises(HostedFineTuneError) as caught:
         run(server, train, val, lines)
     job = caught.value.job
@@ -140,8 +147,11 @@ def test_failed_job(dataset: tuple[Path, Path], fail_in: str) -> None:
     )
     assert job.error == "invalid_training_file: The job failed due to an invalid training file: line 3 is too long."
     assert job.fine_tuned_model is None
-    expected = ["validating_files", "failed"] if fail_in == "validating_files" else [
-        "validating_files", "queued", "running", "failed"]  # fmt: skip
+    expected = (
+        ["validating_files", "failed"]
+        if fail_in == "validating_files"
+        else ["validating_files", "queued", "running", "failed"]
+    )
     assert job.statuses == expected
     assert f"{job.job_id} error: The job failed due to an invalid training file: line 3 is too long." in lines
 
@@ -209,8 +219,9 @@ def test_unknown_base_model_refused_at_create(dataset: tuple[Path, Path]) -> Non
 def test_no_quota_is_refused_not_retried(dataset: tuple[Path, Path]) -> None:
     train, val = dataset
     message = "You exceeded your current quota, please check your plan."
-    quota = Answer(429, {"error": {"message": message, "type": "insufficient_quota", "param": None,
-                                   "code": "insufficient_quota"}})  # fmt: skip
+    quota = Answer(
+        429, {"error": {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+    )
     with fake_finetune() as server:
         server.inject("POST", "^/v1/files$", quota)
         with pytest.raises(HostedFineTuneError, match=r"refused the training file train\.jsonl: HTTP 429 \(insuff"):
@@ -232,8 +243,16 @@ def test_nothing_listening_is_unavailable(dataset: tuple[Path, Path]) -> None:
         port = sock.getsockname()[1]
     slept: list[float] = []
     with pytest.raises(HostedFineTuneError) as caught:
-        submit_fine_tune(train, val, BASE, base_url=f"http://127.0.0.1:{port}/v1", progress=lambda line: None,
-                         max_retries=3, retry_backoff_s=0.01, sleep=slept.append)  # fmt: skip
+        submit_fine_tune(
+            train,
+            val,
+            BASE,
+            base_url=f"http://127.0.0.1:{port}/v1",
+            progress=lambda line: None,
+            max_retries=3,
+            retry_backoff_s=0.01,
+            sleep=slept.append,
+        )
     message = str(caught.value)
     assert message.startswith(f"the fine-tuning service at http://127.0.0.1:{port}/v1 is unavailable: ")
     assert "uploading train.jsonl failed after 4 attempt(s); last error: connection error" in message
@@ -254,8 +273,12 @@ def test_transient_errors_are_retried(dataset: tuple[Path, Path]) -> None:
     lines: list[str] = []
     with fake_finetune() as server:
         server.inject("POST", "^/v1/files$", error(502, "Bad gateway"))
-        server.inject("GET", r"^/v1/fine_tuning/jobs/[^/]+$", error(500, "oops"),
-                      error(429, "Rate limit reached", headers={"retry-after-ms": "5"}))  # fmt: skip
+        server.inject(
+            "GET",
+            r"^/v1/fine_tuning/jobs/[^/]+$",
+            error(500, "oops"),
+            error(429, "Rate limit reached", headers={"retry-after-ms": "5"}),
+        )
         server.inject("GET", "/events$", error(503, "busy"))
         job = run(server, train, val, lines)
     assert job.status == "succeeded" and job.fine_tuned_model

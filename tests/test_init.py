@@ -13,14 +13,12 @@ import pytest
 import yaml
 from conftest import read_run
 
-from pytest_autoevolve.cli import scaffold
-from pytest_autoevolve.cli import main
-from pytest_autoevolve.settings import build_settings
-from pytest_autoevolve.loops.proposers import SpaceProposer
-from pytest_autoevolve.settings import GateConfig
-from pytest_autoevolve.graders.builtin import default_registry
-from pytest_autoevolve.providers.base import parse_spec
 from pytest_autoevolve.catalog.loader import load_catalog
+from pytest_autoevolve.cli import main, scaffold
+from pytest_autoevolve.graders.builtin import default_registry
+from pytest_autoevolve.loops.proposers import SpaceProposer
+from pytest_autoevolve.providers.base import parse_spec
+from pytest_autoevolve.settings import GateConfig, build_settings
 
 REPO = Path(__file__).resolve().parents[1]
 STARTERS = ["autoevolve.yaml", "scenarios/example.yaml", "evolve-space.yaml"]
@@ -134,10 +132,21 @@ def test_templates_ship_in_the_wheel(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    shutil.copytree(REPO / "pytest_autoevolve", source / "pytest_autoevolve",
-                    ignore=shutil.ignore_patterns("__pycache__", "tiny"))  # fmt: skip
-    command = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q", str(source), "-w",
-               str(tmp_path / "dist")]  # fmt: skip
+    shutil.copytree(
+        REPO / "pytest_autoevolve", source / "pytest_autoevolve", ignore=shutil.ignore_patterns("__pycache__", "tiny")
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-build-isolation",
+        "--no-deps",
+        "-q",
+        str(source),
+        "-w",
+        str(tmp_path / "dist"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")

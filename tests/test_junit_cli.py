@@ -13,8 +13,8 @@ from conftest import read_run
 from junitparser import JUnitXml, Properties
 
 from pytest_autoevolve.cli import app as cli
-from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.junit import JunitError, read_junit
+from pytest_autoevolve.gate.results import ItemResult
 
 # 15 scenarios "say N" -> "N" in two files (so a run can be sharded by file); q-3 is critical.
 NUMBERS = """
@@ -49,10 +49,28 @@ def shaky(messages, scenario, seed, repeat):
 
 # The gate part of summary.json that `report --json` must reproduce exactly.
 GATE_KEYS = (
-    "verdict", "reasons", "incumbent", "candidate", "lift", "ci_low", "ci_high", "p_value", "test", "alpha", "mode",
-    "n_paired", "regressions", "improvements", "critical_regressions", "minimum_detectable_lift", "discordance",
-    "guardrails", "categories", "scenarios", "thresholds",
-)  # fmt: skip
+    "verdict",
+    "reasons",
+    "incumbent",
+    "candidate",
+    "lift",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "test",
+    "alpha",
+    "mode",
+    "n_paired",
+    "regressions",
+    "improvements",
+    "critical_regressions",
+    "minimum_detectable_lift",
+    "discordance",
+    "guardrails",
+    "categories",
+    "scenarios",
+    "thresholds",
+)
 
 
 def across_runs(data):
@@ -76,9 +94,15 @@ def run(pytester, junit, incumbent, candidate, *extra, artifacts=None):
     """One ``pytest --autoevolve --junitxml`` run; the pytester result and its summary.json."""
     artifacts = artifacts or junit.removesuffix(".xml")
     result = pytester.runpytest(
-        "--autoevolve", f"--autoevolve-incumbent=python:{incumbent}", f"--autoevolve-candidate=python:{candidate}",
-        f"--junitxml={junit}", f"--autoevolve-artifacts={artifacts}", "-p", "no:cacheprovider", *extra,
-    )  # fmt: skip
+        "--autoevolve",
+        f"--autoevolve-incumbent=python:{incumbent}",
+        f"--autoevolve-candidate=python:{candidate}",
+        f"--junitxml={junit}",
+        f"--autoevolve-artifacts={artifacts}",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    )
     _, summary = read_run(pytester.path, artifacts)
     return result, summary
 
@@ -278,7 +302,11 @@ def test_junit_is_readable_by_junitparser(catalog):
     assert case.name == "q-4[incumbent]" and case.is_failure
     case, props = cases[("q-4", "candidate")]
     assert (props["passed"], props["score"], props["tokens"], props["model"]) == (
-        "true", "1.0", "4", "python:agents:answer")  # fmt: skip
+        "true",
+        "1.0",
+        "4",
+        "python:agents:answer",
+    )
     assert case.is_passed
     assert float(props["latency_s"]) >= 0
     assert cases[("q-6", "incumbent")][1]["passed"] == "true"
@@ -286,9 +314,21 @@ def test_junit_is_readable_by_junitparser(catalog):
 
 def test_read_junit_round_trips_items_and_handles_a_bare_testsuite(tmp_path):
     item = ItemResult(
-        scenario="x-1", role="candidate", trials=3, passes=2, errors=1, model="python:m:f", category="maths",
-        critical=True, score=0.5, latencies=[0.25, 0.125, 1.5], cost=0.003, tokens=42, file="s/a.yaml", line=7,
-    )  # fmt: skip
+        scenario="x-1",
+        role="candidate",
+        trials=3,
+        passes=2,
+        errors=1,
+        model="python:m:f",
+        category="maths",
+        critical=True,
+        score=0.5,
+        latencies=[0.25, 0.125, 1.5],
+        cost=0.003,
+        tokens=42,
+        file="s/a.yaml",
+        line=7,
+    )
     props = "".join(f'<property name="{k}" value="{v}"/>' for k, v in item.to_properties())
     nested = (
         '<testsuite name="outer"><properties><property name="autoevolve_verdict" value="fail"/>'
@@ -361,8 +401,14 @@ def test_the_console_script(catalog, capsys):
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "autoevolve report: no such junit file: nope.xml\n"
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, pytest_autoevolve.cli; print(sorted(m for m in sys.modules if m in "
-         "('junitparser', 'pytest', 'yaml', 'pytest_autoevolve.gate')))"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, pytest_autoevolve.cli; print(sorted(m for m in sys.modules if m in "
+            "('junitparser', 'pytest', 'yaml', 'pytest_autoevolve.gate')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout.strip() == "[]"  # light at import: heavy modules load inside the handlers

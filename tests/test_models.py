@@ -13,8 +13,8 @@ from pytest_autoevolve.graders.builtin import equals
 from pytest_autoevolve.providers.base import ModelSpec, ModelSpecError, Reply, parse_spec, reply_from
 from pytest_autoevolve.providers.python import PythonModel
 from pytest_autoevolve.providers.registry import default_registry
-from pytest_autoevolve.run.runner import ModelHandle, trial_seed
 from pytest_autoevolve.records import NamedCheck, Scenario
+from pytest_autoevolve.run.runner import ModelHandle, trial_seed
 
 USER_AGENTS = """
 CALLS = []
@@ -233,9 +233,16 @@ def test_model_spec_error_is_a_value_error():
 
 @pytest.mark.parametrize(
     "secret",
-    ["api_key=SECRET", "OPENAI_API_KEY=SECRET", "token=SECRET", "access_token=SECRET", "password=SECRET",
-     "client_secret=SECRET", "authorization=SECRET"],
-)  # fmt: skip
+    [
+        "api_key=SECRET",
+        "OPENAI_API_KEY=SECRET",
+        "token=SECRET",
+        "access_token=SECRET",
+        "password=SECRET",
+        "client_secret=SECRET",
+        "authorization=SECRET",
+    ],
+)
 def test_display_removes_secrets(secret):
     spec = parse_spec(f"python:agents:echo+{secret}+temperature=0.5")
     assert "SECRET" in str(dict(spec.params).values())
@@ -456,9 +463,12 @@ def test_trial_seed_is_stable_across_processes():
     code = "from pytest_autoevolve.run.runner import trial_seed; print(trial_seed(7, 'add-2-digit', 2))"
     results = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
             env={"PYTHONHASHSEED": hashseed, "PATH": ""},
         ).stdout.strip()
         for hashseed in ("1", "2")
-    }  # fmt: skip
+    }
     assert results == {str(trial_seed(7, "add-2-digit", 2))}

@@ -20,13 +20,13 @@ import pytest
 from conftest import read_run
 from fake_openai import Answer, Request, completion, error, fake_openai, scripted, tool_call
 
-from pytest_autoevolve.graders.builtin import default_registry as default_graders
-from pytest_autoevolve.providers.base import ModelSpecError, TrialError, parse_spec
-from pytest_autoevolve.providers.registry import default_registry
-from pytest_autoevolve.providers.openai import OPENAI_KEYS, OpenAIModel
-from pytest_autoevolve.providers._http import RateLimiter, cost_of, retry_after_seconds
-from pytest_autoevolve.records import Scenario
 from pytest_autoevolve.catalog.loader import load_file
+from pytest_autoevolve.graders.builtin import default_registry as default_graders
+from pytest_autoevolve.providers._http import RateLimiter, cost_of, retry_after_seconds
+from pytest_autoevolve.providers.base import ModelSpecError, TrialError, parse_spec
+from pytest_autoevolve.providers.openai import OPENAI_KEYS, OpenAIModel
+from pytest_autoevolve.providers.registry import default_registry
+from pytest_autoevolve.records import Scenario
 
 FAST = {"backoff_s": 0.01, "timeout_s": 0.5, "max_retries": 3, "max_tokens": 16}
 
@@ -49,12 +49,14 @@ def by_id(trajectories: list[dict[str, Any]], role: str = "candidate") -> dict[s
     return {t["scenario_id"]: t for t in trajectories if t["role"] == role}
 
 
-def scenario(text: str = "hello", *, max_turns: int | None = None, folder: Path | None = None,
-             tools: str = "") -> Scenario:  # fmt: skip
+def scenario(
+    text: str = "hello", *, max_turns: int | None = None, folder: Path | None = None, tools: str = ""
+) -> Scenario:
     """One scenario; with ``tools``, built by the real loader in ``folder`` (tools imported as a catalog would)."""
     if not tools:
-        return Scenario(id="s", messages=({"role": "user", "content": text},), graders=(), path="s.yaml",
-                        max_turns=max_turns)  # fmt: skip
+        return Scenario(
+            id="s", messages=({"role": "user", "content": text},), graders=(), path="s.yaml", max_turns=max_turns
+        )
     assert folder is not None
     path = folder / f"s_{uuid.uuid4().hex[:8]}.yaml"
     extra = f"\n    max_turns: {max_turns}" if max_turns else ""
@@ -109,11 +111,32 @@ FAILURE_PLAN: dict[str, list[Answer | dict[str, Any]]] = {
     "bad-request": [error(400, "Invalid value for 'messages'", kind="invalid_request_error")],
     "quota-exhausted": [error(429, "You exceeded your current quota", {"Retry-After": "3600"})],
 }
-RECOVERED = ["plain", "flaky-500", "rate-limited", "rate-limited-ms", "slow-once", "not-json-once",
-             "no-choices-once", "no-message-once"]  # fmt: skip
-ATTEMPTS = {"plain": 1, "flaky-500": 3, "rate-limited": 2, "rate-limited-ms": 2, "slow-once": 2, "not-json-once": 2,
-            "no-choices-once": 2, "no-message-once": 2, "always-500": 4, "always-slow": 4, "always-not-json": 4,
-            "always-no-choices": 4, "bad-request": 1, "quota-exhausted": 1}  # fmt: skip
+RECOVERED = [
+    "plain",
+    "flaky-500",
+    "rate-limited",
+    "rate-limited-ms",
+    "slow-once",
+    "not-json-once",
+    "no-choices-once",
+    "no-message-once",
+]
+ATTEMPTS = {
+    "plain": 1,
+    "flaky-500": 3,
+    "rate-limited": 2,
+    "rate-limited-ms": 2,
+    "slow-once": 2,
+    "not-json-once": 2,
+    "no-choices-once": 2,
+    "no-message-once": 2,
+    "always-500": 4,
+    "always-slow": 4,
+    "always-not-json": 4,
+    "always-no-choices": 4,
+    "bad-request": 1,
+    "quota-exhausted": 1,
+}
 LAST_ERROR = {
     "always-500": "gave up after 4 attempt(s); last error: HTTP 500: The server had an error",
     "always-slow": "gave up after 4 attempt(s); last error: no answer within timeout_s=0.5",
@@ -124,8 +147,9 @@ LAST_ERROR = {
 }
 
 
-def test_failing_server_every_trial_recorded_recoverable_ones_recovered(pytester, write_scenarios, agents, api_key,
-                                                                         monkeypatch):  # fmt: skip
+def test_failing_server_every_trial_recorded_recoverable_ones_recovered(
+    pytester, write_scenarios, agents, api_key, monkeypatch
+):
     entries = "".join(f"  - id: {name}\n    input: {name}\n    expected: ok\n" for name in FAILURE_PLAN)
     write_scenarios("scenarios:\n" + entries, "failures")
     write_config(pytester, {"fake": {"spec": "openai:fake-model", **FAST}}, incumbent="python:agents:answer")
@@ -174,8 +198,13 @@ def test_failing_server_every_trial_recorded_recoverable_ones_recovered(pytester
 def test_spec_string_form_and_connection_refused(pytester, write_scenarios, agents, api_key, monkeypatch):
     write_scenarios("scenarios:\n  - id: one\n    input: hi\n    expected: ok\n")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: nothing listens
-    pytester.runpytest("--autoevolve", "--autoevolve-incumbent", "python:agents:answer",
-                       "--autoevolve-candidate", "openai:fake-model+backoff_s=0.01+max_retries=2")  # fmt: skip
+    pytester.runpytest(
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:answer",
+        "--autoevolve-candidate",
+        "openai:fake-model+backoff_s=0.01+max_retries=2",
+    )
     trajectories, summary = read_run(pytester.path)
     trial = by_id(trajectories)["one"]
     assert trial["model"] == "openai:fake-model+backoff_s=0.01+max_retries=2"
@@ -259,8 +288,9 @@ def agent_server(request: Request, _seen: int) -> dict[str, Any]:
         if len(results) == 1:
             return completion(None, tool_calls=[tool_call("add", {"a": 2, "b": 3}, "call_a")])
         weather, total = json.loads(results[0]), json.loads(results[1])
-        return completion(f"{weather['sky']} in {weather['city']}, {weather['temperature']}{weather['unit']}; "
-                          f"2+3={total:g}")  # fmt: skip
+        return completion(
+            f"{weather['sky']} in {weather['city']}, {weather['temperature']}{weather['unit']}; 2+3={total:g}"
+        )
     if request.user == "divide 1 by 0":
         if not results:
             return completion(None, tool_calls=[tool_call("divide", {"a": 1, "b": 0}, "call_d")])
@@ -276,8 +306,11 @@ def test_tool_using_scenarios_end_to_end(pytester, write_scenarios, agents, api_
     pytester.makepyfile(agent_tools=AGENT_TOOLS)
     write_scenarios(TOOL_SCENARIOS, "tools")
     prices = {"prompt": 2.5, "completion": 10.0}
-    write_config(pytester, {"agent": {"spec": "openai:fake-model", "max_turns": 3, "prices": prices, **FAST}},
-                 incumbent="python:agents:echo")  # fmt: skip
+    write_config(
+        pytester,
+        {"agent": {"spec": "openai:fake-model", "max_turns": 3, "prices": prices, **FAST}},
+        incumbent="python:agents:echo",
+    )
     with fake_openai(agent_server) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         pytester.runpytest("--autoevolve", "--autoevolve-candidate", "agent", "-p", "no:cacheprovider")
@@ -292,14 +325,23 @@ def test_tool_using_scenarios_end_to_end(pytester, write_scenarios, agents, api_
     assert (weather["prompt_tokens"], weather["completion_tokens"]) == (30, 15)
     assert weather["cost"] == pytest.approx((30 * 2.5 + 15 * 10.0) / 1e6)
     assert weather["tool_calls"] == [
-        {"id": "call_w", "name": "get_weather", "arguments": {"city": "Paris"},
-         "result": {"city": "Paris", "sky": "sunny", "temperature": 21, "unit": "C"}, "error": None, "turn": 1},
+        {
+            "id": "call_w",
+            "name": "get_weather",
+            "arguments": {"city": "Paris"},
+            "result": {"city": "Paris", "sky": "sunny", "temperature": 21, "unit": "C"},
+            "error": None,
+            "turn": 1,
+        },
         {"id": "call_a", "name": "add", "arguments": {"a": 2, "b": 3}, "result": 5, "error": None, "turn": 2},
-    ]  # fmt: skip
+    ]
     assert [m["role"] for m in weather["messages"]] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
     assert weather["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
-    assert weather["messages"][2] == {"role": "tool", "tool_call_id": "call_w",
-                                      "content": json.dumps(weather["tool_calls"][0]["result"])}  # fmt: skip
+    assert weather["messages"][2] == {
+        "role": "tool",
+        "tool_call_id": "call_w",
+        "content": json.dumps(weather["tool_calls"][0]["result"]),
+    }
     assert weather["messages"][-1] == {"role": "assistant", "content": "sunny in Paris, 21C; 2+3=5"}
 
     # what the server was sent: the tools' schemas, and each result under its call id
@@ -316,8 +358,7 @@ def test_tool_using_scenarios_end_to_end(pytester, write_scenarios, agents, api_
     # graders decide: the turn budget, arguments, a tool never called
     budget = trials["weather-turn-budget"]
     assert budget["error"] is None and budget["passed"] is False
-    assert {g["grader"]: g["passed"] for g in budget["grades"]} == {"tool_called:get_weather": True,
-                                                                   "max_turns": False}  # fmt: skip
+    assert {g["grader"]: g["passed"] for g in budget["grades"]} == {"tool_called:get_weather": True, "max_turns": False}
     assert "turns 3 > 2" in budget["grades"][1]["reason"]
     wrong = trials["weather-wrong-arguments"]["grades"][0]
     assert wrong["passed"] is False and '{"a": 7}' in wrong["reason"] and '"a": 2' in wrong["reason"]
@@ -380,9 +421,19 @@ def test_azure_openai_through_the_azure_client(pytester, write_scenarios, agents
     monkeypatch.delenv("OPENAI_API_VERSION", raising=False)
     write_scenarios("scenarios:\n  - id: one\n    input: plain\n    expected: ok\n")
     with fake_openai(scripted({"plain": [E500, OK]})) as server:
-        write_config(pytester, {"az": {"spec": "openai:prod-gpt", "azure": True, "api_version": "2024-10-21",
-                                       "azure_endpoint": server.root, **FAST}},
-                     incumbent="python:agents:answer")  # fmt: skip
+        write_config(
+            pytester,
+            {
+                "az": {
+                    "spec": "openai:prod-gpt",
+                    "azure": True,
+                    "api_version": "2024-10-21",
+                    "azure_endpoint": server.root,
+                    **FAST,
+                }
+            },
+            incumbent="python:agents:answer",
+        )
         pytester.runpytest("--autoevolve", "--autoevolve-candidate", "az")
     trial = by_id(read_run(pytester.path)[0])["one"]
     assert trial["error"] is None and trial["passed"] is True
@@ -398,13 +449,16 @@ def test_azure_openai_through_the_azure_client(pytester, write_scenarios, agents
 def test_azure_deployment_and_base_url(api_key, monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0123456789")
     with fake_openai() as server:
-        deployed = model(None, azure=True, api_version="2024-10-21", azure_endpoint=server.root,
-                         azure_deployment="dep-1")  # fmt: skip
+        deployed = model(
+            None, azure=True, api_version="2024-10-21", azure_endpoint=server.root, azure_deployment="dep-1"
+        )
         assert ask(deployed).output == "ok"
         based = model(f"{server.root}/openai", azure=True, api_version="2024-10-21", api_key_env="OPENAI_API_KEY")
         assert ask(based).output == "ok"
-    assert [r.path for r in server.requests] == ["/openai/deployments/dep-1/chat/completions",
-                                                 "/openai/deployments/fake-model/chat/completions"]  # fmt: skip
+    assert [r.path for r in server.requests] == [
+        "/openai/deployments/dep-1/chat/completions",
+        "/openai/deployments/fake-model/chat/completions",
+    ]
     assert server.requests[0].headers["api-key"] == "azure-key-0123456789"
     assert server.requests[1].headers["api-key"] == api_key
     assert json.loads(deployed.fingerprint)["provider"] == "azure-openai"
@@ -426,19 +480,31 @@ def test_azure_needs_an_api_version(api_key, monkeypatch):
 def test_api_key_is_never_written_anywhere(pytester, write_scenarios, agents, monkeypatch):
     key = f"sk-proj-{uuid.uuid4().hex}{uuid.uuid4().hex}"
     monkeypatch.setenv("OPENAI_API_KEY", key)
-    write_scenarios("scenarios:\n  - id: one\n    input: hi\n    expected: ok\n  - id: two\n    input: ho\n"
-                    "    expected: ok\n")  # fmt: skip
+    write_scenarios(
+        "scenarios:\n  - id: one\n    input: hi\n    expected: ok\n  - id: two\n    input: ho\n    expected: ok\n"
+    )
 
     def reject(request: Request, _seen: int) -> Answer:
         sent = request.headers["authorization"].removeprefix("Bearer ")
-        return error(401, f"Incorrect API key provided: {sent}. You can find your API key at "
-                          "https://platform.openai.com/account/api-keys.", kind="invalid_request_error")  # fmt: skip
+        return error(
+            401,
+            f"Incorrect API key provided: {sent}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            kind="invalid_request_error",
+        )
 
     with fake_openai(reject) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        result = pytester.runpytest("--autoevolve", "--autoevolve-candidate", "openai:gpt-4o-mini+backoff_s=0",
-                                    "--autoevolve-incumbent", "python:agents:answer", "--junitxml=junit.xml",
-                                    "-rA", "-v")  # fmt: skip
+        result = pytester.runpytest(
+            "--autoevolve",
+            "--autoevolve-candidate",
+            "openai:gpt-4o-mini+backoff_s=0",
+            "--autoevolve-incumbent",
+            "python:agents:answer",
+            "--junitxml=junit.xml",
+            "-rA",
+            "-v",
+        )
     assert len(server.requests) == 2  # a 401 is not retried; and the key was really sent
     assert all(r.headers["authorization"] == f"Bearer {key}" for r in server.requests)
     trajectories, _ = read_run(pytester.path)
@@ -620,8 +686,10 @@ def test_generation_parameters_reach_the_api(api_key):
     with fake_openai() as server:
         model(server.url, temperature=0.7, top_p=0.9, max_new_tokens=12, system_prompt="ignored here").generate(
             [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}],
-            scenario=scenario(), seed=1234, repeat=2,
-        )  # fmt: skip
+            scenario=scenario(),
+            seed=1234,
+            repeat=2,
+        )
     body = server.requests[0].body
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}]
     want = {"model": "fake-model", "seed": 1234, "temperature": 0.7, "top_p": 0.9, "max_tokens": 12}
@@ -656,11 +724,26 @@ def test_bad_parameters_are_spec_errors(api_key, params, message):
 
 def test_every_documented_parameter_is_accepted(api_key, monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0123456789")
-    plain = {"api_key_env": "OPENAI_API_KEY", "temperature": 0.2, "top_p": 1, "max_tokens": 8, "timeout_s": 5,
-             "max_retries": 0, "backoff_s": 0, "max_backoff_s": 1, "rpm": 60, "max_turns": 2, "system_prompt": "s",
-             "prices": {"prompt": 1, "completion": 2}}  # fmt: skip
-    azure = {"azure": True, "api_version": "2024-10-21", "azure_endpoint": "http://127.0.0.1:9",
-             "azure_deployment": "d"}  # fmt: skip
+    plain = {
+        "api_key_env": "OPENAI_API_KEY",
+        "temperature": 0.2,
+        "top_p": 1,
+        "max_tokens": 8,
+        "timeout_s": 5,
+        "max_retries": 0,
+        "backoff_s": 0,
+        "max_backoff_s": 1,
+        "rpm": 60,
+        "max_turns": 2,
+        "system_prompt": "s",
+        "prices": {"prompt": 1, "completion": 2},
+    }
+    azure = {
+        "azure": True,
+        "api_version": "2024-10-21",
+        "azure_endpoint": "http://127.0.0.1:9",
+        "azure_deployment": "d",
+    }
     assert set(plain) | set(azure) | {"base_url", "max_new_tokens"} == set(OPENAI_KEYS)
     model("http://127.0.0.1:9/v1", **plain)
     model(None, **azure)
@@ -682,8 +765,9 @@ def test_missing_key_is_a_spec_error_naming_the_variable(monkeypatch):
 def test_missing_key_is_recorded_in_every_trial(pytester, write_scenarios, agents, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     write_scenarios("scenarios:\n  - id: one\n    input: hi\n    expected: ok\n")
-    pytester.runpytest("--autoevolve", "--autoevolve-candidate", "openai:gpt-4o-mini",
-                       "--autoevolve-incumbent", "python:agents:answer")  # fmt: skip
+    pytester.runpytest(
+        "--autoevolve", "--autoevolve-candidate", "openai:gpt-4o-mini", "--autoevolve-incumbent", "python:agents:answer"
+    )
     trial = by_id(read_run(pytester.path)[0])["one"]
     assert "needs an API key in $OPENAI_API_KEY" in trial["error"]
 
@@ -691,9 +775,16 @@ def test_missing_key_is_recorded_in_every_trial(pytester, write_scenarios, agent
 def test_fingerprint_names_what_answers_and_no_secret(api_key, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/from-env/v1")
     fingerprint = json.loads(model(None, temperature=0.3, max_tokens=9, rpm=10, backoff_s=2).fingerprint)
-    assert fingerprint == {"provider": "openai", "base_url": "http://127.0.0.1:9/from-env/v1/", "model": "fake-model",
-                           "api_version": None, "temperature": 0.3, "top_p": None, "max_tokens": 9,
-                           "max_turns": 8}  # fmt: skip
+    assert fingerprint == {
+        "provider": "openai",
+        "base_url": "http://127.0.0.1:9/from-env/v1/",
+        "model": "fake-model",
+        "api_version": None,
+        "temperature": 0.3,
+        "top_p": None,
+        "max_tokens": 9,
+        "max_turns": 8,
+    }
     same = model(None, temperature=0.3, max_tokens=9, timeout_s=3)
     assert same.fingerprint == json.dumps(fingerprint, sort_keys=True)  # retries, limits, timeouts: same answers
     assert model(None, temperature=0.4, max_tokens=9).fingerprint != same.fingerprint

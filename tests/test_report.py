@@ -41,8 +41,12 @@ def catalog() -> str:
     lines = ["scenarios:"]
     for n in range(12):
         text = TRICKY if n == 0 else f"same {n}"
-        lines += [f"  - id: same-{n}", f"    input: {json.dumps(text)}", f"    expected: {json.dumps(text)}",
-                  "    category: math"]  # fmt: skip
+        lines += [
+            f"  - id: same-{n}",
+            f"    input: {json.dumps(text)}",
+            f"    expected: {json.dumps(text)}",
+            "    category: math",
+        ]
     for n in range(1, 5):
         lines += [f"  - id: up-{n}", f'    input: "up {n}"', '    expected: "ok"', "    category: math"]
     lines += ["  - id: down-1", '    input: "log in"', '    expected: "ok"', "    category: text", "    critical: true"]
@@ -78,9 +82,15 @@ def gate_run(pytester, write_scenarios):
 
     def run(candidate: str = "candidate", *extra: str):
         result = pytester.runpytest(
-            "--autoevolve", "--autoevolve-incumbent", "python:gate_agents:incumbent",
-            "--autoevolve-candidate", f"python:gate_agents:{candidate}", "-p", "no:cacheprovider", *extra,
-        )  # fmt: skip
+            "--autoevolve",
+            "--autoevolve-incumbent",
+            "python:gate_agents:incumbent",
+            "--autoevolve-candidate",
+            f"python:gate_agents:{candidate}",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+        )
         _, summary = read_run(pytester.path)
         run_dir = next((pytester.path / ".autoevolve" / "runs").iterdir())
         return result, run_dir, summary, path
@@ -115,8 +125,9 @@ def test_report_md_shows_verdict_lift_regressions_and_categories(gate_run):
     assert "| error_rate | 0.0% | 0.0% | 5.0% | ok |" in md
     assert "| candidate | 16 | 2 | 0 |" in md  # stability: stable-pass, stable-fail, flaky
     assert "<script>" not in md
-    result.stdout.fnmatch_lines(["report:       .autoevolve/runs/*/report.md",
-                                 "html report:  .autoevolve/runs/*/report.html"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        ["report:       .autoevolve/runs/*/report.md", "html report:  .autoevolve/runs/*/report.html"]
+    )
     assert not [line for line in result.outlines if line.startswith("::")]  # not on GitHub Actions
 
 
@@ -251,9 +262,16 @@ def test_report_md_is_the_same_under_xdist(gate_run, pytester):
     serial = stable_lines(serial_dir)
     shutil.rmtree(pytester.path / ".autoevolve" / "runs")
     result = pytester.runpytest_subprocess(
-        "--autoevolve", "--autoevolve-incumbent", "python:gate_agents:incumbent",
-        "--autoevolve-candidate", "python:gate_agents:candidate", "-p", "no:cacheprovider", "-n", "2",
-    )  # fmt: skip
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:gate_agents:incumbent",
+        "--autoevolve-candidate",
+        "python:gate_agents:candidate",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+    )
     assert result.ret == 1
     parallel_dir = next((pytester.path / ".autoevolve" / "runs").iterdir())
     assert stable_lines(parallel_dir) == serial
@@ -280,10 +298,24 @@ def test_report_html_renders_its_charts_in_headless_chromium(gate_run, tmp_path)
     _, run_dir, _, _ = gate_run()
     png = tmp_path / "report.png"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(run_dir / "report.html"), "--out", str(png), "--browser", browser,
-         "--width", "1280", "--height", "2000"],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(run_dir / "report.html"),
+            "--out",
+            str(png),
+            "--browser",
+            browser,
+            "--width",
+            "1280",
+            "--height",
+            "2000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert png.stat().st_size > 20_000
     image = script.decode_png(png.read_bytes())

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from conftest import read_run
 
+from pytest_autoevolve.catalog.loader import load_catalog, load_file
+from pytest_autoevolve.errors import ScenarioError
 from pytest_autoevolve.graders.builtin import default_registry
 from pytest_autoevolve.records import Scenario
-from pytest_autoevolve.errors import ScenarioError
-from pytest_autoevolve.catalog.loader import load_catalog, load_file
 
 ECHO = "python:agents:echo"
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.tiny import demo
-from pytest_autoevolve.graders.builtin import default_registry
 from pytest_autoevolve.catalog.loader import load_catalog
-from pytest_autoevolve.tiny import TINY_DIR
+from pytest_autoevolve.graders.builtin import default_registry
+from pytest_autoevolve.tiny import TINY_DIR, demo
 from pytest_autoevolve.tiny.train import HYPERPARAMETERS, solve, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,8 +24,9 @@ def test_shipped_folder_loads_with_auto_classes():
     model = AutoModelForCausalLM.from_pretrained(TINY_DIR)
     parameters = sum(p.numel() for p in model.parameters())
     assert 100_000 < parameters < 1_000_000
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "upper cat"}], add_generation_prompt=True,
-                                           tokenize=False)  # fmt: skip
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "upper cat"}], add_generation_prompt=True, tokenize=False
+    )
     assert prompt == "<|user|>upper cat<|end|><|assistant|>"
     assert solve(TINY_DIR, ["upper cat"]) == ["CAT"]
 
@@ -102,8 +102,8 @@ def test_sampling_is_reproducible_by_seed(pytester):
 
 
 def test_votes_return_the_most_frequent_of_n_samples():
-    from pytest_autoevolve.providers.hf import HFModel, majority
     from pytest_autoevolve.providers.base import ModelSpecError, Reply, parse_spec
+    from pytest_autoevolve.providers.hf import HFModel, majority
     from pytest_autoevolve.records import Scenario
 
     replies = [Reply("b ", completion_tokens=2), Reply("a"), Reply("b", completion_tokens=1), Reply("a")]

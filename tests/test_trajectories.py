@@ -13,11 +13,10 @@ from datetime import datetime
 import pytest
 from conftest import read_run
 
-from pytest_autoevolve.records import Grade
-from pytest_autoevolve.run.runner import trial_seed
-from pytest_autoevolve.records import FORMAT_VERSION, Trajectory
 from pytest_autoevolve.errors import FormatError
 from pytest_autoevolve.files import read_trajectories
+from pytest_autoevolve.records import FORMAT_VERSION, Grade, Trajectory
+from pytest_autoevolve.run.runner import trial_seed
 
 # A user's agent with tools and costs, to see every field of a trajectory filled in.
 TOOL_AGENT = """
@@ -31,10 +30,28 @@ def calc(messages, seed, repeat):
 """
 
 RECORD_FIELDS = {
-    "format_version", "run_id", "scenario_id", "role", "model", "messages", "tool_calls", "output", "grades",
-    "score", "passed", "latency_s", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "error", "seed",
-    "repeat", "started_at", "finished_at",
-}  # fmt: skip
+    "format_version",
+    "run_id",
+    "scenario_id",
+    "role",
+    "model",
+    "messages",
+    "tool_calls",
+    "output",
+    "grades",
+    "score",
+    "passed",
+    "latency_s",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost",
+    "error",
+    "seed",
+    "repeat",
+    "started_at",
+    "finished_at",
+}
 
 ADD = """
 scenarios:
@@ -55,9 +72,12 @@ def test_record_has_every_field(pytester, write_scenarios, agents):
     write_scenarios(ADD)
     pytester.makepyfile(toolagent=TOOL_AGENT)
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate",
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:echo",
+        "--autoevolve-candidate",
         "python:toolagent:calc",
-    )  # fmt: skip
+    )
     result.assert_outcomes(passed=1, failed=1)
     trajectories, summary = read_run(pytester.path)
     assert len(trajectories) == 2
@@ -154,9 +174,16 @@ def test_spec_secrets_never_reach_artifacts(pytester, write_scenarios, agents):
         """
     )
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", SECRET_SPEC, "--autoevolve-candidate", "python:agents:answer",
-        "--junitxml=junit.xml", "-v", "scenarios", "test_fixture_model.py",
-    )  # fmt: skip
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        SECRET_SPEC,
+        "--autoevolve-candidate",
+        "python:agents:answer",
+        "--junitxml=junit.xml",
+        "-v",
+        "scenarios",
+        "test_fixture_model.py",
+    )
     result.assert_outcomes(passed=2, failed=1)
     assert "SECRET" not in result.stdout.str()
     trajectories, summary = read_run(pytester.path)
@@ -189,8 +216,13 @@ def seeds_of(trajectories):
 
 def test_seeds_pair_up_and_follow_the_base_seed(pytester, write_scenarios, agents):
     write_scenarios(REPEATED)
-    models = ("--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate",
-              "python:agents:answer")  # fmt: skip
+    models = (
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:echo",
+        "--autoevolve-candidate",
+        "python:agents:answer",
+    )
     pytester.runpytest(*models, "--autoevolve-artifacts", "base0").assert_outcomes(passed=4)
     pytester.runpytest(*models, "--autoevolve-artifacts", "base0-again").assert_outcomes(passed=4)
     pytester.runpytest(*models, "--autoevolve-artifacts", "base9", "--autoevolve-seed", "9").assert_outcomes(passed=4)
@@ -252,8 +284,13 @@ def test_summary_per_role_and_written_atomically(pytester, write_scenarios, agen
 
 def test_each_run_gets_its_own_folder(pytester, write_scenarios, agents):
     write_scenarios(ADD)
-    args = ("--autoevolve", "--autoevolve-incumbent", "python:agents:answer", "--autoevolve-candidate",
-            "python:agents:answer")  # fmt: skip
+    args = (
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:answer",
+        "--autoevolve-candidate",
+        "python:agents:answer",
+    )
     pytester.runpytest(*args).assert_outcomes(passed=2)
     pytester.runpytest(*args).assert_outcomes(passed=2)
     runs = run_dirs(pytester.path)
@@ -286,8 +323,13 @@ def test_existing_gitignore_is_kept(pytester, write_scenarios, agents):
 
 def test_artifacts_option_and_setting(pytester, write_scenarios, agents):
     write_scenarios(ADD)
-    args = ("--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate",
-            "python:agents:answer")  # fmt: skip
+    args = (
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:echo",
+        "--autoevolve-candidate",
+        "python:agents:answer",
+    )
     result = pytester.runpytest(*args, "--autoevolve-artifacts", "out/gate")
     result.assert_outcomes(passed=1, failed=1)
     assert not (pytester.path / ".autoevolve").exists()
@@ -320,10 +362,23 @@ def test_interrupted_run_leaves_only_complete_lines(pytester, write_scenarios, s
     pytester.makepyfile(slowagent=SLOW_AGENT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--autoevolve", "--autoevolve-incumbent",
-         "python:slowagent:slow", "--autoevolve-candidate", "python:slowagent:slow"],
-        cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--autoevolve",
+            "--autoevolve-incumbent",
+            "python:slowagent:slow",
+            "--autoevolve-candidate",
+            "python:slowagent:slow",
+        ],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     path = None
     try:
         deadline = time.monotonic() + 30
@@ -357,15 +412,27 @@ def test_interrupted_run_leaves_only_complete_lines(pytester, write_scenarios, s
 
 def make_trajectory(**changes):
     values = {
-        "scenario_id": "add-2-digit", "role": "candidate", "model": "python:agents:answer",
+        "scenario_id": "add-2-digit",
+        "role": "candidate",
+        "model": "python:agents:answer",
         "messages": [{"role": "user", "content": "add 12+34="}, {"role": "assistant", "content": "46"}],
-        "seed": 1234, "repeat": 2, "output": "46",
+        "seed": 1234,
+        "repeat": 2,
+        "output": "46",
         "tool_calls": [{"name": "add", "arguments": {"a": 12, "b": 34}, "result": 46}],
         "grades": [Grade("equals", True, 1.0, "output equals '46'"), Grade("regex", False, 0.0, "/x/ did not match")],
-        "score": 0.5, "passed": False, "latency_s": 0.012, "prompt_tokens": 7, "completion_tokens": 1, "cost": 0.01,
-        "started_at": "2025-01-01T00:00:00.000+00:00", "finished_at": "2025-01-01T00:00:00.012+00:00",
-        "run_id": "20250101T000000Z-abcdef", "scenario_file": "scenarios/demo.yaml", "category": "arithmetic",
-    }  # fmt: skip
+        "score": 0.5,
+        "passed": False,
+        "latency_s": 0.012,
+        "prompt_tokens": 7,
+        "completion_tokens": 1,
+        "cost": 0.01,
+        "started_at": "2025-01-01T00:00:00.000+00:00",
+        "finished_at": "2025-01-01T00:00:00.012+00:00",
+        "run_id": "20250101T000000Z-abcdef",
+        "scenario_file": "scenarios/demo.yaml",
+        "category": "arithmetic",
+    }
     values.update(changes)
     return Trajectory(**values)
 
@@ -426,10 +493,13 @@ def test_read_trajectories_rejects_other_format_versions(tmp_path, version):
         ("[1, 2]", "a trajectory is a JSON object, got list"),
         ('"text"', "a trajectory is a JSON object, got str"),
         ('{"format_version": 1, "scenario_id": "a"}', "not a complete trajectory record"),
-        ('{"format_version": 1, "scenario_id": "a", "role": "r", "model": "m", "messages": [], "seed": 1, '
-         '"repeat": 0, "grades": [{"grader": "x"}]}', "not a complete trajectory record"),
+        (
+            '{"format_version": 1, "scenario_id": "a", "role": "r", "model": "m", "messages": [], "seed": 1, '
+            '"repeat": 0, "grades": [{"grader": "x"}]}',
+            "not a complete trajectory record",
+        ),
     ],
-)  # fmt: skip
+)
 def test_read_trajectories_rejects_records_that_are_no_trajectory(tmp_path, line, message):
     path = tmp_path / "trajectories.jsonl"
     path.write_text(line + "\n", encoding="utf-8")
@@ -468,8 +538,13 @@ XDIST_CATALOG = "scenarios:\n" + "".join(_xdist_entry(i) for i in range(8))
 
 def test_xdist_writes_one_run_like_a_serial_run(pytester, write_scenarios, agents):
     write_scenarios(XDIST_CATALOG)
-    args = ("--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate",
-            "python:agents:answer")  # fmt: skip
+    args = (
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:agents:echo",
+        "--autoevolve-candidate",
+        "python:agents:answer",
+    )
     serial = pytester.runpytest(*args, "--autoevolve-artifacts", "serial")
     serial.assert_outcomes(passed=8 + 3, failed=8 - 3)
     parallel = pytester.runpytest(*args, "--autoevolve-artifacts", "parallel", "-n", "2")

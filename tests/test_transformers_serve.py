@@ -74,12 +74,15 @@ def test_catalog_through_transformers_serve_scores_like_tiny(pytester, tiny_serv
     monkeypatch.setenv("OPENAI_BASE_URL", f"{tiny_server}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "unused")
     candidate = f"openai:{TINY_DIR}+max_tokens=32+timeout_s=30"
-    result = pytester.runpytest("--autoevolve", "--autoevolve-incumbent", "tiny", "--autoevolve-candidate", candidate,
-                                "-p", "no:cacheprovider")  # fmt: skip
+    result = pytester.runpytest(
+        "--autoevolve", "--autoevolve-incumbent", "tiny", "--autoevolve-candidate", candidate, "-p", "no:cacheprovider"
+    )
     result.stdout.fnmatch_lines(["*= autoevolve gate: *", "incumbent*tiny*pass rate*", "candidate*openai:*pass rate*"])
     trajectories, summary = read_run(pytester.path)
-    trials = {role: {(t["scenario_id"], t["repeat"]): t for t in trajectories if t["role"] == role}
-              for role in ("incumbent", "candidate")}  # fmt: skip
+    trials = {
+        role: {(t["scenario_id"], t["repeat"]): t for t in trajectories if t["role"] == role}
+        for role in ("incumbent", "candidate")
+    }
     incumbent, served = trials["incumbent"], trials["candidate"]
     assert len(served) == len(incumbent) >= 200
     assert set(served) == set(incumbent)
@@ -87,8 +90,11 @@ def test_catalog_through_transformers_serve_scores_like_tiny(pytester, tiny_serv
     assert summary["candidate"]["n"] == summary["incumbent"]["n"] == len(incumbent)
     assert summary["candidate"]["pass_rate"] == summary["incumbent"]["pass_rate"]
     assert 0 < summary["candidate"]["pass_rate"] < 1  # the tiny model solves the catalog only partly
-    differing = {key: (incumbent[key]["output"], t["output"]) for key, t in served.items()
-                 if t["output"] != incumbent[key]["output"]}  # fmt: skip
+    differing = {
+        key: (incumbent[key]["output"], t["output"])
+        for key, t in served.items()
+        if t["output"] != incumbent[key]["output"]
+    }
     assert differing == {}
     for key, trial in served.items():  # same chat template, same tokens
         assert trial["prompt_tokens"] == incumbent[key]["prompt_tokens"] > 0, key

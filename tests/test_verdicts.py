@@ -58,9 +58,13 @@ def test_verdict_and_exit_status(pytester, write_scenarios, candidate, verdict, 
     pytester.makepyfile(models=MODELS)
     pytester.syspathinsert()
     result = pytester.runpytest_subprocess(
-        "--autoevolve", "--autoevolve-incumbent", "python:models:half",
-        "--autoevolve-candidate", f"python:models:{candidate}", *workers,
-    )  # fmt: skip
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:models:half",
+        "--autoevolve-candidate",
+        f"python:models:{candidate}",
+        *workers,
+    )
     assert result.ret == status
     result.stdout.fnmatch_lines([f"*autoevolve gate: {verdict.upper()}*"])
     _, summary = read_run(pytester.path)
@@ -79,8 +83,17 @@ def test_xdist_and_serial_give_the_same_numbers(pytester, write_scenarios):
     write_scenarios(CATALOG)
     pytester.makepyfile(models=MODELS)
     pytester.syspathinsert()
-    args = ["--autoevolve", "--autoevolve-incumbent", "python:models:worse", "--autoevolve-candidate",
-            "python:models:half", "--autoevolve-repeats", "2", "-p", "no:cacheprovider"]  # fmt: skip
+    args = [
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:models:worse",
+        "--autoevolve-candidate",
+        "python:models:half",
+        "--autoevolve-repeats",
+        "2",
+        "-p",
+        "no:cacheprovider",
+    ]
     summaries = []
     for extra in ([], ["-n", "2"]):
         pytester.runpytest_subprocess(*args, *extra)

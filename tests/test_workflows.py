@@ -251,8 +251,13 @@ def test_the_required_check_passes_only_on_a_successful_gate(result, status):
     assert verdict["needs"] == "gate" and verdict["if"] == "always()"
     (step,) = verdict["steps"]
     assert step["env"]["GATE_RESULT"] == "${{ needs.gate.result }}"
-    done = subprocess.run(["bash", "-e", "-c", step["run"]], env={**os.environ, "GATE_RESULT": result},
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={**os.environ, "GATE_RESULT": result},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == status, done.stdout
 
 
@@ -317,9 +322,17 @@ def run_comment(tmp_path: Path) -> Any:
         if report is not None:
             (artifact / "report.md").write_text(report, encoding="utf-8")
         (tmp_path / "existing").write_text(existing, encoding="utf-8")
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_GH_DIR": str(tmp_path),
-               "REPO": "octo/demo", "HEAD_SHA": "abc123", "RUN_URL": "https://github.com/octo/demo/actions/runs/1",
-               "CONCLUSION": "failure", "FOLDER": str(artifact), "RUNNER_TEMP": str(tmp_path)}  # fmt: skip
+        env = {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_GH_DIR": str(tmp_path),
+            "REPO": "octo/demo",
+            "HEAD_SHA": "abc123",
+            "RUN_URL": "https://github.com/octo/demo/actions/runs/1",
+            "CONCLUSION": "failure",
+            "FOLDER": str(artifact),
+            "RUNNER_TEMP": str(tmp_path),
+        }
         done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         calls = (tmp_path / "calls").read_text(encoding="utf-8").splitlines() if (tmp_path / "calls").exists() else []
@@ -368,12 +381,19 @@ def test_improve_pull_request_body_lists_rounds_and_the_report(tmp_path):
     run_dir = tmp_path / ".autoevolve" / "runs" / "r1"
     run_dir.mkdir(parents=True)
     (run_dir / "report.md").write_text("## autoevolve gate: PASS\n", encoding="utf-8")
-    round_one = {"round": 1, "candidate": "tiny+adapter=finetune/models/v2", "examples": 12, "verdict": "pass",
-                 "promoted": True, "summary": ".autoevolve/runs/r1/summary.json"}  # fmt: skip
+    round_one = {
+        "round": 1,
+        "candidate": "tiny+adapter=finetune/models/v2",
+        "examples": 12,
+        "verdict": "pass",
+        "promoted": True,
+        "summary": ".autoevolve/runs/r1/summary.json",
+    }
     log = tmp_path / "improve.log"
     log.write_text(f"round 1: sampling tiny\n{json.dumps(round_one)}\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", program, str(log)], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(log)], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "round 1: `tiny+adapter=finetune/models/v2` on 12 examples: gate **pass**" in done.stdout
     assert "## autoevolve gate: PASS" in done.stdout

@@ -24,9 +24,23 @@ SPLITS = ("eval", "train")
 ROLES = ("system", "user", "assistant")
 
 SCENARIO_KEYS = (
-    "id", "description", "input", "messages", "expected", "expect", "category", "tags",
-    "split", "repeats", "critical", "timeout_s", "max_turns", "tools", "metadata", "vars",
-)  # fmt: skip
+    "id",
+    "description",
+    "input",
+    "messages",
+    "expected",
+    "expect",
+    "category",
+    "tags",
+    "split",
+    "repeats",
+    "critical",
+    "timeout_s",
+    "max_turns",
+    "tools",
+    "metadata",
+    "vars",
+)
 
 FILE_KEYS = ("defaults", "scenarios")
 
@@ -37,6 +51,7 @@ TAG_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_MARKERS = ("skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "autoevolve")
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
 
 def load_file(path: Path, registry: GraderRegistry, display: str | None = None) -> list[Scenario]:
     """Every scenario of one file, validated and expanded; `ScenarioError` on bad input."""
@@ -69,11 +84,17 @@ def load_file(path: Path, registry: GraderRegistry, display: str | None = None) 
         line = lines[index] if index < len(lines) else 0
         for scenario in builder.expand(entry, defaults, index, line):
             if scenario.id in seen:
-                raise ScenarioError(shown, f"duplicate id, first defined at line {seen[scenario.id]}",
-                                    scenario=repr(scenario.id), key="id", line=line)  # fmt: skip
+                raise ScenarioError(
+                    shown,
+                    f"duplicate id, first defined at line {seen[scenario.id]}",
+                    scenario=repr(scenario.id),
+                    key="id",
+                    line=line,
+                )
             seen[scenario.id] = line
             scenarios.append(scenario)
     return scenarios
+
 
 def _substitute(value: Any, variables: Mapping[str, Any], missing: list[str]) -> Any:
     """Replace ``{{name}}`` in every string of ``value``; a lone placeholder keeps its type."""
@@ -95,6 +116,7 @@ def _substitute(value: Any, variables: Mapping[str, Any], missing: list[str]) ->
         return {k: _substitute(v, variables, missing) for k, v in value.items()}
     return value
 
+
 def _var_rows(raw: Any) -> list[dict[str, Any]]:
     """`vars` as rows: a list of mappings, or a mapping of lists (their product)."""
     if isinstance(raw, list) and raw and all(isinstance(row, dict) for row in raw):
@@ -103,6 +125,7 @@ def _var_rows(raw: Any) -> list[dict[str, Any]]:
         names = list(raw)
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*raw.values())]
     raise ValueError("'vars' is a non-empty list of mappings, or a mapping of non-empty lists (their product)")
+
 
 class _Builder:
     """Validates and expands the entries of one file."""
@@ -148,8 +171,10 @@ class _Builder:
         if isinstance(ident, bool) or not isinstance(ident, str | int) or not ID_PATTERN.match(str(ident)):
             raise self.error(
                 f"id {ident!r} must be letters, digits, '_', '.' or '-', starting with a letter or digit",
-                where, "id", line,
-            )  # fmt: skip
+                where,
+                "id",
+                line,
+            )
         where = repr(str(ident))
         fields = _Fields(raw, lambda message, key: self.error(message, where, key, line))
         messages = fields.messages()
@@ -179,8 +204,12 @@ class _Builder:
         if entries is None:
             return ()
         if not isinstance(entries, list):
-            raise self.error("'tools' is a list of 'pkg.module:function' or {python, name, description, parameters}",
-                             where, "tools", line)  # fmt: skip
+            raise self.error(
+                "'tools' is a list of 'pkg.module:function' or {python, name, description, parameters}",
+                where,
+                "tools",
+                line,
+            )
         tools = []
         for position, entry in enumerate(entries):
             try:
@@ -205,8 +234,12 @@ class _Builder:
         for position, entry in enumerate(entries):
             key = f"expect[{position}]"
             if not isinstance(entry, dict) or not entry:
-                raise self.error(f"a grader is a one-key mapping; known graders: {', '.join(self.registry.names())}",
-                                 where, key, line)  # fmt: skip
+                raise self.error(
+                    f"a grader is a one-key mapping; known graders: {', '.join(self.registry.names())}",
+                    where,
+                    key,
+                    line,
+                )
             if len(entry) != 1:
                 raise self.error(f"one grader per entry, got {', '.join(map(str, entry))}", where, key, line)
             name, value = next(iter(entry.items()))
@@ -217,6 +250,7 @@ class _Builder:
         if not checks:
             raise self.error("no grader: give 'expected' or a list under 'expect'", where, "expect", line)
         return tuple(checks)
+
 
 class _Fields:
     """Typed access to one scenario mapping; every mistake raises through ``fail``."""
@@ -296,6 +330,7 @@ class _Fields:
             raise self.fail(f"'{key}' is a mapping, got {type(value).__name__}", key)
         return value
 
+
 @dataclass
 class Catalog:
     """Every scenario of the catalog, ids unique across files."""
@@ -309,8 +344,13 @@ class Catalog:
         for scenario in fresh:
             first = self._origin.get(scenario.id)
             if first is not None and first != scenario.path:
-                raise ScenarioError(scenario.path, f"duplicate id: already defined in {first}",
-                                    scenario=repr(scenario.id), key="id", line=scenario.line)  # fmt: skip
+                raise ScenarioError(
+                    scenario.path,
+                    f"duplicate id: already defined in {first}",
+                    scenario=repr(scenario.id),
+                    key="id",
+                    line=scenario.line,
+                )
         for scenario in fresh:
             self._origin[scenario.id] = scenario.path
         self.scenarios.extend(fresh)
@@ -331,6 +371,7 @@ class Catalog:
     def __iter__(self) -> Iterator[Scenario]:
         return iter(self.scenarios)
 
+
 def scenario_files(roots: Iterable[Path]) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` under the catalog folders, sorted."""
     found: set[Path] = set()
@@ -340,6 +381,7 @@ def scenario_files(roots: Iterable[Path]) -> list[Path]:
         elif root.is_dir():
             found.update(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
     return sorted(found)
+
 
 def load_catalog(roots: Iterable[Path], registry: GraderRegistry, base: Path | None = None) -> Catalog:
     """Load every scenario file under ``roots``; the first error raises."""

@@ -16,10 +16,17 @@ from typing import Any
 from pytest_autoevolve.imports import import_object
 from pytest_autoevolve.records import Tool
 
-JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array",
-                              dict: "object"}  # fmt: skip
+JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
 
 TOOL_KEYS = ("python", "name", "description", "parameters")
+
 
 def parameters_for(function: Callable[..., Any]) -> dict[str, Any]:
     """A JSON Schema of the function's parameters from its signature and type hints."""
@@ -39,13 +46,15 @@ def parameters_for(function: Callable[..., Any]) -> dict[str, Any]:
             required.append(name)
     return {"type": "object", "properties": properties, "required": required}
 
+
 def tool_from_entry(entry: Any, folder: Path) -> Tool:
     """A `Tool` from one ``tools:`` entry; `ValueError` with what is allowed when it is wrong."""
     if isinstance(entry, str):
         entry = {"python": entry}
     if not isinstance(entry, dict) or "python" not in entry:
-        raise ValueError("a tool is 'pkg.module:function' or a mapping with 'python' (and name, description, "
-                         "parameters)")  # fmt: skip
+        raise ValueError(
+            "a tool is 'pkg.module:function' or a mapping with 'python' (and name, description, parameters)"
+        )
     unknown = sorted(set(entry) - set(TOOL_KEYS))
     if unknown:
         raise ValueError(f"unknown tool key(s) {', '.join(unknown)}; allowed: {', '.join(TOOL_KEYS)}")

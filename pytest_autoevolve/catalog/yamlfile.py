@@ -24,6 +24,7 @@ class _LineLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+
 def _parse(path: Path, text: str) -> tuple[Any, list[int]]:
     """The YAML document and the line of each entry under `scenarios:`."""
     loader = _LineLoader(text)

@@ -26,11 +26,13 @@ EXAMPLES = {
     "compare": "autoevolve compare main.xml pr.xml   (main.xml and pr.xml from pytest --autoevolve --junitxml)",
 }
 
+
 def _run(args: argparse.Namespace, extra: list[str]) -> int:
     """Run the catalog: ``pytest --autoevolve`` with the remaining arguments."""
     import pytest
 
     return int(pytest.main(["--autoevolve", *extra]))
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand and its example."""
@@ -43,38 +45,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
-        "run", help="run the catalog on the incumbent and candidate (pytest --autoevolve)",
+        "run",
+        help="run the catalog on the incumbent and candidate (pytest --autoevolve)",
         description="Run pytest --autoevolve; every other argument goes to pytest.",
-        epilog=f"example: {EXAMPLES['run']}", add_help=False,
-    )  # fmt: skip
+        epilog=f"example: {EXAMPLES['run']}",
+        add_help=False,
+    )
     run.set_defaults(handler=_run)
     listing = commands.add_parser(
-        "scenarios", help="validate the scenario catalog and count it by split and category",
+        "scenarios",
+        help="validate the scenario catalog and count it by split and category",
         description="Load every scenario file, report the first error with file, scenario and key.",
         epilog=f"example: {EXAMPLES['scenarios']}",
-    )  # fmt: skip
+    )
     listing.add_argument("paths", nargs="*", help="catalog folders or files (default: scenarios)")
     listing.add_argument("--list", action="store_true", help="print every scenario id with its file and line")
     listing.set_defaults(handler=_scenarios)
     report = commands.add_parser(
-        "report", help="recompute the gate from junit files of pytest --autoevolve --junitxml",
+        "report",
+        help="recompute the gate from junit files of pytest --autoevolve --junitxml",
         description=textwrap.fill(
             "Read the per-scenario results from one or more junit files (several: e.g. CI shards, merged), decide "
-            "the gate and print the same comparison as the pytest terminal summary.", 94),
-        epilog=f"{GATE_SOURCES}\n\nexample: {EXAMPLES['report']}", formatter_class=RAW,
-    )  # fmt: skip
+            "the gate and print the same comparison as the pytest terminal summary.",
+            94,
+        ),
+        epilog=f"{GATE_SOURCES}\n\nexample: {EXAMPLES['report']}",
+        formatter_class=RAW,
+    )
     report.add_argument("junit", nargs="+", metavar="JUNIT.xml", help="junit file(s) from pytest --autoevolve")
     _gate_options(report)
     report.set_defaults(handler=_report)
     compare = commands.add_parser(
-        "compare", help="gate one run against another: the candidate of A.xml before, of B.xml after",
+        "compare",
+        help="gate one run against another: the candidate of A.xml before, of B.xml after",
         description=textwrap.fill(
             "Compare two runs. The candidate-role items of A.xml stand for the incumbent (before) and the "
             "candidate-role items of B.xml for the candidate (after); a file with no candidate items is "
             "represented by its incumbent items. Scenarios are paired by id (eval split), then the gate "
-            "decides as in pytest --autoevolve.", 94),
-        epilog=f"{GATE_SOURCES}\n\nexample: {EXAMPLES['compare']}", formatter_class=RAW,
-    )  # fmt: skip
+            "decides as in pytest --autoevolve.",
+            94,
+        ),
+        epilog=f"{GATE_SOURCES}\n\nexample: {EXAMPLES['compare']}",
+        formatter_class=RAW,
+    )
     compare.add_argument("before", metavar="A.xml", help="junit file of the earlier run (the baseline)")
     compare.add_argument("after", metavar="B.xml", help="junit file of the later run")
     _gate_options(compare)
@@ -84,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ci_commands(commands)
     add_init_command(commands)
     return parser
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autoevolve`` script."""
@@ -95,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _CliError as exc:
         print(f"autoevolve {args.command}: {exc}", file=sys.stderr)
         return 2
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -29,8 +29,7 @@ def _improve(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.project import FineTuneError
 
     try:
-        results = improve(Path.cwd(), rounds=args.rounds, dry_run=args.dry_run, k=args.k,
-                          temperature=args.temperature)  # fmt: skip
+        results = improve(Path.cwd(), rounds=args.rounds, dry_run=args.dry_run, k=args.k, temperature=args.temperature)
     except FineTuneError as exc:
         return _fail(str(exc))
     for result in results:
@@ -100,8 +99,7 @@ def _submit(args: argparse.Namespace, root: Path, dataset: Path) -> int:
         return _fail("--backend openai needs --base MODEL (the hosted model to fine-tune)")
     val = dataset / "val.jsonl"
     try:
-        job = submit_fine_tune(dataset / "train.jsonl", val if val.is_file() else None, args.base,
-                               suffix=args.suffix)  # fmt: skip
+        job = submit_fine_tune(dataset / "train.jsonl", val if val.is_file() else None, args.base, suffix=args.suffix)
     except HostedFineTuneError as exc:
         return _fail(str(exc))
     config = read_config(root)
@@ -116,8 +114,9 @@ def _promote(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.promotion import promote
 
     try:
-        entry = promote(Path.cwd(), Path(args.summary) if args.summary else None, force=args.force,
-                        reason=args.reason or "")  # fmt: skip
+        entry = promote(
+            Path.cwd(), Path(args.summary) if args.summary else None, force=args.force, reason=args.reason or ""
+        )
     except FineTuneError as exc:
         return _fail(str(exc))
     print(f"promoted {entry['incumbent']} (was {entry['previous']})" + (" [override]" if entry["override"] else ""))
@@ -144,10 +143,11 @@ def _sampling(parser: argparse.ArgumentParser) -> None:
 def add_commands(commands: Any) -> None:
     """Register the fine-tune loop's subcommands."""
     improve = commands.add_parser(
-        "improve", help="the whole fine-tune loop: sample, curate, train, gate, promote if passed",
+        "improve",
+        help="the whole fine-tune loop: sample, curate, train, gate, promote if passed",
         description="Run the fine-tune loop in the repository root (autoevolve.yaml, scenarios/).",
         epilog=f"example: {EXAMPLES['improve']}",
-    )  # fmt: skip
+    )
     improve.add_argument("--rounds", type=int, default=1, help="rounds; each promotes before the next (default 1)")
     improve.add_argument(
         "--dry-run", action="store_true", help="sample and curate only; train nothing, promote nothing"
@@ -155,21 +155,28 @@ def add_commands(commands: Any) -> None:
     _sampling(improve)
     improve.set_defaults(handler=_improve)
 
-    finetune = commands.add_parser("finetune", help="one step of the fine-tune loop: sample, curate or train",
-                                   description="One step of the fine-tune loop.")  # fmt: skip
+    finetune = commands.add_parser(
+        "finetune",
+        help="one step of the fine-tune loop: sample, curate or train",
+        description="One step of the fine-tune loop.",
+    )
     steps = finetune.add_subparsers(dest="step", required=True, metavar="STEP")
     step = steps.add_parser("sample", help="rejection-sample the train split", epilog=f"example: {EXAMPLES['sample']}")
     step.add_argument("--model", help="spec to sample (default: the incumbent)")
     _sampling(step)
     step.set_defaults(handler=_sample)
-    step = steps.add_parser("curate", help="promotable trajectories into a versioned chat dataset",
-                            epilog=f"example: {EXAMPLES['curate']}")  # fmt: skip
+    step = steps.add_parser(
+        "curate", help="promotable trajectories into a versioned chat dataset", epilog=f"example: {EXAMPLES['curate']}"
+    )
     step.add_argument("runs", nargs="+", help="run folders holding trajectories.jsonl")
     step.add_argument("--model", help="the spec that produced the runs (for the manifest)")
     step.set_defaults(handler=_curate)
-    step = steps.add_parser("train", help="LoRA-train locally, or submit a hosted fine-tune",
-                            epilog=f"examples:\n  {EXAMPLES['train']}\n  {EXAMPLES['submit']}",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    step = steps.add_parser(
+        "train",
+        help="LoRA-train locally, or submit a hosted fine-tune",
+        epilog=f"examples:\n  {EXAMPLES['train']}\n  {EXAMPLES['submit']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     step.add_argument("dataset", help="a dataset folder from curate")
     step.add_argument("--backend", choices=("lora", "openai"), default="lora", help="where to train (default lora)")
     step.add_argument("--base", help="base model: the incumbent by default (lora); the hosted model (openai)")
@@ -181,12 +188,16 @@ def add_commands(commands: Any) -> None:
     step.add_argument("--suffix", help="hosted model name suffix")
     step.set_defaults(handler=_train)
 
-    promote = commands.add_parser("promote", help="make the candidate the incumbent after a passing gate",
-                                  epilog=f"example: {EXAMPLES['promote']}")  # fmt: skip
+    promote = commands.add_parser(
+        "promote",
+        help="make the candidate the incumbent after a passing gate",
+        epilog=f"example: {EXAMPLES['promote']}",
+    )
     promote.add_argument("summary", nargs="?", help="summary.json of the gate run of this incumbent/candidate pair")
     promote.add_argument("--force", action="store_true", help="promote without a passing gate (recorded)")
     promote.add_argument("--reason", help="why (recorded in the history)")
     promote.set_defaults(handler=_promote)
-    rollback = commands.add_parser("rollback", help="restore the incumbent the last promotion replaced",
-                                   epilog=f"example: {EXAMPLES['rollback']}")  # fmt: skip
+    rollback = commands.add_parser(
+        "rollback", help="restore the incumbent the last promotion replaced", epilog=f"example: {EXAMPLES['rollback']}"
+    )
     rollback.set_defaults(handler=_rollback)

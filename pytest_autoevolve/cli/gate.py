@@ -27,6 +27,7 @@ they agree), else `seed` of the config, else 0.
 exit status: 0 only when the verdict is pass; 1 for fail and for inconclusive; 2 when a file
 or a setting cannot be used."""
 
+
 def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
     """Validate the catalog and print its size by split and category."""
     from pytest_autoevolve.catalog.loader import load_catalog
@@ -47,14 +48,18 @@ def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
         for scenario in catalog:
             print(f"{scenario.path}:{scenario.line}  {scenario.id}  [{scenario.split}]")
     counts = Counter((s.split, s.category or "-") for s in catalog)
-    print(f"{len(catalog)} scenarios: " + ", ".join(f"{n} {split}" for split, n in
-                                                     sorted(Counter(s.split for s in catalog).items())))  # fmt: skip
+    print(
+        f"{len(catalog)} scenarios: "
+        + ", ".join(f"{n} {split}" for split, n in sorted(Counter(s.split for s in catalog).items()))
+    )
     for (split, category), number in sorted(counts.items()):
         print(f"  {split:<6} {category:<16} {number}")
     return 0
 
+
 class _CliError(AutoevolveError):
     """A problem with the command's input, printed without a traceback (exit status 2)."""
+
 
 def _read(paths: Sequence[str]) -> list[JunitRun]:
     """Parse junit files; an unusable one is a `_CliError` naming it."""
@@ -64,6 +69,7 @@ def _read(paths: Sequence[str]) -> list[JunitRun]:
         return [read_junit(path) for path in paths]
     except JunitError as exc:
         raise _CliError(str(exc)) from None
+
 
 def _gate_mapping(path: Path | None) -> dict[str, Any]:
     """The settings (``gate``, ``seed``) of the current directory's config, or of ``path``."""
@@ -95,6 +101,7 @@ def _gate_mapping(path: Path | None) -> dict[str, Any]:
         return data
     return {"gate": data}
 
+
 def _gate_config(args: argparse.Namespace, recorded_seed: int | None) -> GateConfig:
     """The gate's rule: file settings, then the seed (``--seed``, the junit's, the config's)."""
     from pytest_autoevolve.settings import GateConfig, GateConfigError
@@ -110,10 +117,12 @@ def _gate_config(args: argparse.Namespace, recorded_seed: int | None) -> GateCon
     except (GateConfigError, TypeError) as exc:
         raise _CliError(f"autoevolve setting 'gate': {exc}") from None
 
+
 def _recorded_seed(runs: Sequence[JunitRun]) -> int | None:
     """The seed the junit files record, when they all record the same one."""
     seeds = {run.seed for run in runs}
     return seeds.pop() if len(seeds) == 1 else None
+
 
 def _show(result: GateResult, args: argparse.Namespace, header: list[str], extra: dict[str, Any]) -> int:
     """Print the gate result (text or ``--json``); the exit status from the verdict."""
@@ -128,6 +137,7 @@ def _show(result: GateResult, args: argparse.Namespace, header: list[str], extra
         for line in [*header, *summary_lines(result)]:
             print(line)
     return 0 if result.verdict == "pass" else 1
+
 
 def _report(args: argparse.Namespace, extra: list[str]) -> int:
     """Recompute the gate from the items of one or more junit files."""
@@ -145,9 +155,12 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
     if len(runs) > 1:
         header.append(f"from {len(runs)} junit files, {len(items)} scenario items")
     elif recorded.get("verdict") and recorded["verdict"] != result.verdict:
-        header.append(f"note: the run recorded {recorded['verdict']!r}; with these gate settings it is "
-                      f"{result.verdict!r} (the settings or the seed differ from the run's)")  # fmt: skip
+        header.append(
+            f"note: the run recorded {recorded['verdict']!r}; with these gate settings it is "
+            f"{result.verdict!r} (the settings or the seed differ from the run's)"
+        )
     return _show(result, args, header, {"junit": [str(run.path) for run in runs], "recorded": recorded})
+
 
 def _compare(args: argparse.Namespace, extra: list[str]) -> int:
     """Gate run B (after) against run A (before), pairing scenarios by id."""
@@ -164,9 +177,12 @@ def _compare(args: argparse.Namespace, extra: list[str]) -> int:
         f"before: {before.path}  ({before_role} items, shown as incumbent)",
         f"after:  {after.path}  ({after_role} items, shown as candidate)",
     ]
-    extra_fields = {"before": {"junit": str(before.path), "role": before_role},
-                    "after": {"junit": str(after.path), "role": after_role}}  # fmt: skip
+    extra_fields = {
+        "before": {"junit": str(before.path), "role": before_role},
+        "after": {"junit": str(after.path), "role": after_role},
+    }
     return _show(result, args, header, extra_fields)
+
 
 def _gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gate-config", metavar="FILE", help="read the gate settings from FILE (see below)")

@@ -52,9 +52,12 @@ def _init(args: argparse.Namespace, _extra: list[str]) -> int:
 def add_command(commands: Any) -> None:
     """Register ``init``."""
     init = commands.add_parser(
-        "init", help="scaffold autoevolve.yaml, example scenarios, an evolve space and the CI workflows",
-        description=DESCRIPTION, epilog=f"example: {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+        "init",
+        help="scaffold autoevolve.yaml, example scenarios, an evolve space and the CI workflows",
+        description=DESCRIPTION,
+        epilog=f"example: {EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     init.add_argument("dir", nargs="?", default=".", metavar="DIR", help="the project folder (default: .)")
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
     init.add_argument("--no-workflows", action="store_true", help="write no GitHub Actions workflows")

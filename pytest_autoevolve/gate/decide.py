@@ -17,6 +17,7 @@ from pytest_autoevolve.settings import GateConfig
 
 VERDICTS = ("pass", "fail", "inconclusive")
 
+
 @dataclass
 class RoleStats:
     """Aggregate numbers of one role over the paired scenarios."""
@@ -32,6 +33,7 @@ class RoleStats:
     cost: float | None
     tokens: int
 
+
 def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
     """Pass rate, errors, p95 latency and cost of one role."""
     trials = sum(i.trials for i in items)
@@ -40,11 +42,16 @@ def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
     return RoleStats(
         spec=spec or next((i.model for i in items if i.model), ""),
         pass_rate=sum(i.passes for i in items) / trials if trials else None,
-        n=trials, passed=sum(i.passes for i in items), errors=sum(i.errors for i in items),
-        error_rate=sum(i.errors for i in items) / trials if trials else None, scenarios=len(items),
+        n=trials,
+        passed=sum(i.passes for i in items),
+        errors=sum(i.errors for i in items),
+        error_rate=sum(i.errors for i in items) / trials if trials else None,
+        scenarios=len(items),
         p95_latency_s=latencies[min(len(latencies) - 1, math.ceil(0.95 * len(latencies)) - 1)] if latencies else None,
-        cost=sum(costs) if costs else None, tokens=sum(i.tokens for i in items),
-    )  # fmt: skip
+        cost=sum(costs) if costs else None,
+        tokens=sum(i.tokens for i in items),
+    )
+
 
 def paired_test(
     pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig, interval: bool = True
@@ -67,6 +74,7 @@ def paired_test(
     low, high = stats.bootstrap_ci(diffs, alpha=config.alpha, seed=config.seed) if interval else (math.nan, math.nan)
     return stats.PairedTest("sign_flip", lift, low, high, p_value, n)
 
+
 def wilson(passes: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Two-sided (1 - alpha) Wilson interval of a pass rate."""
     if n == 0:
@@ -76,6 +84,7 @@ def wilson(passes: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
 
 @dataclass
 class GateResult:
@@ -101,17 +110,29 @@ class GateResult:
         """The gate's part of ``summary.json``."""
         test = self.test
         return {
-            "verdict": self.verdict, "reasons": self.reasons,
-            "incumbent": asdict(self.incumbent), "candidate": asdict(self.candidate),
-            "lift": test.lift if test else None, "ci_low": test.ci_low if test else None,
-            "ci_high": test.ci_high if test else None, "p_value": test.p_value if test else None,
-            "test": test.test if test else None, "alpha": self.config.alpha, "mode": self.config.mode,
-            "n_paired": self.n_paired, "regressions": self.regressions, "improvements": self.improvements,
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "incumbent": asdict(self.incumbent),
+            "candidate": asdict(self.candidate),
+            "lift": test.lift if test else None,
+            "ci_low": test.ci_low if test else None,
+            "ci_high": test.ci_high if test else None,
+            "p_value": test.p_value if test else None,
+            "test": test.test if test else None,
+            "alpha": self.config.alpha,
+            "mode": self.config.mode,
+            "n_paired": self.n_paired,
+            "regressions": self.regressions,
+            "improvements": self.improvements,
             "critical_regressions": self.critical_regressions,
-            "minimum_detectable_lift": self.minimum_detectable_lift, "discordance": self.discordance,
-            "guardrails": self.guardrails, "categories": self.categories, "scenarios": self.scenarios,
+            "minimum_detectable_lift": self.minimum_detectable_lift,
+            "discordance": self.discordance,
+            "guardrails": self.guardrails,
+            "categories": self.categories,
+            "scenarios": self.scenarios,
             "thresholds": asdict(self.config),
-        }  # fmt: skip
+        }
+
 
 def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
     """Eval-split (incumbent, candidate) pairs by scenario id, in catalog order (file, line, id).
@@ -127,15 +148,19 @@ def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
     ordered = sorted(incumbent.values(), key=lambda i: (i.file, i.line, i.scenario))
     return [(i, candidate[i.scenario]) for i in ordered if i.scenario in candidate]
 
+
 def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, str] | None = None) -> GateResult:
     """Pair the results and decide, with the reasons."""
     specs = specs or {}
     pairs = pair(items)
     result = GateResult(
-        verdict="inconclusive", reasons=[], config=config, n_paired=len(pairs),
+        verdict="inconclusive",
+        reasons=[],
+        config=config,
+        n_paired=len(pairs),
         incumbent=role_stats([i for i, _ in pairs], specs.get("incumbent", "")),
         candidate=role_stats([c for _, c in pairs], specs.get("candidate", "")),
-    )  # fmt: skip
+    )
     result.scenarios = [_scenario_row(i, c, config.k) for i, c in pairs]
     if not pairs:
         result.reasons.append("no scenario ran on both the incumbent and the candidate")
@@ -162,6 +187,7 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
         result.reasons.append(_rule_text(result.test, config, cleared=True))
     return result
 
+
 def _rule_text(test: stats.PairedTest, config: GateConfig, cleared: bool) -> str:
     verb = "clears" if cleared else "does not clear"
     if config.mode == "superiority":
@@ -169,6 +195,7 @@ def _rule_text(test: stats.PairedTest, config: GateConfig, cleared: bool) -> str
     else:
         rule = f"non-inferiority within {config.margin:.3f} (p < {config.alpha:g})"
     return f"the candidate {verb} {rule}: lift {test.lift:+.3f}, p = {test.p_value:.4g}"
+
 
 def _failures(result: GateResult) -> list[str]:
     assert result.test is not None
@@ -183,6 +210,7 @@ def _failures(result: GateResult) -> list[str]:
     if not rejected:
         reasons.append(_rule_text(test, config, cleared=False))
     return reasons
+
 
 def _guardrails(incumbent: RoleStats, candidate: RoleStats, config: GateConfig) -> list[dict[str, Any]]:
     """Error rate, p95 latency and cost of the candidate against the incumbent's, within margins."""
@@ -200,10 +228,18 @@ def _guardrails(incumbent: RoleStats, candidate: RoleStats, config: GateConfig) 
         rows.append(_guardrail("cost", incumbent.cost, candidate.cost, limit, f"{candidate.cost:.4f} > {limit:.4f}"))
     return rows
 
+
 def _guardrail(name: str, incumbent: float, candidate: float, limit: float, detail: str) -> dict[str, Any]:
     passed = candidate <= limit + 1e-12
-    return {"name": name, "incumbent": incumbent, "candidate": candidate, "limit": limit, "passed": passed,
-            "detail": "" if passed else detail}  # fmt: skip
+    return {
+        "name": name,
+        "incumbent": incumbent,
+        "candidate": candidate,
+        "limit": limit,
+        "passed": passed,
+        "detail": "" if passed else detail,
+    }
+
 
 def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> list[dict[str, Any]]:
     """Per-category pass rates with Wilson intervals, lift and Holm-adjusted p-values."""
@@ -224,18 +260,28 @@ def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConf
         row["p_holm"] = adjusted
     return rows
 
+
 def _scenario_row(incumbent: ItemResult, candidate: ItemResult, k: int) -> dict[str, Any]:
     def role(item: ItemResult) -> dict[str, Any]:
         return {
-            "trials": item.trials, "passes": item.passes, "errors": item.errors, "pass_rate": item.pass_rate,
-            "stability": item.stability, f"pass^{k}": stats.pass_hat_k(item.passes, item.trials, k),
+            "trials": item.trials,
+            "passes": item.passes,
+            "errors": item.errors,
+            "pass_rate": item.pass_rate,
+            "stability": item.stability,
+            f"pass^{k}": stats.pass_hat_k(item.passes, item.trials, k),
             f"pass@{k}": stats.pass_at_k(item.passes, item.trials, k),
-        }  # fmt: skip
+        }
 
     change = candidate.pass_rate - incumbent.pass_rate
     outcome = "improved" if change > 0 else "regressed" if change < 0 else "same"
     return {
-        "id": incumbent.scenario, "category": incumbent.category, "critical": incumbent.critical,
-        "file": incumbent.file, "line": incumbent.line, "outcome": outcome,
-        "incumbent": role(incumbent), "candidate": role(candidate),
-    }  # fmt: skip
+        "id": incumbent.scenario,
+        "category": incumbent.category,
+        "critical": incumbent.critical,
+        "file": incumbent.file,
+        "line": incumbent.line,
+        "outcome": outcome,
+        "incumbent": role(incumbent),
+        "candidate": role(candidate),
+    }

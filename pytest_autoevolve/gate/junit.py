@@ -54,8 +54,11 @@ class JunitRun:
         """The run-level properties with numbers as numbers and empty values as None."""
         values: dict[str, Any] = {}
         for name, text in self.run.items():
-            values[name] = _number(text) if name in ("lift", "ci_low", "ci_high", "p_value", "n_paired", "seed") else (
-                text or None)  # fmt: skip
+            values[name] = (
+                _number(text)
+                if name in ("lift", "ci_low", "ci_high", "p_value", "n_paired", "seed")
+                else (text or None)
+            )
         return values
 
     def role(self, role: str) -> list[ItemResult]:

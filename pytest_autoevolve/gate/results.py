@@ -46,14 +46,28 @@ class ItemResult:
     def to_properties(self) -> list[tuple[str, Any]]:
         """The item's junit properties."""
         return [
-            ("autoevolve", "scenario"), ("role", self.role), ("scenario", self.scenario), ("model", self.model),
-            ("split", self.split), ("category", self.category), ("critical", str(self.critical).lower()),
-            ("file", self.file), ("line", self.line), ("trials", self.trials), ("passes", self.passes),
-            ("errors", self.errors), ("pass_rate", round(self.pass_rate, 6)), ("score", round(self.score, 6)),
-            ("passed", str(self.passes == self.trials).lower()), ("stability", self.stability),
-            ("latency_s", round(sum(self.latencies), 6)), ("latencies", ";".join(f"{x:.6f}" for x in self.latencies)),
-            ("cost", "" if self.cost is None else self.cost), ("tokens", self.tokens), ("cached", self.cached),
-        ]  # fmt: skip
+            ("autoevolve", "scenario"),
+            ("role", self.role),
+            ("scenario", self.scenario),
+            ("model", self.model),
+            ("split", self.split),
+            ("category", self.category),
+            ("critical", str(self.critical).lower()),
+            ("file", self.file),
+            ("line", self.line),
+            ("trials", self.trials),
+            ("passes", self.passes),
+            ("errors", self.errors),
+            ("pass_rate", round(self.pass_rate, 6)),
+            ("score", round(self.score, 6)),
+            ("passed", str(self.passes == self.trials).lower()),
+            ("stability", self.stability),
+            ("latency_s", round(sum(self.latencies), 6)),
+            ("latencies", ";".join(f"{x:.6f}" for x in self.latencies)),
+            ("cost", "" if self.cost is None else self.cost),
+            ("tokens", self.tokens),
+            ("cached", self.cached),
+        ]
 
     @classmethod
     def from_properties(cls, props: Mapping[str, Any]) -> ItemResult | None:
@@ -62,11 +76,20 @@ class ItemResult:
             return None
         latencies = [float(x) for x in str(props.get("latencies") or "").split(";") if x]
         return cls(
-            scenario=str(props["scenario"]), role=str(props["role"]), trials=int(props["trials"]),
-            passes=int(props["passes"]), errors=int(props.get("errors") or 0), model=str(props.get("model", "")),
-            split=str(props.get("split", "eval")), category=str(props.get("category") or ""),
-            critical=str(props.get("critical")).lower() == "true", score=float(props.get("score") or 0.0),
-            latencies=latencies, cost=float(props["cost"]) if props.get("cost") not in (None, "") else None,
-            tokens=int(props.get("tokens") or 0), file=str(props.get("file", "")), line=int(props.get("line") or 0),
+            scenario=str(props["scenario"]),
+            role=str(props["role"]),
+            trials=int(props["trials"]),
+            passes=int(props["passes"]),
+            errors=int(props.get("errors") or 0),
+            model=str(props.get("model", "")),
+            split=str(props.get("split", "eval")),
+            category=str(props.get("category") or ""),
+            critical=str(props.get("critical")).lower() == "true",
+            score=float(props.get("score") or 0.0),
+            latencies=latencies,
+            cost=float(props["cost"]) if props.get("cost") not in (None, "") else None,
+            tokens=int(props.get("tokens") or 0),
+            file=str(props.get("file", "")),
+            line=int(props.get("line") or 0),
             cached=int(props.get("cached") or 0),
-        )  # fmt: skip
+        )

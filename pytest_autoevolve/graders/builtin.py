@@ -21,8 +21,10 @@ def _text(value: Any, name: str) -> str:
         raise ValueError(f"'{name}' takes a string, got {type(value).__name__} {value!r}")
     return str(value)
 
+
 def _verdict(name: str, passed: bool, reason: str) -> Grade:
     return Grade(name, passed, 1.0 if passed else 0.0, reason)
+
 
 def equals(value: Any, _: Path) -> Check:
     """Output equals the value, both whitespace-trimmed (also what `expected:` means)."""
@@ -36,6 +38,7 @@ def equals(value: Any, _: Path) -> Check:
 
     return check
 
+
 def contains(value: Any, _: Path) -> Check:
     """Output contains the substring (case-sensitive)."""
     needle = _text(value, "contains")
@@ -46,6 +49,7 @@ def contains(value: Any, _: Path) -> Check:
 
     return check
 
+
 def not_contains(value: Any, _: Path) -> Check:
     """Output does not contain the substring (case-sensitive)."""
     needle = _text(value, "not_contains")
@@ -55,6 +59,7 @@ def not_contains(value: Any, _: Path) -> Check:
         return _verdict("not_contains", not found, f"{needle!r} {'found' if found else 'not found'} in output")
 
     return check
+
 
 def regex(value: Any, _: Path) -> Check:
     """The regular expression matches somewhere in the output (`re.search`)."""
@@ -69,6 +74,7 @@ def regex(value: Any, _: Path) -> Check:
         return _verdict("regex", matched, f"/{pattern}/ {'matched' if matched else 'did not match'}")
 
     return check
+
 
 def json_schema(value: Any, _: Path) -> Check:
     """The output parses as JSON and validates against the schema."""
@@ -95,6 +101,7 @@ def json_schema(value: Any, _: Path) -> Check:
         return _verdict("json_schema", True, "output matches the schema")
 
     return check
+
 
 def python(value: Any, folder: Path) -> Check:
     """A user callable ``(output, trajectory, scenario) -> bool | float | (bool|float, reason)``.
@@ -129,6 +136,7 @@ def python(value: Any, folder: Path) -> Check:
 
     return check
 
+
 def _interpret(ref: str, result: Any, threshold: float) -> Grade:
     """Turn a python grader's return value into a `Grade`."""
     name = f"python:{ref}"
@@ -143,11 +151,13 @@ def _interpret(ref: str, result: Any, threshold: float) -> Grade:
         return Grade(name, passed, score, reason or f"score {score:g} {'>=' if passed else '<'} {threshold:g}")
     raise TypeError(f"grader {ref} returned {result!r}; expected bool, float or (bool, reason)")
 
+
 def _is_subset(want: Any, got: Any) -> bool:
     """Whether ``want`` is contained in ``got``: mappings key by key (recursively), anything else equal."""
     if isinstance(want, dict):
         return isinstance(got, dict) and all(k in got and _is_subset(v, got[k]) for k, v in want.items())
     return bool(want == got and isinstance(want, bool) == isinstance(got, bool))
+
 
 def tool_called(value: Any, _: Path) -> Check:
     """The agent called a tool: ``tool_called: NAME``, or ``{name: NAME, arguments: {...}}``.
@@ -185,6 +195,7 @@ def tool_called(value: Any, _: Path) -> Check:
 
     return check
 
+
 def _limit(name: str, value: Any, *, whole: bool) -> float:
     kind = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int)):
@@ -193,8 +204,10 @@ def _limit(name: str, value: Any, *, whole: bool) -> float:
         raise ValueError(f"'{name}' takes {kind} of at least 0, got {value!r}")
     return float(value)
 
-def _ceiling(name: str, what: str, read: Callable[[Trajectory], float | None], missing: str, *,
-             whole: bool) -> GraderFactory:  # fmt: skip
+
+def _ceiling(
+    name: str, what: str, read: Callable[[Trajectory], float | None], missing: str, *, whole: bool
+) -> GraderFactory:
     """A grader factory: the trajectory's ``what`` (read by ``read``) is at most the YAML value."""
 
     def factory(value: Any, _: Path) -> Check:
@@ -212,15 +225,18 @@ def _ceiling(name: str, what: str, read: Callable[[Trajectory], float | None], m
     factory.__doc__ = f"The trial's {what} is at most the value."
     return factory
 
+
 max_turns = _ceiling("max_turns", "turns", lambda t: t.turns, "the model made no call", whole=True)
 
 max_latency_s = _ceiling("max_latency_s", "latency (s)", lambda t: t.latency_s, "the trial did not run", whole=False)
 
-max_tokens = _ceiling("max_tokens", "total tokens", lambda t: t.total_tokens, "the model reported no token usage",
-                      whole=True)  # fmt: skip
+max_tokens = _ceiling(
+    "max_tokens", "total tokens", lambda t: t.total_tokens, "the model reported no token usage", whole=True
+)
 
-max_cost = _ceiling("max_cost", "cost (USD)", lambda t: t.cost, "the model has no prices (set 'prices' on it)",
-                    whole=False)  # fmt: skip
+max_cost = _ceiling(
+    "max_cost", "cost (USD)", lambda t: t.cost, "the model has no prices (set 'prices' on it)", whole=False
+)
 
 BUILTIN_GRADERS: dict[str, GraderFactory] = {
     "equals": equals,
@@ -235,6 +251,7 @@ BUILTIN_GRADERS: dict[str, GraderFactory] = {
     "max_tokens": max_tokens,
     "max_cost": max_cost,
 }
+
 
 def default_registry(extra: Iterable[tuple[str, GraderFactory]] = ()) -> GraderRegistry:
     """A registry with the built-in graders and ``extra`` ones."""

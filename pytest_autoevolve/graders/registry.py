@@ -22,6 +22,7 @@ GraderFactory = Callable[[Any, Path], Check]
 
 """Builds a check from the YAML value and the scenario file's folder (for imports)."""
 
+
 class GraderRegistry:
     """Grader factories by the name used under `expect:`."""
 

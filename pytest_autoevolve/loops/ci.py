@@ -142,8 +142,16 @@ def run_base(repo: git.Repo, commit: git.Commit, settings: Settings, folder: Pat
                 shutil.rmtree(worktree / entry, ignore_errors=True)
                 if (root / entry).is_dir():
                     shutil.copytree(root / entry, worktree / entry)
-            args = ["--autoevolve-split", "eval", "--autoevolve-only", "candidate", "--autoevolve-repeats",
-                    str(settings.repeats), "--autoevolve-seed", str(settings.seed)]  # fmt: skip
+            args = [
+                "--autoevolve-split",
+                "eval",
+                "--autoevolve-only",
+                "candidate",
+                "--autoevolve-repeats",
+                str(settings.repeats),
+                "--autoevolve-seed",
+                str(settings.seed),
+            ]
             for entry in settings.catalog:
                 args += ["--autoevolve-catalog", entry]
             try:
@@ -161,8 +169,16 @@ def run_base(repo: git.Repo, commit: git.Commit, settings: Settings, folder: Pat
             repo.git.worktree("remove", "--force", str(worktree))
 
 
-def base_run(repo: git.Repo, root: Path, commit: git.Commit, settings: Settings, artifacts: str, *,
-             refresh: bool, progress: Callable[[str], None]) -> BaseRun:  # fmt: skip
+def base_run(
+    repo: git.Repo,
+    root: Path,
+    commit: git.Commit,
+    settings: Settings,
+    artifacts: str,
+    *,
+    refresh: bool,
+    progress: Callable[[str], None],
+) -> BaseRun:
     """The stored base run for this key: reused when present (unless ``refresh``), else made now."""
     from pytest_autoevolve.files import write_json_atomic
     from pytest_autoevolve.providers.base import parse_spec
@@ -180,15 +196,29 @@ def base_run(repo: git.Repo, root: Path, commit: git.Commit, settings: Settings,
         return BaseRun(key, trajectories, spec, commit.hexsha, reused=True)
     progress(f"incumbent: running {shown} on the eval split in a worktree of the base commit")
     run_base(repo, commit, settings, folder)
-    meta = {"spec": f"{spec} @ {commit.hexsha[:10]}", "base_spec": spec, "commit": commit.hexsha,
-            "catalog_sha256": catalog, "repeats": settings.repeats, "seed": settings.seed,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "key_version": KEY_VERSION}  # fmt: skip
+    meta = {
+        "spec": f"{spec} @ {commit.hexsha[:10]}",
+        "base_spec": spec,
+        "commit": commit.hexsha,
+        "catalog_sha256": catalog,
+        "repeats": settings.repeats,
+        "seed": settings.seed,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "key_version": KEY_VERSION,
+    }
     write_json_atomic(folder / "meta.json", meta)
     return BaseRun(key, trajectories, spec, commit.hexsha, reused=False)
 
 
-def gate_against_base(root: Path, ref: str, *, artifacts: str = ".autoevolve", refresh: bool = False,
-                      stream: bool = True, progress: Callable[[str], None] = print) -> GateOutcome:  # fmt: skip
+def gate_against_base(
+    root: Path,
+    ref: str,
+    *,
+    artifacts: str = ".autoevolve",
+    refresh: bool = False,
+    stream: bool = True,
+    progress: Callable[[str], None] = print,
+) -> GateOutcome:
     """Gate the working tree's candidate against the repository at ``ref`` on the eval split."""
     from pytest_autoevolve.loops.project import FineTuneError
     from pytest_autoevolve.loops.subprocess import run_pytest
@@ -229,9 +259,14 @@ def main_gate(ref: str, *, artifacts: str, refresh: bool) -> int:
     except CIGateError as exc:
         print(f"autoevolve ci gate: {exc}", file=sys.stderr)
         return 2
-    shown = outcome.outputs.relative_to(Path.cwd().resolve()) if outcome.outputs.is_relative_to(
-        Path.cwd().resolve()) else outcome.outputs  # fmt: skip
+    shown = (
+        outcome.outputs.relative_to(Path.cwd().resolve())
+        if outcome.outputs.is_relative_to(Path.cwd().resolve())
+        else outcome.outputs
+    )
     verdict = str(outcome.summary.get("verdict", "inconclusive")).upper()
-    print(f"autoevolve ci gate: {verdict} (base {outcome.base.commit[:10]}, incumbent "
-          f"{'reused' if outcome.base.reused else 'run now'}); results in {shown}/")  # fmt: skip
+    print(
+        f"autoevolve ci gate: {verdict} (base {outcome.base.commit[:10]}, incumbent "
+        f"{'reused' if outcome.base.reused else 'run now'}); results in {shown}/"
+    )
     return outcome.status if outcome.summary else max(outcome.status, 1)

@@ -42,8 +42,15 @@ FILES = ("train.jsonl", "val.jsonl")
 MANIFEST = "manifest.json"
 VERSION_PATTERN = re.compile(r"^v(\d+)-[0-9a-f]{8}$")
 REASONS = (
-    "unknown_scenario", "eval_split", "error", "grader_failed", "failed", "over_latency", "over_cost", "malformed",
-)  # fmt: skip
+    "unknown_scenario",
+    "eval_split",
+    "error",
+    "grader_failed",
+    "failed",
+    "over_latency",
+    "over_cost",
+    "malformed",
+)
 """Why a trajectory was not kept, in the order the rules are checked (the first that applies counts)."""
 SHOWN = 5
 """How many offending scenario ids an error message names before it gives the count."""
@@ -225,8 +232,9 @@ def chat_messages(trajectory: Trajectory) -> list[dict[str, Any]]:
     return messages
 
 
-def _reason(trajectory: Trajectory, catalog_split: dict[str, str], max_latency_s: float | None,
-            max_cost: float | None) -> str | None:  # fmt: skip
+def _reason(
+    trajectory: Trajectory, catalog_split: dict[str, str], max_latency_s: float | None, max_cost: float | None
+) -> str | None:
     """The first rule a trajectory breaks (see `REASONS`), or None when it is promotable."""
     if trajectory.scenario_id not in catalog_split:
         return "unknown_scenario"
@@ -274,8 +282,9 @@ def check_leakage(examples: Iterable[tuple[str, Sequence[Mapping[str, Any]]]], c
     if by_prompt:
         pairs = sorted(f"{k} (= eval {v})" for k, v in by_prompt.items())
         more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
-        problems.append(f"{len(pairs)} scenario(s) whose prompt equals an eval scenario's: "
-                        f"{', '.join(pairs[:SHOWN])}{more}")  # fmt: skip
+        problems.append(
+            f"{len(pairs)} scenario(s) whose prompt equals an eval scenario's: {', '.join(pairs[:SHOWN])}{more}"
+        )
     if problems:
         raise LeakageError(
             "refusing to curate: the training data would contain "
@@ -376,8 +385,9 @@ def curate(
             kept.append(_Example(trajectory.scenario_id, row, digest, prompt_sha256(messages), trajectory))
         read += count
         folder = path.parent
-        sources.append({"run_ids": sorted(r for r in run_ids if r) or [folder.name], "path": str(folder),
-                        "trajectories": count})  # fmt: skip
+        sources.append(
+            {"run_ids": sorted(r for r in run_ids if r) or [folder.name], "path": str(folder), "trajectories": count}
+        )
     check_leakage(((e.scenario_id, e.row["messages"]) for e in kept), catalog)
     why = _why(read, rejected, duplicates)
     if len(kept) < min_examples:
@@ -387,9 +397,11 @@ def curate(
     train = [e for e in kept if e.scenario_id not in val_set]
     val = [e for e in kept if e.scenario_id in val_set]
     if not train or not val:
-        raise DatasetError(f"the {'val' if train else 'train'} split would be empty: {len(kept)} example(s) of "
-                           f"{len(train_ids) + len(val_ids)} scenario(s), and a scenario never spans both splits; "
-                           f"{why}")  # fmt: skip
+        raise DatasetError(
+            f"the {'val' if train else 'train'} split would be empty: {len(kept)} example(s) of "
+            f"{len(train_ids) + len(val_ids)} scenario(s), and a scenario never spans both splits; "
+            f"{why}"
+        )
     train_bytes, val_bytes = _lines(train, seed), _lines(val, seed)
     sha = dataset_sha256(train_bytes, val_bytes)
     manifest: dict[str, Any] = {
@@ -502,6 +514,8 @@ def read_dataset(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any
         splits.append(rows)
     actual = dataset_sha256(contents[0], contents[1])
     if manifest.get("sha256") != actual:
-        raise DatasetError(f"{folder}: the files' sha256 {actual[:12]} is not the manifest's "
-                           f"{str(manifest.get('sha256'))[:12]}: the dataset was changed after curation")  # fmt: skip
+        raise DatasetError(
+            f"{folder}: the files' sha256 {actual[:12]} is not the manifest's "
+            f"{str(manifest.get('sha256'))[:12]}: the dataset was changed after curation"
+        )
     return splits[0], splits[1], manifest

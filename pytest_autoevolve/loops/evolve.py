@@ -48,6 +48,7 @@ def protected(path: str) -> bool:
     parts = Path(path).parts
     return any(p in PROTECTED_PARTS for p in parts) or Path(path).name in PROTECTED_NAMES
 
+
 def check_edit(edit: Edit, root: Path, targets: Sequence[str]) -> str | None:
     """Why the edit is not allowed, or None when it only touches allowlisted targets (and no gate key)."""
     import yaml
@@ -72,6 +73,7 @@ def check_edit(edit: Edit, root: Path, targets: Sequence[str]) -> str | None:
                     return f"the edit changes '{key}' in {relative}: the gate settings are not a target"
     return None
 
+
 @dataclass
 class Score:
     """One scoring run of the candidate, paired by scenario with the best kept state's run."""
@@ -85,8 +87,16 @@ class Score:
     regressions: int = 0
     run: str = ""
 
-def score_run(root: Path, split: str, *, seed: int = 0, cache: str | None = None, artifacts: str = ".autoevolve",
-              timeout: float | None = None) -> Path:  # fmt: skip
+
+def score_run(
+    root: Path,
+    split: str,
+    *,
+    seed: int = 0,
+    cache: str | None = None,
+    artifacts: str = ".autoevolve",
+    timeout: float | None = None,
+) -> Path:
     """Run the working tree's candidate alone on ``split``; the run's trajectories file."""
     args = ["--autoevolve-split", split, "--autoevolve-only", "candidate", "--autoevolve-seed", str(seed)]
     _, run = run_pytest(root, args + (["--autoevolve-cache", cache] if cache else []), artifacts, timeout=timeout)
@@ -95,6 +105,7 @@ def score_run(root: Path, split: str, *, seed: int = 0, cache: str | None = None
         raise FineTuneError(f"the {split} run recorded no trajectories: does the catalog have a {split} split?")
     return trajectories
 
+
 def role_items(trajectories: Path, role: str) -> list[Any]:
     """Per-scenario results of a run's trajectories, as items of ``role``."""
     from pytest_autoevolve.files import read_trajectories
@@ -102,13 +113,15 @@ def role_items(trajectories: Path, role: str) -> list[Any]:
 
     items: dict[str, ItemResult] = {}
     for trial in read_trajectories(trajectories):
-        item = items.setdefault(trial.scenario_id, ItemResult(trial.scenario_id, role, 0, 0, model=trial.model,
-                                                              file=trial.scenario_file))  # fmt: skip
+        item = items.setdefault(
+            trial.scenario_id, ItemResult(trial.scenario_id, role, 0, 0, model=trial.model, file=trial.scenario_file)
+        )
         item.trials += 1
         item.passes += trial.passed
         item.errors += trial.error is not None
         item.latencies.append(trial.latency_s)
     return list(items.values())
+
 
 def compare(root: Path, best: Path, new: Path, seed: int = 0) -> Score:
     """The new run against the best kept state's run: pass rates and the paired statistics."""
@@ -121,9 +134,17 @@ def compare(root: Path, best: Path, new: Path, seed: int = 0) -> Score:
     test = result.test
     if test is None and result.n_paired:
         test = paired_test(pair(items), config, interval=False)
-    return Score(result.candidate.pass_rate, result.incumbent.pass_rate, test.lift if test else None,
-                 test.p_value if test else None, result.n_paired, len(result.improvements), len(result.regressions),
-                 str(new.parent.relative_to(root)) if new.is_relative_to(root) else str(new.parent))  # fmt: skip
+    return Score(
+        result.candidate.pass_rate,
+        result.incumbent.pass_rate,
+        test.lift if test else None,
+        test.p_value if test else None,
+        result.n_paired,
+        len(result.improvements),
+        len(result.regressions),
+        str(new.parent.relative_to(root)) if new.is_relative_to(root) else str(new.parent),
+    )
+
 
 @dataclass
 class Iteration:
@@ -141,6 +162,7 @@ class Iteration:
     commit: str = ""
     point: Any = None
     stats: dict[str, Any] = field(default_factory=dict)
+
 
 @dataclass
 class EvolveResult:
@@ -164,13 +186,23 @@ class EvolveResult:
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
+
 class Loop:
     """The loop bound to one repository; `run` does the iterations and the final gate."""
 
-    def __init__(self, root: Path, proposer: Proposer, *, targets: Sequence[str] = (CONFIG_FILE,),
-                 split: str = "train", tag: str | None = None, max_seconds: float | None = None,
-                 iteration_seconds: float | None = None, artifacts: str = ".autoevolve",
-                 progress: Callable[[str], None] = print) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: Path,
+        proposer: Proposer,
+        *,
+        targets: Sequence[str] = (CONFIG_FILE,),
+        split: str = "train",
+        tag: str | None = None,
+        max_seconds: float | None = None,
+        iteration_seconds: float | None = None,
+        artifacts: str = ".autoevolve",
+        progress: Callable[[str], None] = print,
+    ) -> None:
         import git
 
         self.root = root.resolve()
@@ -224,8 +256,14 @@ class Loop:
         tsv = self.log_dir / "results.tsv"
         if not tsv.exists():
             tsv.write_text("iteration\thypothesis\tdiff\tscore\tdecision\tseconds\n", encoding="utf-8")
-        cells = [str(entry.iteration), entry.hypothesis, entry.diff, _fmt(entry.score), entry.decision,
-                 f"{entry.seconds:.1f}"]  # fmt: skip
+        cells = [
+            str(entry.iteration),
+            entry.hypothesis,
+            entry.diff,
+            _fmt(entry.score),
+            entry.decision,
+            f"{entry.seconds:.1f}",
+        ]
         with tsv.open("a", encoding="utf-8") as handle:
             handle.write("\t".join(c.replace("\t", " ").replace("\n", "\\n") for c in cells) + "\n")
         self.progress(
@@ -238,9 +276,18 @@ class Loop:
         self.start()
         self.started = time.perf_counter()
         start_commit = self.repo.head.commit.hexsha
-        result = EvolveResult(self.tag, self.repo.active_branch.name, start_commit, start_commit, self.candidate(),
-                              self.candidate(), None, None, [],
-                              log_dir=str(self.log_dir.relative_to(self.root)))  # fmt: skip
+        result = EvolveResult(
+            self.tag,
+            self.repo.active_branch.name,
+            start_commit,
+            start_commit,
+            self.candidate(),
+            self.candidate(),
+            None,
+            None,
+            [],
+            log_dir=str(self.log_dir.relative_to(self.root)),
+        )
         created: list[str] = []
         try:
             self.progress(f"scoring the starting state ({result.start_candidate}) on the {self.split} split")
@@ -253,8 +300,9 @@ class Loop:
                 entry, created = Iteration(number, baseline=result.best_score), []
                 t0 = time.perf_counter()
                 try:
-                    edit = self.proposer.propose(Context(self.root, self.targets, self.split, result.best_score,
-                                                         self.history))  # fmt: skip
+                    edit = self.proposer.propose(
+                        Context(self.root, self.targets, self.split, result.best_score, self.history)
+                    )
                 except BudgetSpent as exc:
                     result.stop_reason = str(exc)
                     break
@@ -280,8 +328,14 @@ class Loop:
                 result.stop_reason = f"{iterations} iterations done"
         except BaseException as exc:
             self.restore(result.best_commit, created)
-            self.log(Iteration(len(result.iterations) + 1, decision="crashed", error=f"loop stopped: {exc!r}",
-                               baseline=result.best_score))  # fmt: skip
+            self.log(
+                Iteration(
+                    len(result.iterations) + 1,
+                    decision="crashed",
+                    error=f"loop stopped: {exc!r}",
+                    baseline=result.best_score,
+                )
+            )
             raise
         self._final_gate(result)
         write_report(self.log_dir, result)
@@ -307,11 +361,14 @@ class Loop:
         if result.best_commit == result.start_commit:
             result.gate_summary = {"verdict": "inconclusive", "reasons": ["no edit was kept: nothing to gate"]}
             return
-        self.progress(f"gating {result.best_candidate} (commit {result.best_commit[:10]}) against the start "
-                      f"{result.start_candidate} (commit {result.start_commit[:10]}) on the eval split")  # fmt: skip
+        self.progress(
+            f"gating {result.best_candidate} (commit {result.best_commit[:10]}) against the start "
+            f"{result.start_candidate} (commit {result.start_commit[:10]}) on the eval split"
+        )
         try:
-            outcome = gate_against_base(self.root, result.start_commit, artifacts=self.artifacts, stream=False,
-                                        progress=self.progress)  # fmt: skip
+            outcome = gate_against_base(
+                self.root, result.start_commit, artifacts=self.artifacts, stream=False, progress=self.progress
+            )
         except CIGateError as exc:
             result.gate_summary = {"verdict": "inconclusive", "reasons": [f"the gate could not run: {exc}"]}
             return
@@ -355,18 +412,21 @@ class Loop:
         if again.score is None or (result.best_score is not None and again.score <= result.best_score):
             entry.decision, entry.error = "reverted", "not confirmed on a second, uncached run under another seed"
             return
-        message = (f"autoevolve {self.tag} #{entry.iteration}: {edit.hypothesis}\n\n"
-                   f"metric: candidate pass rate on the {self.split} split\n"
-                   f"score: {_fmt(first.score)} (best was {_fmt(result.best_score)}); "
-                   f"confirm: {_fmt(again.score)} (seed 1, uncached)\n"
-                   f"paired with the best kept run: lift {_fmt(first.lift)}, p-value {_fmt(first.p_value)}, "
-                   f"{first.n_paired} scenarios, {first.improvements} improvements, "
-                   f"{first.regressions} regressions\n")  # fmt: skip
+        message = (
+            f"autoevolve {self.tag} #{entry.iteration}: {edit.hypothesis}\n\n"
+            f"metric: candidate pass rate on the {self.split} split\n"
+            f"score: {_fmt(first.score)} (best was {_fmt(result.best_score)}); "
+            f"confirm: {_fmt(again.score)} (seed 1, uncached)\n"
+            f"paired with the best kept run: lift {_fmt(first.lift)}, p-value {_fmt(first.p_value)}, "
+            f"{first.n_paired} scenarios, {first.improvements} improvements, "
+            f"{first.regressions} regressions\n"
+        )
         self.repo.git.add("--", *edit.files)
         commit = self.repo.index.commit(message)
         entry.commit, entry.decision = commit.hexsha, "kept"
         result.best_commit, result.best_score, result.best_candidate = commit.hexsha, first.score, self.candidate()
         self.best_run = Path(self.root / first.run / "trajectories.jsonl")
+
 
 def evolve_clone(source: Path, workdir: Path, proposer: str, iterations: int = 2, **options: Any) -> EvolveResult:
     """Clone the git repository at ``source`` (its committed state) into ``workdir`` and run the loop there.
@@ -384,26 +444,38 @@ def evolve_clone(source: Path, workdir: Path, proposer: str, iterations: int = 2
     loop = Loop(root, make_proposer(proposer, root), progress=options.pop("progress", lambda _: None), **options)
     return loop.run(iterations)
 
+
 def write_report(folder: Path, result: EvolveResult) -> None:
     """``report.json`` and ``report.md``: the iteration table and the final gate's verdict."""
     data = asdict(result)
     (folder / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     summary = result.gate_summary
-    lines = [f"# autoevolve evolve {result.tag}", "",
-             f"- branch: `{result.branch}` (from `{result.start_commit[:10]}`, best `{result.best_commit[:10]}`)",
-             f"- starting candidate: `{result.start_candidate}`, score {_fmt(result.start_score)}",
-             f"- best candidate: `{result.best_candidate}`, score {_fmt(result.best_score)}",
-             f"- stopped: {result.stop_reason}", "",
-             "| # | decision | score | confirm | seconds | hypothesis | note |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# autoevolve evolve {result.tag}",
+        "",
+        f"- branch: `{result.branch}` (from `{result.start_commit[:10]}`, best `{result.best_commit[:10]}`)",
+        f"- starting candidate: `{result.start_candidate}`, score {_fmt(result.start_score)}",
+        f"- best candidate: `{result.best_candidate}`, score {_fmt(result.best_score)}",
+        f"- stopped: {result.stop_reason}",
+        "",
+        "| # | decision | score | confirm | seconds | hypothesis | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for it in result.iterations:
         note = it.error or (it.commit[:10] if it.commit else "")
-        lines.append(f"| {it.iteration} | {it.decision} | {_fmt(it.score)} | {_fmt(it.confirm_score)} | "
-                     f"{it.seconds:.1f} | {it.hypothesis.replace('|', '/')} | {note.replace('|', '/')} |")  # fmt: skip
-    lines += ["", f"## Gate on the eval split: {result.verdict.upper()}", "",
-              f"`{result.best_candidate}` against `{result.start_candidate}`: "
-              f"{_fmt((summary.get('candidate') or {}).get('pass_rate'))} vs "
-              f"{_fmt((summary.get('incumbent') or {}).get('pass_rate'))}", ""]  # fmt: skip
+        lines.append(
+            f"| {it.iteration} | {it.decision} | {_fmt(it.score)} | {_fmt(it.confirm_score)} | "
+            f"{it.seconds:.1f} | {it.hypothesis.replace('|', '/')} | {note.replace('|', '/')} |"
+        )
+    lines += [
+        "",
+        f"## Gate on the eval split: {result.verdict.upper()}",
+        "",
+        f"`{result.best_candidate}` against `{result.start_candidate}`: "
+        f"{_fmt((summary.get('candidate') or {}).get('pass_rate'))} vs "
+        f"{_fmt((summary.get('incumbent') or {}).get('pass_rate'))}",
+        "",
+    ]
     lines += [f"- {reason}" for reason in summary.get("reasons", [])]
     if summary.get("path"):
         lines += ["", f"Gate summary: `{summary['path']}`"]

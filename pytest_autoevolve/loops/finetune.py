@@ -30,6 +30,7 @@ def sample(root: Path, spec: str, *, k: int = 8, temperature: float = 1.0, artif
         raise FineTuneError("sampling recorded no trajectories: does the catalog have a train split?")
     return run
 
+
 def gate(root: Path, incumbent: str, candidate: str, artifacts: str = ".autoevolve") -> dict[str, Any]:
     """Gate ``candidate`` against ``incumbent`` on the eval split; the run's summary (verdict inside)."""
     _, run = run_pytest(root, ["--autoevolve-incumbent", incumbent, "--autoevolve-candidate", candidate], artifacts)
@@ -39,6 +40,7 @@ def gate(root: Path, incumbent: str, candidate: str, artifacts: str = ".autoevol
     summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
     summary["path"] = str(summary_path.relative_to(root) if summary_path.is_relative_to(root) else summary_path)
     return summary
+
 
 @dataclass
 class RoundResult:
@@ -56,6 +58,7 @@ class RoundResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+
 def base_of(spec: str) -> tuple[Path, str]:
     """The local base model folder of an incumbent spec and the spec prefix adapters attach to."""
     from pytest_autoevolve.providers.base import parse_spec
@@ -68,8 +71,16 @@ def base_of(spec: str) -> tuple[Path, str]:
         return Path(parsed.target), f"hf:{parsed.target}"
     raise FineTuneError(f"local LoRA training needs a tiny or hf: incumbent, got {spec!r}; use --backend openai")
 
-def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, temperature: float = 1.0,
-            progress: Callable[[str], None] = print) -> list[RoundResult]:  # fmt: skip
+
+def improve(
+    root: Path,
+    *,
+    rounds: int = 1,
+    dry_run: bool = False,
+    k: int = 8,
+    temperature: float = 1.0,
+    progress: Callable[[str], None] = print,
+) -> list[RoundResult]:
     """Sample, curate, train, gate and promote when the gate passes, ``rounds`` times."""
     from pytest_autoevolve.loops.lora import train_lora
 
@@ -93,8 +104,13 @@ def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, t
         from pytest_autoevolve.loops.lora import next_version
 
         model_dir = next_version(root / WORK_DIR / "models")
-        train_lora(base, dataset, model_dir, progress=functools.partial(_prefixed, progress, f"round {number}: "),
-                   base_name=prefix)  # fmt: skip
+        train_lora(
+            base,
+            dataset,
+            model_dir,
+            progress=functools.partial(_prefixed, progress, f"round {number}: "),
+            base_name=prefix,
+        )
         result.model = str(model_dir.relative_to(root))
         result.candidate = f"{prefix}+adapter={result.model}"
         config = read_config(root)
@@ -114,6 +130,7 @@ def improve(root: Path, *, rounds: int = 1, dry_run: bool = False, k: int = 8, t
             break
     return results
 
+
 def curate_runs(root: Path, runs: list[Path], spec: str, **options: Any) -> Path:
     """Curate the runs into a new versioned dataset under ``finetune/datasets``; its folder."""
     from pytest_autoevolve.loops.dataset import curate
@@ -122,11 +139,14 @@ def curate_runs(root: Path, runs: list[Path], spec: str, **options: Any) -> Path
     options.setdefault("git_commit", git_commit(root))
     return Path(curate(runs, project_catalog(root), root / WORK_DIR / "datasets", model_spec=spec, **options).path)
 
+
 def _prefixed(progress: Callable[[str], None], prefix: str, line: str) -> None:
     progress(prefix + line)
 
+
 def _lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
 
 @dataclass
 class FineTuneLoop:

@@ -214,17 +214,25 @@ def submit_fine_tune(
         client = openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=request_timeout_s)
     except Exception as exc:  # the client refuses its configuration
         raise HostedFineTuneError(redactor.text(f"cannot make an OpenAI client: {exc}")) from None
-    service = _Service(client, redactor, max_retries=max_retries, retry_backoff_s=retry_backoff_s,
-                       max_retry_backoff_s=max_retry_backoff_s, sleep=sleep)  # fmt: skip
+    service = _Service(
+        client,
+        redactor,
+        max_retries=max_retries,
+        retry_backoff_s=retry_backoff_s,
+        max_retry_backoff_s=max_retry_backoff_s,
+        sleep=sleep,
+    )
 
     file_ids: dict[str, str] = {}
     for role, path in files:
         content = path.read_bytes()
         uploaded = _submit_step(
-            service, f"uploading {path.name}", f"the fine-tuning service refused the {role} file {path.name}",
+            service,
+            f"uploading {path.name}",
+            f"the fine-tuning service refused the {role} file {path.name}",
             functools.partial(client.files.create, file=(path.name, content, "application/jsonl"), purpose="fine-tune"),
             api_key_env,
-        )  # fmt: skip
+        )
         file_ids[role] = uploaded.id
         say(f"uploaded {role} file {path.name} ({len(content)} bytes) as {uploaded.id}")
 
@@ -235,15 +243,23 @@ def submit_fine_tune(
     if suffix:
         options["suffix"] = suffix
     created = _submit_step(
-        service, "creating the fine-tuning job", f"the fine-tuning service refused to create a job on {base_model}",
-        lambda: client.fine_tuning.jobs.create(**options), api_key_env,
-    )  # fmt: skip
+        service,
+        "creating the fine-tuning job",
+        f"the fine-tuning service refused to create a job on {base_model}",
+        lambda: client.fine_tuning.jobs.create(**options),
+        api_key_env,
+    )
 
     job = HostedJob(
-        job_id=created.id, status=created.status, fine_tuned_model=None, trained_tokens=None,
-        base_model=base_model, training_file=file_ids["training"], validation_file=file_ids.get("validation"),
+        job_id=created.id,
+        status=created.status,
+        fine_tuned_model=None,
+        trained_tokens=None,
+        base_model=base_model,
+        training_file=file_ids["training"],
+        validation_file=file_ids.get("validation"),
         statuses=[created.status],
-    )  # fmt: skip
+    )
     say(f"created fine-tuning job {job.job_id} on {base_model}: {job.status}")
     _wait(service, client, job, created, say, redactor, poll_interval_s, max_poll_interval_s, timeout_s, sleep)
     return job
@@ -315,8 +331,9 @@ def _give_up(service: _Service, client: Any, job: HostedJob, say: Callable[[str]
     """The job ran past ``timeout_s``: cancel it, best effort, and raise."""
     before = job.status
     try:
-        cancelled = service.call(f"cancelling job {job.job_id}", lambda: client.fine_tuning.jobs.cancel(job.job_id),
-                                 retries=1)  # fmt: skip
+        cancelled = service.call(
+            f"cancelling job {job.job_id}", lambda: client.fine_tuning.jobs.cancel(job.job_id), retries=1
+        )
         outcome = f"cancelled it (status {cancelled.status})"
         if cancelled.status != job.status:
             job.status = cancelled.status

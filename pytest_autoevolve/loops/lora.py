@@ -67,11 +67,13 @@ def _batches(tokenizer: Any, rows: list[tuple[list[int], list[int]]], size: int,
         chunk = [rows[i] for i in order[start : start + size]]
         width = max(len(ids) for ids, _ in chunk)
         pad = tokenizer.pad_token_id
-        batches.append({
-            "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in chunk]),
-            "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk]),
-            "labels": torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk]),
-        })  # fmt: skip
+        batches.append(
+            {
+                "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in chunk]),
+                "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk]),
+                "labels": torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk]),
+            }
+        )
     return batches
 
 
@@ -84,8 +86,11 @@ def _targets(model: Any) -> list[str]:
 
 def next_version(root: Path, prefix: str = "v") -> Path:
     """``root/v<N>`` with N one past the highest existing version."""
-    numbers = [int(p.name[len(prefix) :].split("-")[0]) for p in root.glob(f"{prefix}*") if p.is_dir()
-               and p.name[len(prefix) :].split("-")[0].isdigit()]  # fmt: skip
+    numbers = [
+        int(p.name[len(prefix) :].split("-")[0])
+        for p in root.glob(f"{prefix}*")
+        if p.is_dir() and p.name[len(prefix) :].split("-")[0].isdigit()
+    ]
     return root / f"{prefix}{max(numbers, default=0) + 1}"
 
 
@@ -121,9 +126,14 @@ def train_lora(
         model = PeftModel.from_pretrained(base, checkpoint, is_trainable=True)
         progress(f"resuming from epoch {state['epoch']} of {settings.epochs}")
     else:
-        config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                            target_modules=targets, fan_in_fan_out=base.config.model_type == "gpt2",
-                            task_type="CAUSAL_LM")  # fmt: skip
+        config = LoraConfig(
+            r=settings.r,
+            lora_alpha=settings.alpha,
+            lora_dropout=settings.dropout,
+            target_modules=targets,
+            fan_in_fan_out=base.config.model_type == "gpt2",
+            task_type="CAUSAL_LM",
+        )
         model = get_peft_model(base, config)
     model.to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
@@ -150,8 +160,9 @@ def train_lora(
         torch.save(optimizer.state_dict(), checkpoint / "optimizer.pt")
         torch.save(torch.get_rng_state(), checkpoint / "rng.pt")
         write_json_atomic(checkpoint / "state.json", state)
-        progress(f"epoch {epoch + 1}/{settings.epochs}  loss {state['losses'][-1]:.4f}  "
-                 f"{time.perf_counter() - started:.0f}s")  # fmt: skip
+        progress(
+            f"epoch {epoch + 1}/{settings.epochs}  loss {state['losses'][-1]:.4f}  {time.perf_counter() - started:.0f}s"
+        )
     shown = base_name or str(base_path)
     for config in model.peft_config.values():
         config.base_model_name_or_path = shown
@@ -161,10 +172,15 @@ def train_lora(
     provenance = json.loads(dataset_manifest.read_text(encoding="utf-8")) if dataset_manifest.is_file() else {}
     dataset_sha = provenance.get("sha256") or provenance.get("dataset_sha256")
     manifest = {
-        "format_version": 1, "base_model": shown, "dataset": str(dataset), "dataset_sha256": dataset_sha,
-        "examples": len(rows), "hyperparameters": {**asdict(settings), "target_modules": targets}, "device": device,
+        "format_version": 1,
+        "base_model": shown,
+        "dataset": str(dataset),
+        "dataset_sha256": dataset_sha,
+        "examples": len(rows),
+        "hyperparameters": {**asdict(settings), "target_modules": targets},
+        "device": device,
         "loss_per_epoch": state["losses"],
-    }  # fmt: skip
+    }
     write_json_atomic(out / MANIFEST, manifest)
     shutil.rmtree(checkpoint)
     return manifest

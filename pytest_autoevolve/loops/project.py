@@ -11,8 +11,10 @@ CONFIG_FILE = "autoevolve.yaml"
 
 WORK_DIR = "finetune"
 
+
 class FineTuneError(LoopError):
     """A step of the loop that cannot go on: the message says why and what to do."""
+
 
 def read_config(root: Path) -> dict[str, Any]:
     """``autoevolve.yaml`` as a mapping (empty when there is none)."""
@@ -22,6 +24,7 @@ def read_config(root: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return data if isinstance(data, dict) else {}
 
+
 def write_config(root: Path, data: dict[str, Any]) -> None:
     """Write ``autoevolve.yaml`` atomically (comments in it are not kept)."""
     import yaml
@@ -30,6 +33,7 @@ def write_config(root: Path, data: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     temporary.replace(path)
+
 
 def project_catalog(root: Path) -> Any:
     """The catalog of the project at ``root``, from its configured folders (default ``scenarios``)."""

@@ -12,6 +12,7 @@ from pytest_autoevolve.loops.project import FineTuneError, read_config, write_co
 
 HISTORY_FILE = "autoevolve-history.jsonl"
 
+
 def history(root: Path) -> list[dict[str, Any]]:
     """Every promotion and rollback, oldest first."""
     path = root / HISTORY_FILE
@@ -19,12 +20,15 @@ def history(root: Path) -> list[dict[str, Any]]:
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
+
 def _append_history(root: Path, entry: dict[str, Any]) -> None:
     with (root / HISTORY_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
 
 def promote(root: Path, summary_path: Path | None, *, force: bool = False, reason: str = "") -> dict[str, Any]:
     """Make the configured candidate the incumbent, after a passing gate of exactly that pair (or ``force``)."""
@@ -40,14 +44,22 @@ def promote(root: Path, summary_path: Path | None, *, force: bool = False, reaso
         why = "no gate summary given" if not summary else f"the gate said {summary.get('verdict')!r} for this pair"
         raise FineTuneError(f"refusing to promote {candidate}: {why}; run the gate, or pass --force with a reason")
     digest = hashlib.sha256(summary_path.read_bytes()).hexdigest() if summary_path else None
-    entry = {"action": "promote", "date": _now(), "previous": incumbent, "incumbent": candidate,
-             "gate_summary_sha256": digest, "verdict": summary.get("verdict"), "override": not passed,
-             "reason": reason}  # fmt: skip
+    entry = {
+        "action": "promote",
+        "date": _now(),
+        "previous": incumbent,
+        "incumbent": candidate,
+        "gate_summary_sha256": digest,
+        "verdict": summary.get("verdict"),
+        "override": not passed,
+        "reason": reason,
+    }
     config["incumbent"] = candidate
     config.pop("candidate", None)
     write_config(root, config)
     _append_history(root, entry)
     return entry
+
 
 def _same(summary: dict[str, Any], incumbent: str, candidate: str) -> bool:
     from pytest_autoevolve.providers.base import parse_spec
@@ -57,6 +69,7 @@ def _same(summary: dict[str, Any], incumbent: str, candidate: str) -> bool:
 
     specs = (summary.get("incumbent", {}).get("spec"), summary.get("candidate", {}).get("spec"))
     return specs == (shown(incumbent), shown(candidate))
+
 
 def rollback(root: Path) -> dict[str, Any]:
     """Restore the incumbent the last promotion replaced."""

@@ -20,11 +20,14 @@ class EvolveError(LoopError):
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
+
 class ProposalError(Exception):
     """A proposer's reply that is no usable edit (malformed, or a SEARCH text not in the file)."""
 
+
 class BudgetSpent(Exception):
     """The proposer has spent its token or cost budget: the loop stops."""
+
 
 @dataclass
 class Edit:
@@ -34,6 +37,7 @@ class Edit:
     files: dict[str, str]
     point: Any = None
     """The search-space point, for proposers that have one."""
+
 
 @dataclass
 class Context:
@@ -50,12 +54,14 @@ class Context:
         file = self.root / path
         return file.read_text(encoding="utf-8") if file.is_file() else ""
 
+
 class Proposer(Protocol):
     """Proposes the next edit, or None when it has nothing left to try."""
 
     def propose(self, context: Context) -> Edit | None:
         """The next edit to try, or None when there is none."""
         ...
+
 
 @dataclass
 class SpacePoint:
@@ -64,6 +70,7 @@ class SpacePoint:
     target: str
     key: str
     value: Any
+
 
 class SpaceProposer:
     """Walks a declared search space over config values, in order, never repeating a tried point.
@@ -102,9 +109,13 @@ class SpaceProposer:
             if data.get(point.key) == point.value:
                 continue  # the current state already is this point
             data[point.key] = point.value
-            return Edit(f"set {point.key} to {point.value!r} in {point.target}",
-                        {point.target: yaml.safe_dump(data, sort_keys=False)}, asdict(point))  # fmt: skip
+            return Edit(
+                f"set {point.key} to {point.value!r} in {point.target}",
+                {point.target: yaml.safe_dump(data, sort_keys=False)},
+                asdict(point),
+            )
         return None
+
 
 BLOCK = re.compile(
     r"^(?P<path>[^\n`]+?)\s*\n<<<<<<< SEARCH\n(?P<search>.*?)^=======\n(?P<replace>.*?)^>>>>>>> REPLACE\s*$",
@@ -124,10 +135,17 @@ the new text
 ```
 Edit only the target files listed. Never edit scenarios, graders, tests or the gate settings."""
 
+
 def parse_reply(reply: str, context: Context) -> Edit:
     """The edit in a model's reply: a ``HYPOTHESIS:`` line and SEARCH/REPLACE blocks; ProposalError if malformed."""
-    hypothesis = next((line.split(":", 1)[1].strip() for line in reply.splitlines()
-                       if line.strip().upper().startswith("HYPOTHESIS:")), "")  # fmt: skip
+    hypothesis = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in reply.splitlines()
+            if line.strip().upper().startswith("HYPOTHESIS:")
+        ),
+        "",
+    )
     if not hypothesis:
         raise ProposalError("the reply has no 'HYPOTHESIS:' line")
     blocks = list(BLOCK.finditer(reply.replace("\r\n", "\n")))
@@ -143,6 +161,7 @@ def parse_reply(reply: str, context: Context) -> Edit:
         files[path] = text.replace(search, replace, 1) if search else text + replace
     return Edit(hypothesis, files)
 
+
 class LLMProposer:
     """Asks a model (any provider spec) for one edit as SEARCH/REPLACE blocks with a hypothesis."""
 
@@ -156,8 +175,12 @@ class LLMProposer:
 
     def prompt(self, context: Context) -> str:
         """The user message: targets with their text, the metric, and the history."""
-        parts = [f"Metric: candidate pass rate on the {context.split} split (higher is better); "
-                 f"best so far: {_fmt(context.best_score)}.", "", "Target files:"]  # fmt: skip
+        parts = [
+            f"Metric: candidate pass rate on the {context.split} split (higher is better); "
+            f"best so far: {_fmt(context.best_score)}.",
+            "",
+            "Target files:",
+        ]
         for path in context.targets:
             parts += [f"--- {path}", context.text(path).rstrip(), ""]
         parts.append("History (iteration, decision, score, hypothesis):")
@@ -186,6 +209,7 @@ class LLMProposer:
         self.cost += reply.cost or 0.0
         return parse_reply(reply.output, context)
 
+
 class CallableProposer:
     """``python:module:function``: the function gets the `Context` and returns an `Edit` or None."""
 
@@ -197,6 +221,7 @@ class CallableProposer:
     def propose(self, context: Context) -> Edit | None:
         """Whatever the user's function returns."""
         return self.function(context)
+
 
 def make_proposer(text: str, root: Path, *, max_tokens: int | None = None, max_cost: float | None = None) -> Proposer:
     """A proposer from ``space:FILE``, ``llm:SPEC`` (with its token and cost budgets) or ``python:module:function``."""

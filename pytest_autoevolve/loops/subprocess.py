@@ -9,8 +9,9 @@ from pathlib import Path
 from pytest_autoevolve.loops.project import FineTuneError
 
 
-def run_pytest(root: Path, args: list[str], artifacts: str = ".autoevolve", *, capture: bool = True,
-               timeout: float | None = None) -> tuple[int, Path | None]:  # fmt: skip
+def run_pytest(
+    root: Path, args: list[str], artifacts: str = ".autoevolve", *, capture: bool = True, timeout: float | None = None
+) -> tuple[int, Path | None]:
     """Run ``pytest --autoevolve ARGS`` in ``root``; the exit status and the run folder it made.
 
     With ``capture=False`` pytest's output goes to this process's terminal as it runs; a run
@@ -18,8 +19,17 @@ def run_pytest(root: Path, args: list[str], artifacts: str = ".autoevolve", *, c
     """
     runs = root / artifacts / "runs"
     before = set(runs.iterdir()) if runs.is_dir() else set()
-    command = [sys.executable, "-m", "pytest", "--autoevolve", "-q", "-p", "no:cacheprovider",
-               f"--autoevolve-artifacts={artifacts}", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--autoevolve",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--autoevolve-artifacts={artifacts}",
+        *args,
+    ]
     try:
         done = subprocess.run(command, cwd=root, capture_output=capture, text=True, check=False, timeout=timeout)
     except subprocess.TimeoutExpired:

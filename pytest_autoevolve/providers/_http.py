@@ -1,4 +1,4 @@
-"""What every HTTP client here shares (model calls and hosted fine-tuning): retry pauses, rate limits, prices and secret redaction."""
+"""What the HTTP clients share (model calls, hosted fine-tuning): retry pauses, rate limits, prices, redaction."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ ERROR_PREFIX = re.compile(r"^Error code: \d+ - ")
 
 """What the client puts before a status error's message."""
 
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """The pause a response asks for: ``retry-after-ms``, or ``Retry-After`` in seconds or as an HTTP date.
 
@@ -59,6 +60,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     if when.tzinfo is None:  # an HTTP date is GMT
         return None
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
 
 class RateLimiter:
     """At most ``rpm`` requests per minute, evenly spaced, across every thread that uses it."""
@@ -100,6 +102,7 @@ class RateLimiter:
             self._sleep(wait)
         return wait
 
+
 def cost_of(
     prices: Mapping[str, float] | None, prompt_tokens: int | None, completion_tokens: int | None
 ) -> float | None:
@@ -108,6 +111,7 @@ def cost_of(
         return None
     total = (prompt_tokens or 0) * prices["prompt"] + (completion_tokens or 0) * prices["completion"]
     return round(total / 1_000_000, 12)
+
 
 class Redactor:
     """Replaces secret values (API keys) in text and in nested JSON-like data."""
@@ -133,7 +137,9 @@ class Redactor:
             return [self.data(v) for v in value]
         return value
 
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
 
 def _public_url(url: str) -> str:
     """A URL without user info (``user:password@``) or query, fit for a fingerprint."""

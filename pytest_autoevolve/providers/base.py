@@ -25,8 +25,10 @@ GENERATION_KEYS = ("temperature", "top_p", "max_new_tokens", "system_prompt")
 
 SECRET_MARKERS = ("key", "token", "secret", "password", "authorization")
 
+
 class ModelSpecError(ModelError):
     """A model spec that names no known provider or has bad parameters."""
+
 
 @dataclass
 class Reply:
@@ -42,12 +44,14 @@ class Reply:
     latency_s: float | None = None
     """The latency to record instead of the measured one (a replayed trial keeps its original latency)."""
 
+
 class TrialError(Exception):
     """A failed trial that still has a partial reply (messages, tool calls, usage) worth recording."""
 
     def __init__(self, message: str, reply: Reply | None = None) -> None:
         super().__init__(message)
         self.reply = reply
+
 
 class Model(Protocol):
     """A model or agent the catalog runs against."""
@@ -58,6 +62,7 @@ class Model(Protocol):
     def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
         """Answer the conversation ``messages`` for one trial."""
         ...
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -76,10 +81,12 @@ class ModelSpec:
                 text += f"+{key}={value}"
         return text
 
+
 def is_secret(key: str) -> bool:
     """Whether a parameter name looks like a credential (``api_key``, ``access_token``, not ``max_new_tokens``)."""
     parts = re.split(r"[^a-z0-9]+", key.lower())
     return any(part.endswith(marker) for part in parts for marker in SECRET_MARKERS)
+
 
 def parse_spec(spec: str | Mapping[str, Any], named: Mapping[str, Any] | None = None) -> ModelSpec:
     """A `ModelSpec` from a spec string, a config mapping, or a name under ``models:``."""
@@ -106,6 +113,7 @@ def parse_spec(spec: str | Mapping[str, Any], named: Mapping[str, Any] | None = 
         params[key] = _option_value(value)
     return ModelSpec(provider.strip(), target.strip(), params)
 
+
 def _option_value(value: str) -> Any:
     """A ``+key=value`` value typed as a YAML scalar; text that is no YAML scalar stays text."""
     if not value:
@@ -115,6 +123,7 @@ def _option_value(value: str) -> Any:
     except yaml.YAMLError:
         return value
     return value if isinstance(typed, dict) else typed
+
 
 def reply_from(result: Any, source: str) -> Reply:
     """A `Reply` from a string or a mapping with ``output`` (and optional extras)."""

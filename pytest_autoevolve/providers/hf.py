@@ -111,8 +111,11 @@ def majority(replies: list[Reply]) -> Reply:
         counts[reply.output.strip()] = counts.get(reply.output.strip(), 0) + 1
     winner = max(counts, key=lambda answer: counts[answer])  # max keeps the first of equal counts
     chosen = next(reply for reply in replies if reply.output.strip() == winner)
-    return Reply(output=chosen.output, prompt_tokens=sum(r.prompt_tokens or 0 for r in replies),
-                 completion_tokens=sum(r.completion_tokens or 0 for r in replies))  # fmt: skip
+    return Reply(
+        output=chosen.output,
+        prompt_tokens=sum(r.prompt_tokens or 0 for r in replies),
+        completion_tokens=sum(r.completion_tokens or 0 for r in replies),
+    )
 
 
 class _Batcher:

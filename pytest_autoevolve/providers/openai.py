@@ -40,10 +40,26 @@ if TYPE_CHECKING:
 
 
 OPENAI_KEYS = (
-    "base_url", "api_key_env", "azure", "api_version", "azure_endpoint", "azure_deployment", "temperature",
-    "top_p", "max_tokens", "max_new_tokens", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "rpm",
-    "prices", "max_turns", "system_prompt",
-)  # fmt: skip
+    "base_url",
+    "api_key_env",
+    "azure",
+    "api_version",
+    "azure_endpoint",
+    "azure_deployment",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_new_tokens",
+    "timeout_s",
+    "max_retries",
+    "backoff_s",
+    "max_backoff_s",
+    "rpm",
+    "prices",
+    "max_turns",
+    "system_prompt",
+)
+
 
 class _Retryable(Exception):
     """A failed model call worth another attempt."""
@@ -52,8 +68,10 @@ class _Retryable(Exception):
         super().__init__(message)
         self.retry_after = retry_after
 
+
 class _Fatal(Exception):
     """A failed model call that another attempt would not fix (most 4xx)."""
+
 
 @dataclass(frozen=True)
 class _Settings:
@@ -111,6 +129,7 @@ class _Settings:
             max_turns=_integer(params, "max_turns", 8, 1),
         )
 
+
 def _text(params: Mapping[str, Any], key: str) -> str | None:
     value = params.get(key)
     if value is None or value == "":
@@ -119,11 +138,13 @@ def _text(params: Mapping[str, Any], key: str) -> str | None:
         raise ModelSpecError(f"openai parameter {key!r} is a string, got {type(value).__name__}")
     return str(value)
 
+
 def _flag(params: Mapping[str, Any], key: str) -> bool:
     value = params.get(key, False)
     if not isinstance(value, bool):
         raise ModelSpecError(f"openai parameter {key!r} is true or false, got {value!r}")
     return value
+
 
 def _number(
     params: Mapping[str, Any],
@@ -145,11 +166,13 @@ def _number(
         raise ModelSpecError(f"openai parameter {key!r} is a number {low} {minimum:g}{bound}, got {value!r}")
     return float(value)
 
+
 def _integer(params: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
     value = params.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ModelSpecError(f"openai parameter {key!r} is a whole number of at least {minimum}, got {value!r}")
     return value
+
 
 def _prices(value: Any) -> dict[str, float] | None:
     if value is None:
@@ -164,6 +187,7 @@ def _prices(value: Any) -> dict[str, float] | None:
             raise ModelSpecError(f"openai parameter 'prices.{key}' is a number of at least 0, got {number!r}")
         prices[key] = float(number)
     return prices
+
 
 class OpenAIModel:
     """A chat model behind an OpenAI-compatible endpoint, with a tool-calling agent loop."""
@@ -237,8 +261,12 @@ class OpenAIModel:
             )  # base_url None: OPENAI_BASE_URL, else the OpenAI API
         if settings.base_url and settings.azure_endpoint:
             raise ModelSpecError("give one of base_url or azure_endpoint for an Azure model, not both")
-        options: dict[str, Any] = {"api_key": key, "api_version": settings.api_version, "max_retries": 0,
-                                   "timeout": settings.timeout_s}  # fmt: skip
+        options: dict[str, Any] = {
+            "api_key": key,
+            "api_version": settings.api_version,
+            "max_retries": 0,
+            "timeout": settings.timeout_s,
+        }
         if settings.base_url:
             options["base_url"] = settings.base_url
         else:  # None: AZURE_OPENAI_ENDPOINT
@@ -304,8 +332,12 @@ class OpenAIModel:
         tool = tools.get(name)
         if tool is None:
             known = ", ".join(tools) or "none"
-            record: dict[str, Any] = {"name": name, "arguments": arguments, "result": None,
-                                      "error": f"unknown tool {name!r}; tools offered: {known}"}  # fmt: skip
+            record: dict[str, Any] = {
+                "name": name,
+                "arguments": arguments,
+                "result": None,
+                "error": f"unknown tool {name!r}; tools offered: {known}",
+            }
         else:
             record = tool.call(arguments)
             if record["result"] is not None:  # JSON-safe, as it is recorded and cached
@@ -349,8 +381,13 @@ class OpenAIModel:
         import openai
 
         settings = self.settings
-        options: dict[str, Any] = {"model": settings.model, "messages": conversation, "seed": seed,
-                                   "temperature": settings.temperature, "timeout": settings.timeout_s}  # fmt: skip
+        options: dict[str, Any] = {
+            "model": settings.model,
+            "messages": conversation,
+            "seed": seed,
+            "temperature": settings.temperature,
+            "timeout": settings.timeout_s,
+        }
         if settings.top_p is not None:
             options["top_p"] = settings.top_p
         if settings.max_tokens is not None:
@@ -372,6 +409,7 @@ class OpenAIModel:
                 raise _Retryable(detail, retry_after_seconds(exc.response.headers)) from None
             raise _Fatal(detail) from None
         return _parse_completion(text)
+
 
 def _parse_completion(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The first choice's message and the usage of a chat.completion body; `_Retryable` when it is none."""
@@ -401,10 +439,16 @@ def _parse_completion(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
         arguments = function.get("arguments")
         if not isinstance(arguments, str):  # some servers send an object
             arguments = json.dumps(arguments if arguments is not None else {})
-        normalized.append({"id": str(call.get("id") or f"call_{position}"), "type": "function",
-                           "function": {"name": function["name"], "arguments": arguments}})  # fmt: skip
+        normalized.append(
+            {
+                "id": str(call.get("id") or f"call_{position}"),
+                "type": "function",
+                "function": {"name": function["name"], "arguments": arguments},
+            }
+        )
     usage = body.get("usage")
     return {"content": message.get("content"), "tool_calls": normalized}, usage if isinstance(usage, dict) else {}
+
 
 def _content(value: Any) -> str | None:
     """A message's text: a string, or the text parts of a list of content parts."""
@@ -413,6 +457,7 @@ def _content(value: Any) -> str | None:
     if isinstance(value, list):
         return "".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
     return str(value)
+
 
 def _short(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "..."

@@ -52,6 +52,7 @@ class PythonModel:
         result = self.function(messages, **{k: offered[k] for k in self.keywords})
         return reply_from(result, self.spec)
 
+
 def _source_fingerprint(spec: str, function: Callable[..., Any]) -> str | None:
     """The spec and a digest of the function's module source: editing the module misses the cache."""
     import hashlib

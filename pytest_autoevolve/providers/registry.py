@@ -20,6 +20,7 @@ ProviderFactory = Callable[[ModelSpec, Path], Model]
 
 """Builds a model from its spec and the project root (for relative paths and imports)."""
 
+
 class ProviderRegistry:
     """Provider factories by spec prefix."""
 
@@ -41,6 +42,7 @@ class ProviderRegistry:
             raise ModelSpecError(f"unknown model provider {spec.provider!r}; known: {', '.join(self.names())}")
         return factory(spec, root)
 
+
 def hf_model(spec: ModelSpec, root: Path) -> Model:
     """A local transformers model (``hf:PATH[+adapter=DIR]``); imports torch lazily."""
     from pytest_autoevolve.providers.hf import HFModel
@@ -48,6 +50,7 @@ def hf_model(spec: ModelSpec, root: Path) -> Model:
     if not spec.target:
         raise ModelSpecError("hf model spec needs a path or id: 'hf:PATH[+adapter=DIR]'")
     return HFModel.load(spec, root)
+
 
 def tiny_model(spec: ModelSpec, root: Path) -> Model:
     """The embedded default model shipped in the package."""
@@ -58,17 +61,20 @@ def tiny_model(spec: ModelSpec, root: Path) -> Model:
         raise ModelSpecError(f"'tiny' takes no target, got {spec.target!r}")
     return HFModel.load(ModelSpec("hf", str(TINY_DIR), spec.params), root, display=spec.display)
 
+
 def openai_model(spec: ModelSpec, root: Path) -> Model:
     """An OpenAI-compatible chat endpoint (``openai:MODEL``); imports the client lazily."""
     from pytest_autoevolve.providers.openai import OpenAIModel
 
     return OpenAIModel(spec)
 
+
 def replay_model(spec: ModelSpec, root: Path) -> Model:
     """A recorded run answering again (``replay:PATH/trajectories.jsonl``)."""
     from pytest_autoevolve.providers.replay import ReplayModel
 
     return ReplayModel(spec, root)
+
 
 BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {
     "python": PythonModel,
@@ -77,6 +83,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {
     "openai": openai_model,
     "replay": replay_model,
 }
+
 
 def default_registry() -> ProviderRegistry:
     """A registry with the built-in providers."""

@@ -51,10 +51,15 @@ class ReplayModel:
         if trial is None:
             raise TrialError(f"{self.path} has no recorded trial of {scenario.id!r}, repeat {repeat}")
         reply = Reply(
-            output=trial.output, messages=trial.messages, tool_calls=trial.tool_calls,
-            prompt_tokens=trial.prompt_tokens, completion_tokens=trial.completion_tokens, cost=trial.cost,
-            turns=trial.turns, latency_s=trial.latency_s,
-        )  # fmt: skip
+            output=trial.output,
+            messages=trial.messages,
+            tool_calls=trial.tool_calls,
+            prompt_tokens=trial.prompt_tokens,
+            completion_tokens=trial.completion_tokens,
+            cost=trial.cost,
+            turns=trial.turns,
+            latency_s=trial.latency_s,
+        )
         if trial.error is not None:
             raise TrialError(f"recorded: {trial.error}", reply)
         return reply

@@ -12,6 +12,7 @@ ANNOTATION_CAP = 50
 
 """Regressions annotated under GitHub Actions (GitHub shows at most 50 annotations per job)."""
 
+
 def github_outputs(summary: dict[str, Any], report_md: Path, environ: Mapping[str, str]) -> list[str]:
     """Append the report to ``$GITHUB_STEP_SUMMARY``; under GitHub Actions return annotation lines.
 
@@ -60,9 +61,11 @@ def github_outputs(summary: dict[str, Any], report_md: Path, environ: Mapping[st
     lines.append(f"::{kind} title={title}::{_command_data(message)}")
     return lines
 
+
 def _command_data(text: str) -> str:
     """Escape a workflow command's message."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
 
 def _command_property(text: str) -> str:
     """Escape a workflow command's property value."""

@@ -100,6 +100,7 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sa
 @media (max-width: 900px) { .grid, .pair { grid-template-columns: 1fr; } }
 """
 
+
 def render_html(
     summary: dict[str, Any], trajectories: Mapping[tuple[str, str], Sequence[Trajectory]], unreadable: int = 0
 ) -> str:
@@ -138,6 +139,7 @@ def render_html(
     ]
     return "\n".join(parts) + "\n"
 
+
 def _html_roles(summary: Mapping[str, Any]) -> str:
     e = html.escape
     head = (
@@ -161,6 +163,7 @@ def _html_roles(summary: Mapping[str, Any]) -> str:
         )
     return f"<section><h2>Models</h2><table>{head}{''.join(body)}</table></section>"
 
+
 def _html_lift(summary: Mapping[str, Any]) -> str:
     stats = "".join(
         f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in _statistics(summary, markdown=False)
@@ -176,6 +179,7 @@ def _html_lift(summary: Mapping[str, Any]) -> str:
         f"p-value is below alpha.</p>{table}"
     )
 
+
 def _html_outcomes(summary: Mapping[str, Any]) -> str:
     rows: list[dict[str, Any]] = list(summary.get("scenarios") or [])
     if not rows:
@@ -186,8 +190,10 @@ def _html_outcomes(summary: Mapping[str, Any]) -> str:
     def cell(key: str) -> str:
         share = counts[key] / total
         color = OUTCOME_COLORS[key]
-        return (f'<td style="background:{color}{_alpha_hex(0.12 + 0.5 * share)}">'
-                f"<b>{counts[key]}</b>{html.escape(key)}<br><span class=muted>{share:.0%}</span></td>")  # fmt: skip
+        return (
+            f'<td style="background:{color}{_alpha_hex(0.12 + 0.5 * share)}">'
+            f"<b>{counts[key]}</b>{html.escape(key)}<br><span class=muted>{share:.0%}</span></td>"
+        )
 
     table = (
         '<table class="outcomes"><tr><th></th><th>candidate passes</th><th>candidate fails</th></tr>'
@@ -201,11 +207,15 @@ def _html_outcomes(summary: Mapping[str, Any]) -> str:
         if w <= 0:
             continue
         text_color = "#111827" if key == "both pass" else "#fff"
-        bar.append(f'<rect x="{x:.1f}" y="4" width="{w:.1f}" height="26" fill="{color}"><title>{key}: '
-                   f"{counts[key]}</title></rect>")  # fmt: skip
+        bar.append(
+            f'<rect x="{x:.1f}" y="4" width="{w:.1f}" height="26" fill="{color}"><title>{key}: '
+            f"{counts[key]}</title></rect>"
+        )
         if w > 28:
-            bar.append(f'<text x="{x + w / 2:.1f}" y="22" font-size="12" text-anchor="middle" fill="{text_color}">'
-                       f"{counts[key]}</text>")  # fmt: skip
+            bar.append(
+                f'<text x="{x + w / 2:.1f}" y="22" font-size="12" text-anchor="middle" fill="{text_color}">'
+                f"{counts[key]}</text>"
+            )
         x += w
     bar.append("</svg>")
     outcome = {name: sum(1 for row in rows if row.get("outcome") == name) for name in ("improved", "same", "regressed")}
@@ -220,16 +230,23 @@ def _html_outcomes(summary: Mapping[str, Any]) -> str:
         f"<b>{outcome['same']}</b> unchanged, <b>{outcome['regressed']}</b> regressed.</p>"
     )
 
+
 def _html_categories(summary: Mapping[str, Any]) -> str:
     categories = summary.get("categories") or []
     chart = category_svg(summary)
-    caption = ('<p class="caption">Bars: pass rate over all trials of the paired scenarios; error bars: 95% Wilson '
-               "intervals.</p>")  # fmt: skip
+    caption = (
+        '<p class="caption">Bars: pass rate over all trials of the paired scenarios; error bars: 95% Wilson '
+        "intervals.</p>"
+    )
     if not categories:
-        return (chart + caption + '<p class="muted">No per-category results: the gate stopped before the paired '
-                "test (see the reasons above).</p>")  # fmt: skip
-    head = ("<tr><th>category</th><th class=num>scenarios</th><th class=num>incumbent</th><th class=num>candidate</th>"
-            "<th class=num>lift</th><th class=num>p</th><th class=num>p (Holm)</th></tr>")  # fmt: skip
+        return (
+            chart + caption + '<p class="muted">No per-category results: the gate stopped before the paired '
+            "test (see the reasons above).</p>"
+        )
+    head = (
+        "<tr><th>category</th><th class=num>scenarios</th><th class=num>incumbent</th><th class=num>candidate</th>"
+        "<th class=num>lift</th><th class=num>p</th><th class=num>p (Holm)</th></tr>"
+    )
     body = "".join(
         f"<tr><td><code>{html.escape(str(c['category']))}</code></td><td class=num>{c.get('n', 0)}</td>"
         f"<td class=num>{_pct(c.get('incumbent_pass_rate'))} {_ci_text(c.get('incumbent_ci'))}</td>"
@@ -238,16 +255,22 @@ def _html_categories(summary: Mapping[str, Any]) -> str:
         f"<td class=num>{_p(c.get('p_holm'))}</td></tr>"
         for c in categories[:CATEGORY_CAP]
     )
-    more = (f'<p class="caption">... and {len(categories) - CATEGORY_CAP} more categories (all in summary.json).</p>'
-            if len(categories) > CATEGORY_CAP else "")  # fmt: skip
+    more = (
+        f'<p class="caption">... and {len(categories) - CATEGORY_CAP} more categories (all in summary.json).</p>'
+        if len(categories) > CATEGORY_CAP
+        else ""
+    )
     return f"{chart}{caption}<table>{head}{body}</table>{more}"
+
 
 def _html_guardrails(summary: Mapping[str, Any]) -> str:
     guardrails = summary.get("guardrails") or []
     if not guardrails:
         return '<p class="muted">No guardrail was checked (the gate stopped before them, or none is configured).</p>'
-    head = ("<tr><th>guardrail</th><th class=num>incumbent</th><th class=num>candidate</th><th class=num>limit</th>"
-            "<th>status</th></tr>")  # fmt: skip
+    head = (
+        "<tr><th>guardrail</th><th class=num>incumbent</th><th class=num>candidate</th><th class=num>limit</th>"
+        "<th>status</th></tr>"
+    )
     body = "".join(
         f"<tr><td>{html.escape(str(g['name']))}</td><td class=num>{_guardrail_value(g, 'incumbent')}</td>"
         f"<td class=num>{_guardrail_value(g, 'candidate')}</td><td class=num>{_guardrail_value(g, 'limit')}</td>"
@@ -257,10 +280,12 @@ def _html_guardrails(summary: Mapping[str, Any]) -> str:
     )
     return f"<table>{head}{body}</table>"
 
+
 def _status_cell(guardrail: Mapping[str, Any]) -> str:
     if guardrail.get("passed"):
         return "<td class=ok>ok</td>"
     return f"<td class=bad>breached: {html.escape(str(guardrail.get('detail')))}</td>"
+
 
 def _html_stability(summary: Mapping[str, Any]) -> str:
     rows: list[dict[str, Any]] = list(summary.get("scenarios") or [])
@@ -269,18 +294,26 @@ def _html_stability(summary: Mapping[str, Any]) -> str:
     stability = _stability(rows)
     repeated = any(int((row.get(role) or {}).get("trials") or 0) > 1 for row in rows for role in ROLES)
     k_keys = _k_keys(rows) if repeated else []
-    head = ("<tr><th>role</th><th class=num>stable-pass</th><th class=num>stable-fail</th><th class=num>flaky</th>"
-            + "".join(f"<th class=num>mean {html.escape(k)}</th>" for k in k_keys) + "</tr>")  # fmt: skip
+    head = (
+        "<tr><th>role</th><th class=num>stable-pass</th><th class=num>stable-fail</th><th class=num>flaky</th>"
+        + "".join(f"<th class=num>mean {html.escape(k)}</th>" for k in k_keys)
+        + "</tr>"
+    )
     body = ""
     for role in ROLES:
         counts = stability[role]["counts"]
-        body += (f"<tr><td>{role}</td><td class=num>{counts['stable-pass']}</td><td class=num>"
-                 f"{counts['stable-fail']}</td><td class=num>{counts['flaky']}</td>"
-                 + "".join(f"<td class=num>{_mean_cell(rows, role, k)}</td>" for k in k_keys) + "</tr>")  # fmt: skip
+        body += (
+            f"<tr><td>{role}</td><td class=num>{counts['stable-pass']}</td><td class=num>"
+            f"{counts['stable-fail']}</td><td class=num>{counts['flaky']}</td>"
+            + "".join(f"<td class=num>{_mean_cell(rows, role, k)}</td>" for k in k_keys)
+            + "</tr>"
+        )
     out = f"<table>{head}{body}</table>"
     if not repeated:
-        out += ('<p class="caption">Each scenario ran once per role, so flakiness cannot show; repeats give pass^k '
-                "and pass@k.</p>")  # fmt: skip
+        out += (
+            '<p class="caption">Each scenario ran once per role, so flakiness cannot show; repeats give pass^k '
+            "and pass@k.</p>"
+        )
     elif k_keys:
         out += f'<p class="caption">{html.escape(PASS_K_NOTE)}</p>'
     for role in ROLES:
@@ -294,6 +327,7 @@ def _html_stability(summary: Mapping[str, Any]) -> str:
             out += f"<h3>Flaky on the {role} ({len(flaky)})</h3><p>{items}{more}</p>"
     return out
 
+
 def _html_scenarios(
     summary: Mapping[str, Any], trajectories: Mapping[tuple[str, str], Sequence[Trajectory]], unreadable: int
 ) -> str:
@@ -301,8 +335,10 @@ def _html_scenarios(
     if not rows:
         return '<p class="muted">No scenario ran on both roles.</p>'
     specs = {role: str((summary.get(role) or {}).get("spec", "")) for role in ROLES}
-    out = ['<p class="caption">Regressions first, then improvements, then unchanged scenarios that failed, then the '
-           f"rest. Up to {TRIAL_CAP} trials per role are shown; every trial is in trajectories.jsonl.</p>"]  # fmt: skip
+    out = [
+        '<p class="caption">Regressions first, then improvements, then unchanged scenarios that failed, then the '
+        f"rest. Up to {TRIAL_CAP} trials per role are shown; every trial is in trajectories.jsonl.</p>"
+    ]
     if unreadable:
         out.append(f'<p class="bad">{unreadable} line(s) of trajectories.jsonl could not be read and are left out.</p>')
     for index, row in enumerate(rows[:DETAIL_CAP]):
@@ -330,15 +366,22 @@ def _html_scenarios(
             out.append("</div>")
         out.append("</div></details>")
     if len(rows) > DETAIL_CAP:
-        out.append(f'<p class="caption">{len(rows) - DETAIL_CAP} more scenarios are not shown here; their trials are '
-                   "in trajectories.jsonl.</p>")  # fmt: skip
+        out.append(
+            f'<p class="caption">{len(rows) - DETAIL_CAP} more scenarios are not shown here; their trials are '
+            "in trajectories.jsonl.</p>"
+        )
     return "".join(out)
+
 
 def _html_trial(t: Trajectory) -> str:
     e = html.escape
     status = "passed" if t.passed else "failed"
-    head = [f"trial {t.repeat}", f"seed {t.seed}", f"<b class={'ok' if t.passed else 'bad'}>{status}</b>",
-            _seconds(t.latency_s)]  # fmt: skip
+    head = [
+        f"trial {t.repeat}",
+        f"seed {t.seed}",
+        f"<b class={'ok' if t.passed else 'bad'}>{status}</b>",
+        _seconds(t.latency_s),
+    ]
     if t.total_tokens is not None:
         head.append(f"{t.total_tokens} tokens")
     if t.cost is not None:
@@ -350,8 +393,10 @@ def _html_trial(t: Trajectory) -> str:
     for message in messages:
         content = message.get("content")
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
-        out.append(f'<div class="msg"><span class="who">{e(str(message.get("role", "?")))}</span>'
-                   f"<pre>{e(_clip(text))}</pre></div>")  # fmt: skip
+        out.append(
+            f'<div class="msg"><span class="who">{e(str(message.get("role", "?")))}</span>'
+            f"<pre>{e(_clip(text))}</pre></div>"
+        )
     if t.tool_calls:
         calls = json.dumps(t.tool_calls, ensure_ascii=False, indent=1, default=str)
         out.append(f'<div class="label">tool calls</div><pre>{e(_clip(calls))}</pre>')

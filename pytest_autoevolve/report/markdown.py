@@ -34,8 +34,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
     rows: list[dict[str, Any]] = list(summary.get("scenarios") or [])
     out = [f"## {VERDICT_ICONS.get(verdict, '')} autoevolve gate: {verdict.upper()}".replace("  ", " "), ""]
     out += [f"- {_md_text(str(reason))}" for reason in summary.get("reasons") or []]
-    out += ["", "| role | model | pass rate | trials passed | errors | p95 latency | cost |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    out += [
+        "",
+        "| role | model | pass rate | trials passed | errors | p95 latency | cost |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for role in ROLES:
         stat = summary.get(role) or {}
         out.append(
@@ -47,8 +50,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
     out += [f"| {label} | {value} |" for label, value in _statistics(summary, markdown=True)]
     guardrails = summary.get("guardrails") or []
     if guardrails:
-        out += ["", "### Guardrails", "", "| guardrail | incumbent | candidate | limit | status |",
-                "| --- | ---: | ---: | ---: | --- |"]  # fmt: skip
+        out += [
+            "",
+            "### Guardrails",
+            "",
+            "| guardrail | incumbent | candidate | limit | status |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
         for g in guardrails:
             status = "ok" if g.get("passed") else f"**breached** ({_md_text(str(g.get('detail', '')))})"
             out.append(
@@ -57,8 +65,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
             )
     categories = summary.get("categories") or []
     if categories:
-        out += ["", "### Categories", "", "| category | scenarios | incumbent | candidate | lift | p | p (Holm) |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        out += [
+            "",
+            "### Categories",
+            "",
+            "| category | scenarios | incumbent | candidate | lift | p | p (Holm) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for c in categories[:CATEGORY_CAP]:
             out.append(
                 f"| {_md_code(str(c['category']))} | {c.get('n', 0)} | {_pct(c.get('incumbent_pass_rate'))} "
@@ -80,6 +93,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     out += ["", _md_footer(summary), ""]
     return "\n".join(out)
 
+
 def _md_scenario(row: Mapping[str, Any]) -> str:
     inc, cand = row.get("incumbent") or {}, row.get("candidate") or {}
     critical = " **critical**" if row.get("critical") else ""
@@ -89,6 +103,7 @@ def _md_scenario(row: Mapping[str, Any]) -> str:
         f"- {_md_code(str(row['id']))}{critical}{category}{where} · incumbent {inc.get('passes')}/{inc.get('trials')}"
         f" → candidate {cand.get('passes')}/{cand.get('trials')}"
     )
+
 
 def _md_stability(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if not rows:
@@ -107,8 +122,11 @@ def _md_stability(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         cells += "".join(f" {_mean_cell(rows, role, key)} |" for key in k_keys)
         out.append(cells)
     if not repeated:
-        out += ["", "Each scenario ran once per role, so flakiness cannot show; repeats (`--autoevolve-repeats N`) "
-                    "give pass^k and pass@k."]  # fmt: skip
+        out += [
+            "",
+            "Each scenario ran once per role, so flakiness cannot show; repeats (`--autoevolve-repeats N`) "
+            "give pass^k and pass@k.",
+        ]
     elif k_keys:
         out += ["", PASS_K_NOTE]
     for role in ROLES:
@@ -118,6 +136,7 @@ def _md_stability(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             more = f" ... and {len(flaky) - LIST_CAP} more" if len(flaky) > LIST_CAP else ""
             out += ["", f"Flaky on the {role} ({len(flaky)}): {shown}{more}"]
     return out
+
 
 def _footer(summary: Mapping[str, Any]) -> list[str]:
     parts = [f"run {summary.get('run_id', '?')}"]
@@ -131,12 +150,15 @@ def _footer(summary: Mapping[str, Any]) -> list[str]:
         parts.append(", ".join(f"{name} {version}" for name, version in versions.items()))
     return parts
 
+
 def _md_footer(summary: Mapping[str, Any]) -> str:
     return "<sub>" + _md_text(" · ".join(_footer(summary))) + " · trajectories side by side in report.html</sub>"
+
 
 def _md_code(text: str) -> str:
     """A code span that survives a table cell."""
     return "`" + text.replace("`", "'").replace("|", "\\|").replace("\n", " ") + "`"
+
 
 def _md_text(text: str) -> str:
     """Plain text for Markdown: nothing read as an HTML tag, no table breaks."""

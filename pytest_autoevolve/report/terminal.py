@@ -11,13 +11,16 @@ def summary_lines(result: GateResult) -> list[str]:
     for role in ("incumbent", "candidate"):
         stat = getattr(result, role)
         rate = f"{stat.pass_rate:.1%}" if stat.pass_rate is not None else "n/a"
-        lines.append(f"{role:<10} {stat.spec:<28} pass rate {rate:>6}  ({stat.passed}/{stat.n} trials, "
-                     f"{stat.errors} errors)")  # fmt: skip
+        lines.append(
+            f"{role:<10} {stat.spec:<28} pass rate {rate:>6}  ({stat.passed}/{stat.n} trials, {stat.errors} errors)"
+        )
     test = result.test
     if test is not None:
-        lines.append(f"lift {test.lift:+.1%}  {100 - 200 * result.config.alpha:.0f}% CI [{test.ci_low:+.1%}, "
-                     f"{test.ci_high:+.1%}]  p = {test.p_value:.4g}  ({test.test}, {result.config.mode}, "
-                     f"alpha {result.config.alpha:g}, {result.n_paired} paired scenarios)")  # fmt: skip
+        lines.append(
+            f"lift {test.lift:+.1%}  {100 - 200 * result.config.alpha:.0f}% CI [{test.ci_low:+.1%}, "
+            f"{test.ci_high:+.1%}]  p = {test.p_value:.4g}  ({test.test}, {result.config.mode}, "
+            f"alpha {result.config.alpha:g}, {result.n_paired} paired scenarios)"
+        )
     if result.minimum_detectable_lift is not None:
         lines.append(f"smallest lift this catalog can detect (80% power): {result.minimum_detectable_lift:.1%}")
     for label, ids in (("regressions", result.regressions), ("improvements", result.improvements)):

@@ -25,6 +25,7 @@ def write_reports(run_dir: Path, summary: dict[str, Any]) -> list[Path]:
     _write_atomic(page, render_html(summary, trajectories, unreadable))
     return [markdown, page]
 
+
 def load_trajectories(
     path: Path, scenario_ids: set[str], cap: int = TRIAL_CAP
 ) -> tuple[dict[tuple[str, str], list[Trajectory]], int]:
@@ -55,6 +56,7 @@ def load_trajectories(
     for trials in found.values():
         trials.sort(key=lambda t: t.repeat)
     return found, unreadable
+
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

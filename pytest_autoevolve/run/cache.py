@@ -20,6 +20,7 @@ from pytest_autoevolve.providers.base import Reply
 
 CACHE_FORMAT_VERSION = 1
 
+
 class ResponseCache:
     """Replies on disk for one namespace, read and written per the mode."""
 
@@ -33,8 +34,14 @@ class ResponseCache:
     @staticmethod
     def key(fingerprint: str, messages: Any, tools: Any, seed: int, repeat: int) -> str:
         """The cache key of one call."""
-        payload = {"v": CACHE_FORMAT_VERSION, "model": fingerprint, "messages": messages, "tools": tools,
-                   "seed": seed, "repeat": repeat}  # fmt: skip
+        payload = {
+            "v": CACHE_FORMAT_VERSION,
+            "model": fingerprint,
+            "messages": messages,
+            "tools": tools,
+            "seed": seed,
+            "repeat": repeat,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def _path(self, key: str) -> Path:

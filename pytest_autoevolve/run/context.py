@@ -36,6 +36,7 @@ class BrokenModel:
         """Raise the load error, so it lands in the trajectory."""
         raise ModelSpecError(f"model {self.spec!r} could not be loaded: {self.error}")
 
+
 class RunContext:
     """What every process of a run shares: settings, registries, models and the trajectory file."""
 
@@ -99,9 +100,14 @@ class RunContext:
         except (ModelSpecError, ImportError, OSError) as exc:
             model = BrokenModel(parsed.display, exc)
         return ModelHandle(
-            role=role, model=model, base_seed=self.settings.seed, system_prompt=parsed.params.get("system_prompt"),
-            run_id=self.run_id, observe=self.record, cache=self.model_cache,
-        )  # fmt: skip
+            role=role,
+            model=model,
+            base_seed=self.settings.seed,
+            system_prompt=parsed.params.get("system_prompt"),
+            run_id=self.run_id,
+            observe=self.record,
+            cache=self.model_cache,
+        )
 
     def ask_judge(self, spec: Any, messages: list[dict[str, Any]], scenario: Scenario, seed: int) -> str:
         """The judge model's reply to ``messages``, through the judge's own cache."""

@@ -30,8 +30,11 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         """One item per selected scenario and role: ``file.yaml::id[role]``."""
         context = self.config.stash[CONTEXT_KEY]
-        shown = self.path.relative_to(self.config.rootpath).as_posix() if self.path.is_relative_to(
-            self.config.rootpath) else str(self.path)  # fmt: skip
+        shown = (
+            self.path.relative_to(self.config.rootpath).as_posix()
+            if self.path.is_relative_to(self.config.rootpath)
+            else str(self.path)
+        )
         scenarios = load_file(self.path, context.graders, shown)
         context.collected.add(scenarios)
         split = context.settings.split
@@ -83,14 +86,23 @@ def _properties(scenario: Scenario, role: str, spec: str, trajectories: list[Tra
     """The per-item properties junit carries and the controller's gate reads."""
     costs = [t.cost for t in trajectories if t.cost is not None]
     result = ItemResult(
-        scenario=scenario.id, role=role, trials=len(trajectories), passes=sum(t.passed for t in trajectories),
-        errors=sum(t.error is not None for t in trajectories), model=spec, split=scenario.split,
-        category=scenario.category or "", critical=scenario.critical,
-        score=sum(t.score for t in trajectories) / len(trajectories), latencies=[t.latency_s for t in trajectories],
-        cost=sum(costs) if costs else None, tokens=sum(t.total_tokens or 0 for t in trajectories),
+        scenario=scenario.id,
+        role=role,
+        trials=len(trajectories),
+        passes=sum(t.passed for t in trajectories),
+        errors=sum(t.error is not None for t in trajectories),
+        model=spec,
+        split=scenario.split,
+        category=scenario.category or "",
+        critical=scenario.critical,
+        score=sum(t.score for t in trajectories) / len(trajectories),
+        latencies=[t.latency_s for t in trajectories],
+        cost=sum(costs) if costs else None,
+        tokens=sum(t.total_tokens or 0 for t in trajectories),
         cached=sum(t.cached for t in trajectories),
-        file=scenario.path, line=scenario.line,
-    )  # fmt: skip
+        file=scenario.path,
+        line=scenario.line,
+    )
     return result.to_properties()
 
 

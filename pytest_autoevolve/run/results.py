@@ -24,6 +24,7 @@ from pytest_autoevolve.settings import GateConfig
 
 SUMMARY_FORMAT_VERSION = 1
 
+
 class ResultLog:
     """Controller-only plugin: gathers item results (also from xdist workers), gates, writes the summary."""
 
@@ -72,8 +73,10 @@ class ResultLog:
             return
         settings = self.context.settings
         recorded = {item.role: item.model for item in self.items if item.model}  # what the models call themselves
-        specs = {role: recorded.get(role) or parse_spec(spec, settings.models).display
-                 for role, spec in settings.roles.items()}  # fmt: skip
+        specs = {
+            role: recorded.get(role) or parse_spec(spec, settings.models).display
+            for role, spec in settings.roles.items()
+        }
         self.result = decide(self.items, GateConfig.from_mapping(settings.gate, settings.seed), specs)
         summary = self.summary(self.result)
         write_json_atomic(self.context.run_dir / "summary.json", summary)
@@ -99,8 +102,9 @@ class ResultLog:
         hits = sum(i.cached for i in self.items)
         if self.context.settings.cache != "off":
             trials = sum(i.trials for i in self.items)
-            terminalreporter.write_line(f"cache: {hits} of {trials} trials answered from the cache, "
-                                        f"{trials - hits} model calls")  # fmt: skip
+            terminalreporter.write_line(
+                f"cache: {hits} of {trials} trials answered from the cache, {trials - hits} model calls"
+            )
         terminalreporter.write_line(f"trajectories: {shown / 'trajectories.jsonl'}")
         terminalreporter.write_line(f"summary:      {shown / 'summary.json'}")
         for label, path in zip(("report:", "html report:"), self.reports, strict=False):
@@ -108,9 +112,11 @@ class ResultLog:
         for line in self.annotations:  # GitHub workflow commands, read from stdout
             terminalreporter.write_line(line)
 
+
 def catalog_sha256(context: RunContext) -> str:
     """A digest of every collected scenario file (path and content)."""
     return files_sha256(context.root, {s.path for s in context.collected})
+
 
 def git_commit(root: Path) -> str | None:
     """The commit checked out at ``root``, when it is a git repository."""
@@ -120,6 +126,7 @@ def git_commit(root: Path) -> str | None:
         return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
     except Exception:
         return None
+
 
 def versions() -> dict[str, str]:
     """Versions of the packages that shaped this run (heavy ones only when already imported)."""

@@ -89,10 +89,18 @@ class ModelHandle:
         messages = self.messages(scenario)
         seed = trial_seed(self.base_seed, scenario.id, repeat)
         trajectory = Trajectory(
-            scenario_id=scenario.id, role=self.role, model=self.spec, messages=messages, seed=seed, repeat=repeat,
-            run_id=self.run_id, scenario_file=scenario.path, split=scenario.split, category=scenario.category,
+            scenario_id=scenario.id,
+            role=self.role,
+            model=self.spec,
+            messages=messages,
+            seed=seed,
+            repeat=repeat,
+            run_id=self.run_id,
+            scenario_file=scenario.path,
+            split=scenario.split,
+            category=scenario.category,
             started_at=_now(),
-        )  # fmt: skip
+        )
         self._answer(trajectory, scenario, messages)
         trajectory.finished_at = _now()
         if trajectory.error is None:

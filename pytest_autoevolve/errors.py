@@ -14,6 +14,13 @@ from pathlib import Path
 class AutoevolveError(Exception):
     """The base of every error this package raises on purpose."""
 
+    exit_status = 2
+    """The command line's exit status for it: 2, "could not run", unless a kind says otherwise."""
+
+
+class CommandError(AutoevolveError):
+    """A command given input it cannot use: a missing file, a missing option."""
+
 
 class ConfigError(AutoevolveError, ValueError):
     """A setting of the wrong kind or out of range, or a config file that cannot be read."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_autoevolve import hookspecs
-from pytest_autoevolve.settings import cache_choice, new_run_id, positive_int, role_choice, split_choice
+from pytest_autoevolve.settings import CACHE_MODES, ROLES, SPLIT_CHOICES, new_run_id
 
 if TYPE_CHECKING:
     from pytest_autoevolve.catalog.loader import Catalog
@@ -126,10 +126,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    from pytest_autoevolve.settings import build_settings
+    from pytest_autoevolve.errors import ConfigError
+    from pytest_autoevolve.settings import load_settings
 
     cli = {name: config.getoption(dest) for name, dest in CLI_DESTS.items()}
-    return build_settings(config.rootpath, cli)
+    try:
+        return load_settings(config.rootpath, cli)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def positive_int(text: str) -> int:
+    """An option value that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"expected a whole number of at least 1, got {value}")
+    return value
+
+
+def _choice(option: str, allowed: tuple[str, ...]) -> Callable[[str], str]:
+    """An option type that takes one of ``allowed``."""
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise pytest.UsageError(f"--autoevolve-{option} takes one of {', '.join(allowed)}, got {text!r}")
+        return text
+
+    return parse
+
+
+cache_choice, split_choice, role_choice = (
+    _choice("cache", CACHE_MODES),
+    _choice("split", SPLIT_CHOICES),
+    _choice("only", ROLES),
+)
 
 
 def get_context(config: pytest.Config) -> RunContext:

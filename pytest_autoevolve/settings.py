@@ -1,4 +1,10 @@
-"""Settings: defaults, then ``[tool.autoevolve]`` in pyproject.toml, then ``autoevolve.yaml``, then the CLI."""
+"""Settings: one typed loader for pytest, every subcommand and every loop.
+
+Values come from the defaults, then ``[tool.autoevolve]`` in pyproject.toml, then
+``autoevolve.yaml``, then the command line (later wins). `load_settings` validates them all
+at once and builds the gate's rule, `GateConfig`, exactly once; a bad value is a
+`ConfigError` that names the setting and what it takes.
+"""
 
 from __future__ import annotations
 
@@ -10,145 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pytest_autoevolve.errors import ConfigError
 
 SPLIT_CHOICES = ("eval", "train", "all")
-
 CACHE_MODES = ("off", "read", "write", "readwrite")
-
 ROLES = ("incumbent", "candidate")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything a run needs to know; plain data, so xdist can ship it to workers."""
-
-    incumbent: Any = "tiny"
-    candidate: Any = "tiny"
-    repeats: int = 1
-    artifacts: str = ".autoevolve"
-    seed: int = 0
-    catalog: tuple[str, ...] = ("scenarios",)
-    split: str = "eval"
-    models: dict[str, Any] = field(default_factory=dict)
-    gate: dict[str, Any] = field(default_factory=dict)
-    cache: str = "readwrite"
-    concurrency: int = 1
-    judge: Any = None
-    only: str | None = None
-    """Run only this role's items (a scoring or sampling run: nothing pairs, so its gate is inconclusive)."""
-
-    @property
-    def roles(self) -> dict[str, Any]:
-        """The model spec of each role, in run order."""
-        return {"incumbent": self.incumbent, "candidate": self.candidate}
-
-    @property
-    def run_roles(self) -> list[str]:
-        """The roles whose items this run collects."""
-        return [role for role in self.roles if self.only in (None, role)]
-
-
-def new_run_id() -> str:
-    """A sortable run id that is a safe folder name everywhere."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def positive_int(text: str) -> int:
-    """An option value that must be a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected a whole number of at least 1, got {text!r}") from None
-    if value < 1:
-        raise pytest.UsageError(f"expected a whole number of at least 1, got {value}")
-    return value
-
-
-def cache_choice(text: str) -> str:
-    """An option value naming a response cache mode."""
-    if text not in CACHE_MODES:
-        raise pytest.UsageError(f"--autoevolve-cache takes off, read, write or readwrite, got {text!r}")
-    return text
-
-
-def role_choice(text: str) -> str:
-    """An option value naming one model role."""
-    if text not in ROLES:
-        raise pytest.UsageError(f"--autoevolve-only takes {' or '.join(ROLES)}, got {text!r}")
-    return text
-
-
-def split_choice(text: str) -> str:
-    """An option value naming a split to collect."""
-    if text not in SPLIT_CHOICES:
-        raise pytest.UsageError(f"--autoevolve-split takes one of {', '.join(SPLIT_CHOICES)}, got {text!r}")
-    return text
-
-
-def read_file_settings(root: Path) -> dict[str, Any]:
-    """Settings from ``pyproject.toml`` and ``autoevolve.yaml`` in ``root`` (the latter wins)."""
-    values: dict[str, Any] = {}
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise pytest.UsageError(f"{pyproject}: {exc}") from None
-        values.update(data.get("tool", {}).get("autoevolve", {}))
-    config_file = root / "autoevolve.yaml"
-    if config_file.is_file():
-        import yaml
-
-        try:
-            data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise pytest.UsageError(f"{config_file}: {exc}") from None
-        if not isinstance(data, dict):
-            raise pytest.UsageError(f"{config_file}: the config file is a mapping of settings")
-        values.update(data)
-    return values
-
-
-def build_settings(root: Path, cli: dict[str, Any]) -> Settings:
-    """Merge file settings and CLI values (``None`` means not given) into `Settings`."""
-    known = {f.name for f in fields(Settings)}
-    values = read_file_settings(root)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise pytest.UsageError(
-            f"unknown autoevolve setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    values.update({k: v for k, v in cli.items() if v is not None and v != []})
-    settings = replace(Settings(), **values)
-    if isinstance(settings.catalog, str):
-        settings = replace(settings, catalog=(settings.catalog,))
-    if isinstance(settings.repeats, bool) or not isinstance(settings.repeats, int) or settings.repeats < 1:
-        raise pytest.UsageError(
-            f"autoevolve setting 'repeats' is a whole number of at least 1, got {settings.repeats!r}"
-        )
-    if isinstance(settings.concurrency, bool) or not isinstance(settings.concurrency, int) or settings.concurrency < 1:
-        raise pytest.UsageError(
-            f"autoevolve setting 'concurrency' is a whole number of at least 1, got {settings.concurrency!r}"
-        )
-    if settings.cache not in CACHE_MODES:
-        raise pytest.UsageError(f"autoevolve setting 'cache' is off, read, write or readwrite, got {settings.cache!r}")
-    if settings.only not in (None, *ROLES):
-        raise pytest.UsageError(f"autoevolve setting 'only' is {' or '.join(ROLES)}, got {settings.only!r}")
-    if settings.split not in SPLIT_CHOICES:
-        raise pytest.UsageError(f"autoevolve setting 'split' is one of {', '.join(SPLIT_CHOICES)}")
-    from pytest_autoevolve.settings import GateConfig, GateConfigError
-
-    try:
-        GateConfig.from_mapping(settings.gate, settings.seed)
-    except (GateConfigError, TypeError) as exc:
-        raise pytest.UsageError(f"autoevolve setting 'gate': {exc}") from None
-    return replace(settings, catalog=tuple(settings.catalog))
-
-
 MODES = ("superiority", "non_inferiority")
+CONFIG_FILE = "autoevolve.yaml"
 
 
 class GateConfigError(ConfigError):
@@ -175,6 +49,8 @@ class GateConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], seed: int = 0) -> GateConfig:
         """Validate a ``gate:`` mapping; unknown keys and bad values raise `GateConfigError`."""
+        if not isinstance(values, Mapping):
+            raise GateConfigError(f"the gate settings are a mapping, got {type(values).__name__}")
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -187,3 +63,115 @@ class GateConfig:
         if config.min_paired < 1 or config.k < 1:
             raise GateConfigError("gate min_paired and k are whole numbers of at least 1")
         return config
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know; plain data, so xdist can ship it to workers."""
+
+    incumbent: Any = "tiny"
+    candidate: Any = "tiny"
+    repeats: int = 1
+    artifacts: str = ".autoevolve"
+    seed: int = 0
+    catalog: tuple[str, ...] = ("scenarios",)
+    split: str = "eval"
+    models: dict[str, Any] = field(default_factory=dict)
+    gate: GateConfig = field(default_factory=GateConfig)
+    """The gate's rule, built once from the ``gate:`` mapping and the seed."""
+    cache: str = "readwrite"
+    concurrency: int = 1
+    judge: Any = None
+    only: str | None = None
+    """Run only this role's items (a scoring or sampling run: nothing pairs, so its gate is inconclusive)."""
+
+    @property
+    def roles(self) -> dict[str, Any]:
+        """The model spec of each role, in run order."""
+        return {"incumbent": self.incumbent, "candidate": self.candidate}
+
+    @property
+    def run_roles(self) -> list[str]:
+        """The roles whose items this run collects."""
+        return [role for role in self.roles if self.only in (None, role)]
+
+
+def new_run_id() -> str:
+    """A sortable run id that is a safe folder name everywhere."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings one file holds: a pyproject.toml's ``[tool.autoevolve]``, or a YAML (or JSON) mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    if path.suffix == ".toml":
+        try:
+            data: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        if path.name == "pyproject.toml" or isinstance(data.get("tool"), dict):
+            data = data.get("tool", {}).get("autoevolve", {})
+    else:
+        import yaml  # YAML is a superset of JSON
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file is a mapping of settings")
+    return data
+
+
+def read_file_settings(root: Path) -> dict[str, Any]:
+    """Settings from ``pyproject.toml`` and ``autoevolve.yaml`` in ``root`` (the latter wins)."""
+    values: dict[str, Any] = {}
+    for name in ("pyproject.toml", CONFIG_FILE):
+        if (root / name).is_file():
+            values.update(read_settings_file(root / name))
+    return values
+
+
+def load_settings(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The settings of the project at ``root``, with ``overrides`` (``None`` or ``[]`` means not given) on top."""
+    values = read_file_settings(root)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None and v != []})
+    return settings_from(values)
+
+
+def settings_from(values: Mapping[str, Any]) -> Settings:
+    """Validate a mapping of settings into `Settings`; `ConfigError` names the first bad one."""
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown autoevolve setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    plain = {k: v for k, v in values.items() if k != "gate"}
+    settings = replace(Settings(), **plain)
+    catalog = (settings.catalog,) if isinstance(settings.catalog, str) else settings.catalog
+    if not isinstance(catalog, list | tuple) or not all(isinstance(c, str) for c in catalog):
+        raise ConfigError(f"autoevolve setting 'catalog' is a folder or a list of folders, got {settings.catalog!r}")
+    for name in ("repeats", "concurrency"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"autoevolve setting '{name}' is a whole number of at least 1, got {value!r}")
+    if isinstance(settings.seed, bool) or not isinstance(settings.seed, int):
+        raise ConfigError(f"autoevolve setting 'seed' is a whole number, got {settings.seed!r}")
+    _check_choice("cache", settings.cache, CACHE_MODES)
+    _check_choice("split", settings.split, SPLIT_CHOICES)
+    if settings.only is not None:
+        _check_choice("only", settings.only, ROLES)
+    if not isinstance(settings.models, dict):
+        raise ConfigError(f"autoevolve setting 'models' is a mapping of names to specs, got {settings.models!r}")
+    try:
+        gate = GateConfig.from_mapping(values.get("gate") or {}, settings.seed)
+    except (GateConfigError, TypeError) as exc:
+        raise ConfigError(f"autoevolve setting 'gate': {exc}") from None
+    return replace(settings, catalog=tuple(catalog), gate=gate)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"autoevolve setting '{name}' is one of {', '.join(allowed)}, got {value!r}")

@@ -18,7 +18,7 @@ from pytest_autoevolve.cli import main, scaffold
 from pytest_autoevolve.graders.builtin import default_registry
 from pytest_autoevolve.loops.proposers import SpaceProposer
 from pytest_autoevolve.providers.base import parse_spec
-from pytest_autoevolve.settings import GateConfig, build_settings
+from pytest_autoevolve.settings import GateConfig, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 STARTERS = ["autoevolve.yaml", "scenarios/example.yaml", "evolve-space.yaml"]
@@ -111,10 +111,11 @@ def test_example_scenarios_validate_with_eval_and_train_splits(project, monkeypa
 
 
 def test_starter_config_is_valid_and_shows_the_gate_defaults(project):
-    settings = build_settings(project, {})
+    settings = load_settings(project)
     assert (settings.incumbent, settings.candidate, settings.repeats) == ("tiny", "tiny", 1)
-    defaults = {k: v for k, v in dataclasses.asdict(GateConfig()).items() if k != "seed"}
-    assert settings.gate == defaults
+    assert settings.gate == GateConfig()
+    written_gate = yaml.safe_load((project / "autoevolve.yaml").read_text(encoding="utf-8"))["gate"]
+    assert written_gate == {k: v for k, v in dataclasses.asdict(GateConfig()).items() if k != "seed"}
     written = yaml.safe_load((project / "autoevolve.yaml").read_text(encoding="utf-8"))
     assert {k for k in written if k != "gate"} <= {f.name for f in dataclasses.fields(type(settings))}
 

@@ -12,8 +12,9 @@ from pytest_autoevolve import __version__
 from pytest_autoevolve.cli.ci import add_commands as add_ci_commands
 from pytest_autoevolve.cli.evolve import add_commands as add_evolve_commands
 from pytest_autoevolve.cli.finetune import add_commands as add_finetune_commands
-from pytest_autoevolve.cli.gate import GATE_SOURCES, _CliError, _compare, _gate_options, _report, _scenarios
+from pytest_autoevolve.cli.gate import GATE_SOURCES, _compare, _gate_options, _report, _scenarios
 from pytest_autoevolve.cli.init import add_command as add_init_command
+from pytest_autoevolve.errors import AutoevolveError
 
 if TYPE_CHECKING:
     pass
@@ -106,9 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.handler(args, extra))
-    except _CliError as exc:
+    except AutoevolveError as exc:  # every expected failure, said once, on one line
         print(f"autoevolve {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,8 +12,7 @@ EXAMPLE = "autoevolve evolve --iterations 4 --proposer space:evolve-space.yaml -
 
 def _evolve(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.evolve import Loop
-    from pytest_autoevolve.loops.project import FineTuneError
-    from pytest_autoevolve.loops.proposers import EvolveError, make_proposer
+    from pytest_autoevolve.loops.proposers import make_proposer
 
     root = Path.cwd()
     try:
@@ -30,9 +29,6 @@ def _evolve(args: argparse.Namespace, _extra: list[str]) -> int:
             iteration_seconds=args.iteration_seconds,
         )
         result = loop.run(args.iterations)
-    except (EvolveError, FineTuneError) as exc:
-        print(f"autoevolve: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("autoevolve: interrupted; the branch is back at its last kept commit with a clean tree", file=sys.stderr)
         return 130

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from pytest_autoevolve.errors import CommandError
 
 EXAMPLES = {
     "improve": "autoevolve improve --rounds 2",
@@ -19,19 +20,10 @@ EXAMPLES = {
 }
 
 
-def _fail(message: str) -> int:
-    print(f"autoevolve: {message}", file=sys.stderr)
-    return 2
-
-
 def _improve(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import improve
-    from pytest_autoevolve.loops.project import FineTuneError
 
-    try:
-        results = improve(Path.cwd(), rounds=args.rounds, dry_run=args.dry_run, k=args.k, temperature=args.temperature)
-    except FineTuneError as exc:
-        return _fail(str(exc))
+    results = improve(Path.cwd(), rounds=args.rounds, dry_run=args.dry_run, k=args.k, temperature=args.temperature)
     for result in results:
         print(json.dumps(result.__dict__, default=str))
     if args.dry_run:
@@ -41,26 +33,19 @@ def _improve(args: argparse.Namespace, _extra: list[str]) -> int:
 
 def _sample(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import sample
-    from pytest_autoevolve.loops.project import FineTuneError, read_config
+    from pytest_autoevolve.loops.project import read_config
 
     spec = args.model or str(read_config(Path.cwd()).get("incumbent", "tiny"))
-    try:
-        run = sample(Path.cwd(), spec, k=args.k, temperature=args.temperature)
-    except FineTuneError as exc:
-        return _fail(str(exc))
+    run = sample(Path.cwd(), spec, k=args.k, temperature=args.temperature)
     print(f"sampled {spec} into {run.relative_to(Path.cwd()) if run.is_relative_to(Path.cwd()) else run}")
     return 0
 
 
 def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
-    from pytest_autoevolve.loops.dataset import DatasetError
     from pytest_autoevolve.loops.finetune import curate_runs
 
     root = Path.cwd()
-    try:
-        dataset = curate_runs(root, [Path(r) for r in args.runs], args.model or "")
-    except DatasetError as exc:  # too small, leakage, unreadable runs: the message says which
-        return _fail(f"{type(exc).__name__}: {exc}")
+    dataset = curate_runs(root, [Path(r) for r in args.runs], args.model or "")
     print(f"dataset written to {dataset.relative_to(root) if dataset.is_relative_to(root) else dataset}")
     return 0
 
@@ -68,17 +53,14 @@ def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
 def _train(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import base_of
     from pytest_autoevolve.loops.lora import LoraSettings, next_version, train_lora
-    from pytest_autoevolve.loops.project import WORK_DIR, FineTuneError, read_config, write_config
+    from pytest_autoevolve.loops.project import WORK_DIR, read_config, write_config
 
     root, dataset = Path.cwd(), Path(args.dataset)
     if not (dataset / "train.jsonl").is_file():
-        return _fail(f"{dataset} holds no train.jsonl: curate a dataset first (autoevolve finetune curate)")
+        raise CommandError(f"{dataset} holds no train.jsonl: curate a dataset first (autoevolve finetune curate)")
     if args.backend == "openai":
         return _submit(args, root, dataset)
-    try:
-        base, prefix = base_of(args.base or str(read_config(root).get("incumbent", "tiny")))
-    except FineTuneError as exc:
-        return _fail(str(exc))
+    base, prefix = base_of(args.base or str(read_config(root).get("incumbent", "tiny")))
     out = Path(args.out) if args.out else next_version(root / WORK_DIR / "models")
     settings = LoraSettings(epochs=args.epochs, learning_rate=args.lr, r=args.r, seed=args.seed)
     manifest = train_lora(base, dataset, out, settings, base_name=prefix)
@@ -92,16 +74,13 @@ def _train(args: argparse.Namespace, _extra: list[str]) -> int:
 
 
 def _submit(args: argparse.Namespace, root: Path, dataset: Path) -> int:
-    from pytest_autoevolve.loops.hosted import HostedFineTuneError, submit_fine_tune
+    from pytest_autoevolve.loops.hosted import submit_fine_tune
     from pytest_autoevolve.loops.project import read_config, write_config
 
     if not args.base:
-        return _fail("--backend openai needs --base MODEL (the hosted model to fine-tune)")
+        raise CommandError("--backend openai needs --base MODEL (the hosted model to fine-tune)")
     val = dataset / "val.jsonl"
-    try:
-        job = submit_fine_tune(dataset / "train.jsonl", val if val.is_file() else None, args.base, suffix=args.suffix)
-    except HostedFineTuneError as exc:
-        return _fail(str(exc))
+    job = submit_fine_tune(dataset / "train.jsonl", val if val.is_file() else None, args.base, suffix=args.suffix)
     config = read_config(root)
     config["candidate"] = f"openai:{job.fine_tuned_model}"
     write_config(root, config)
@@ -110,27 +89,19 @@ def _submit(args: argparse.Namespace, root: Path, dataset: Path) -> int:
 
 
 def _promote(args: argparse.Namespace, _extra: list[str]) -> int:
-    from pytest_autoevolve.loops.project import FineTuneError
     from pytest_autoevolve.loops.promotion import promote
 
-    try:
-        entry = promote(
-            Path.cwd(), Path(args.summary) if args.summary else None, force=args.force, reason=args.reason or ""
-        )
-    except FineTuneError as exc:
-        return _fail(str(exc))
+    entry = promote(
+        Path.cwd(), Path(args.summary) if args.summary else None, force=args.force, reason=args.reason or ""
+    )
     print(f"promoted {entry['incumbent']} (was {entry['previous']})" + (" [override]" if entry["override"] else ""))
     return 0
 
 
 def _rollback(args: argparse.Namespace, _extra: list[str]) -> int:
-    from pytest_autoevolve.loops.project import FineTuneError
     from pytest_autoevolve.loops.promotion import rollback
 
-    try:
-        entry = rollback(Path.cwd())
-    except FineTuneError as exc:
-        return _fail(str(exc))
+    entry = rollback(Path.cwd())
     print(f"rolled back: incumbent is {entry['incumbent']} again (was {entry['previous']})")
     return 0
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_autoevolve.errors import AutoevolveError
+from pytest_autoevolve.errors import AutoevolveError, CommandError
 
 if TYPE_CHECKING:
     from pytest_autoevolve.gate.decide import GateResult
@@ -37,13 +36,11 @@ def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
     roots = [Path(p) for p in args.paths] or [Path("scenarios")]
     missing = [str(p) for p in roots if not p.exists()]
     if missing:
-        print(f"autoevolve: no such catalog path: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise CommandError(f"no such catalog path: {', '.join(missing)}")
     try:
         catalog = load_catalog(roots, default_registry(), Path.cwd())
     except ScenarioError as exc:
-        print(f"autoevolve: {exc}", file=sys.stderr)
-        return 1
+        raise InvalidCatalog(str(exc)) from None
     if args.list:
         for scenario in catalog:
             print(f"{scenario.path}:{scenario.line}  {scenario.id}  [{scenario.split}]")
@@ -57,65 +54,40 @@ def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-class _CliError(AutoevolveError):
-    """A problem with the command's input, printed without a traceback (exit status 2)."""
+class InvalidCatalog(AutoevolveError):
+    """The catalog ``autoevolve scenarios`` checked is not valid: its answer, so exit status 1."""
+
+    exit_status = 1
 
 
 def _read(paths: Sequence[str]) -> list[JunitRun]:
-    """Parse junit files; an unusable one is a `_CliError` naming it."""
+    """Parse junit files; an unusable one is a `CommandError` naming it."""
     from pytest_autoevolve.gate.junit import JunitError, read_junit
 
     try:
         return [read_junit(path) for path in paths]
     except JunitError as exc:
-        raise _CliError(str(exc)) from None
-
-
-def _gate_mapping(path: Path | None) -> dict[str, Any]:
-    """The settings (``gate``, ``seed``) of the current directory's config, or of ``path``."""
-    import pytest
-
-    from pytest_autoevolve.settings import read_file_settings
-
-    if path is None:
-        try:
-            return read_file_settings(Path.cwd())
-        except pytest.UsageError as exc:
-            raise _CliError(str(exc)) from None
-    if not path.is_file():
-        raise _CliError(f"no such gate config file: {path}")
-    import tomllib
-
-    import yaml  # YAML is a superset of JSON
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise _CliError(f"{path}: {exc}") from None
-    if path.suffix == ".toml" and isinstance(data, dict) and isinstance(data.get("tool"), dict):
-        data = data["tool"].get("autoevolve", {})  # a pyproject.toml: its [tool.autoevolve]
-    if not isinstance(data, dict):
-        raise _CliError(f"{path}: expected a mapping of settings")
-    if "gate" in data or path.name in ("pyproject.toml", "autoevolve.yaml"):
-        return data
-    return {"gate": data}
+        raise CommandError(str(exc)) from None
 
 
 def _gate_config(args: argparse.Namespace, recorded_seed: int | None) -> GateConfig:
-    """The gate's rule: file settings, then the seed (``--seed``, the junit's, the config's)."""
-    from pytest_autoevolve.settings import GateConfig, GateConfigError
+    """The gate's rule: the project's settings (or ``--gate-config FILE``), then ``--seed`` or the junit's seed."""
+    import dataclasses
 
-    settings = _gate_mapping(Path(args.gate_config) if args.gate_config else None)
+    from pytest_autoevolve.settings import load_settings, read_settings_file, settings_from
+
+    if args.gate_config:
+        path = Path(args.gate_config)
+        if not path.is_file():
+            raise CommandError(f"no such gate config file: {path}")
+        values = read_settings_file(path)
+        if "gate" not in values and path.name not in ("pyproject.toml", "autoevolve.yaml"):
+            values = {"gate": values}  # a file holding just the gate mapping
+        settings = settings_from(values)
+    else:
+        settings = load_settings(Path.cwd())
     seed = args.seed if args.seed is not None else recorded_seed
-    seed = settings.get("seed", 0) if seed is None else seed
-    gate = settings.get("gate") or {}
-    if not isinstance(gate, dict) or isinstance(seed, bool) or not isinstance(seed, int):
-        raise _CliError("the autoevolve setting 'gate' is a mapping and 'seed' a whole number")
-    try:
-        return GateConfig.from_mapping(gate, seed)
-    except (GateConfigError, TypeError) as exc:
-        raise _CliError(f"autoevolve setting 'gate': {exc}") from None
+    return settings.gate if seed is None else dataclasses.replace(settings.gate, seed=seed)
 
 
 def _recorded_seed(runs: Sequence[JunitRun]) -> int | None:
@@ -148,7 +120,7 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         items = merge(runs)
     except JunitError as exc:
-        raise _CliError(str(exc)) from None
+        raise CommandError(str(exc)) from None
     result = decide(items, _gate_config(args, _recorded_seed(runs)))
     header = []
     recorded: dict[str, Any] = runs[0].recorded() if len(runs) == 1 else {}
@@ -171,7 +143,7 @@ def _compare(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         items, before_role, after_role = before_after(before, after)
     except JunitError as exc:
-        raise _CliError(str(exc)) from None
+        raise CommandError(str(exc)) from None
     result = decide(items, _gate_config(args, _recorded_seed([before, after])))
     header = [
         f"before: {before.path}  ({before_role} items, shown as incumbent)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,10 @@ on GitHub: commit the files; make `autoevolve-gate-verdict` a required status ch
 
 
 def _init(args: argparse.Namespace, _extra: list[str]) -> int:
-    from pytest_autoevolve.cli.scaffold import ScaffoldError, scaffold
+    from pytest_autoevolve.cli.scaffold import scaffold
 
     root = Path(args.dir)
-    try:
-        outcomes = scaffold(root, force=args.force, workflows=not args.no_workflows)
-    except ScaffoldError as exc:
-        print(f"autoevolve init: {exc}", file=sys.stderr)
-        return 2
+    outcomes = scaffold(root, force=args.force, workflows=not args.no_workflows)
     for outcome in outcomes:
         note = "  (exists; --force overwrites it)" if outcome.action == "skipped" else ""
         print(f"{outcome.action:<11} {root / outcome.path}{note}")

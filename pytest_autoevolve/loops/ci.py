@@ -91,13 +91,12 @@ def resolve_base(repo: git.Repo, ref: str) -> git.Commit:
 
 def load_settings(folder: Path, where: str) -> Settings:
     """The autoevolve settings in ``folder``; CIGateError naming ``where`` when they are invalid."""
-    import pytest
-
-    from pytest_autoevolve.settings import build_settings
+    from pytest_autoevolve.errors import ConfigError
+    from pytest_autoevolve.settings import load_settings
 
     try:
-        return build_settings(folder, {})
-    except pytest.UsageError as exc:
+        return load_settings(folder)
+    except ConfigError as exc:
         raise CIGateError(f"the config {where} is invalid: {exc}") from None
 
 

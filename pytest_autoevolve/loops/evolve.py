@@ -13,6 +13,7 @@ is measured against the code it replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -126,10 +127,10 @@ def role_items(trajectories: Path, role: str) -> list[Any]:
 def compare(root: Path, best: Path, new: Path, seed: int = 0) -> Score:
     """The new run against the best kept state's run: pass rates and the paired statistics."""
     from pytest_autoevolve.gate.decide import decide, pair, paired_test
-    from pytest_autoevolve.settings import GateConfig
+    from pytest_autoevolve.settings import load_settings
 
     items = role_items(best, "incumbent") + role_items(new, "candidate")
-    config = GateConfig.from_mapping(read_config(root).get("gate") or {}, seed)
+    config = dataclasses.replace(load_settings(root).gate, seed=seed)  # the project's gate rule, as pytest reads it
     result = decide(items, config)  # items default to the eval split: the scoring split is this loop's eval
     test = result.test
     if test is None and result.n_paired:

@@ -20,7 +20,6 @@ from pytest_autoevolve.report.github import github_outputs
 from pytest_autoevolve.report.terminal import summary_lines
 from pytest_autoevolve.report.write import write_reports
 from pytest_autoevolve.run.context import RunContext
-from pytest_autoevolve.settings import GateConfig
 
 SUMMARY_FORMAT_VERSION = 1
 
@@ -77,7 +76,7 @@ class ResultLog:
             role: recorded.get(role) or parse_spec(spec, settings.models).display
             for role, spec in settings.roles.items()
         }
-        self.result = decide(self.items, GateConfig.from_mapping(settings.gate, settings.seed), specs)
+        self.result = decide(self.items, settings.gate, specs)
         summary = self.summary(self.result)
         write_json_atomic(self.context.run_dir / "summary.json", summary)
         self.reports = write_reports(self.context.run_dir, summary)

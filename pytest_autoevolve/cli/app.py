@@ -6,7 +6,6 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pytest_autoevolve import __version__
 from pytest_autoevolve.cli.ci import add_commands as add_ci_commands
@@ -15,10 +14,6 @@ from pytest_autoevolve.cli.finetune import add_commands as add_finetune_commands
 from pytest_autoevolve.cli.gate import GATE_SOURCES, _compare, _gate_options, _report, _scenarios
 from pytest_autoevolve.cli.init import add_command as add_init_command
 from pytest_autoevolve.errors import AutoevolveError
-
-if TYPE_CHECKING:
-    pass
-
 
 EXAMPLES = {
     "run": "autoevolve run --autoevolve-candidate python:myagent.main:answer -k smoke",

@@ -31,14 +31,18 @@ def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
     """Validate the catalog and print its size by split and category."""
     from pytest_autoevolve.catalog.loader import load_catalog
     from pytest_autoevolve.errors import ScenarioError
-    from pytest_autoevolve.graders.builtin import default_registry
+    from pytest_autoevolve.run.registries import project_registries
+    from pytest_autoevolve.settings import load_settings
 
-    roots = [Path(p) for p in args.paths] or [Path("scenarios")]
+    root = Path.cwd()
+    settings = load_settings(root)
+    roots = [Path(p) for p in args.paths] or [root / folder for folder in settings.catalog]
     missing = [str(p) for p in roots if not p.exists()]
     if missing:
         raise CommandError(f"no such catalog path: {', '.join(missing)}")
+    graders = project_registries(root, settings).graders  # the graders pytest --autoevolve knows, plugins' too
     try:
-        catalog = load_catalog(roots, default_registry(), Path.cwd())
+        catalog = load_catalog(roots, graders, root)
     except ScenarioError as exc:
         raise InvalidCatalog(str(exc)) from None
     if args.list:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
 from pytest_autoevolve.imports import import_object
 from pytest_autoevolve.records import Check, Grade
@@ -253,9 +255,17 @@ BUILTIN_GRADERS: dict[str, GraderFactory] = {
 }
 
 
-def default_registry(extra: Iterable[tuple[str, GraderFactory]] = ()) -> GraderRegistry:
-    """A registry with the built-in graders and ``extra`` ones."""
-    registry = GraderRegistry()
-    for name, factory in [*BUILTIN_GRADERS.items(), *extra]:
+def register_builtins(registry: GraderRegistry) -> None:
+    """Add the built-in graders, `llm_judge` asking the registry's judge among them."""
+    for name, factory in BUILTIN_GRADERS.items():
+        registry.register(name, factory)
+    registry.register("llm_judge", functools.partial(llm_judge, registry.judge))
+
+
+def default_registry(extra: Iterable[tuple[str, GraderFactory]] = (), judge: Judge | None = None) -> GraderRegistry:
+    """A registry with the built-in graders and ``extra`` ones (no plugins: see `run.registries` for those)."""
+    registry = GraderRegistry(judge)
+    register_builtins(registry)
+    for name, factory in extra:
         registry.register(name, factory)
     return registry

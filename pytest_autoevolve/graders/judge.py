@@ -12,20 +12,35 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_autoevolve.providers.base import ModelSpecError, parse_spec
 from pytest_autoevolve.records import Check, Grade
 
 if TYPE_CHECKING:
     from pytest_autoevolve.records import Scenario, Trajectory
-    from pytest_autoevolve.run.context import RunContext
 
 JUDGE_KEYS = ("rubric", "model", "threshold")
 INSTRUCTIONS = (
     "You are a strict grader. Judge the response against the rubric only. Answer with one JSON object and "
     'nothing else: {"reasoning": "<one or two sentences>", "score": <a number from 0 to 1>}.'
 )
+
+
+class Judge(Protocol):
+    """What the `llm_judge` grader needs of a judge: its default model, a name for a spec, and an answer."""
+
+    @property
+    def default(self) -> Any:
+        """The configured ``judge`` spec, or `None`."""
+        ...
+
+    def describe(self, spec: Any) -> str:
+        """The spec as grades name it (secrets removed); `ValueError` when it names no model."""
+        ...
+
+    def ask(self, spec: Any, messages: list[dict[str, Any]], seed: int) -> str:
+        """The judge model's reply to ``messages``."""
+        ...
 
 
 def judge_messages(rubric: str, trajectory: Trajectory, output: str) -> list[dict[str, Any]]:
@@ -53,8 +68,8 @@ def parse_verdict(text: str) -> tuple[float, str]:
     raise ValueError(f"the judge's reply has no score: {text[:200]!r}")
 
 
-def llm_judge(context: RunContext, value: Any, _folder: Path) -> Check:
-    """Build the grader for one `llm_judge` entry (registered per run, with its context)."""
+def llm_judge(judge: Judge | None, value: Any, _folder: Path) -> Check:
+    """Build the grader for one `llm_judge` entry, asking ``judge`` (registered with the run's judge)."""
     if isinstance(value, str):
         value = {"rubric": value}
     if not isinstance(value, dict) or not isinstance(value.get("rubric"), str):
@@ -62,18 +77,18 @@ def llm_judge(context: RunContext, value: Any, _folder: Path) -> Check:
     unknown = sorted(set(value) - set(JUDGE_KEYS))
     if unknown:
         raise ValueError(f"unknown llm_judge key(s) {', '.join(unknown)}; allowed: {', '.join(JUDGE_KEYS)}")
-    spec = value.get("model") or context.settings.judge
-    if not spec:
+    spec = value.get("model") or (judge.default if judge is not None else None)
+    if not spec or judge is None:
         raise ValueError("'llm_judge' needs a judge model: set 'judge' in the config or 'model' in the grader")
     try:
-        display = parse_spec(spec, context.settings.models).display
-    except ModelSpecError as exc:
+        display = judge.describe(spec)
+    except ValueError as exc:
         raise ValueError(f"'llm_judge' model: {exc}") from None
     threshold = float(value.get("threshold", 0.5))
     rubric = value["rubric"]
 
-    def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
-        reply = context.ask_judge(spec, judge_messages(rubric, trajectory, output), scenario, trajectory.seed)
+    def check(output: str, trajectory: Trajectory, _scenario: Scenario) -> Grade:
+        reply = judge.ask(spec, judge_messages(rubric, trajectory, output), trajectory.seed)
         score, reasoning = parse_verdict(reply)
         passed = score >= threshold
         verdict = "PASS" if passed else "FAIL"

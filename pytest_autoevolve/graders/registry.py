@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_autoevolve.records import Check
 
 if TYPE_CHECKING:
-    pass
+    from pytest_autoevolve.graders.judge import Judge
 
 
 GraderFactory = Callable[[Any, Path], Check]
@@ -26,8 +26,10 @@ GraderFactory = Callable[[Any, Path], Check]
 class GraderRegistry:
     """Grader factories by the name used under `expect:`."""
 
-    def __init__(self) -> None:
+    def __init__(self, judge: Judge | None = None) -> None:
         self._factories: dict[str, GraderFactory] = {}
+        self.judge = judge
+        """The run's judge, which the built-in `llm_judge` grader asks."""
 
     def register(self, name: str, factory: GraderFactory) -> None:
         """Add or replace the grader called ``name``."""

@@ -38,9 +38,9 @@ def write_config(root: Path, data: dict[str, Any]) -> None:
 def project_catalog(root: Path) -> Any:
     """The catalog of the project at ``root``, from its configured folders (default ``scenarios``)."""
     from pytest_autoevolve.catalog.loader import load_catalog
-    from pytest_autoevolve.graders.builtin import default_registry
-    from pytest_autoevolve.settings import read_file_settings
+    from pytest_autoevolve.run.registries import project_registries
+    from pytest_autoevolve.settings import load_settings
 
-    folders = read_file_settings(root).get("catalog", "scenarios")
-    folders = [folders] if isinstance(folders, str) else folders
-    return load_catalog([root / folder for folder in folders], default_registry(), root)
+    settings = load_settings(root)
+    graders = project_registries(root, settings).graders
+    return load_catalog([root / folder for folder in settings.catalog], graders, root)

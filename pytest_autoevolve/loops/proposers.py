@@ -167,9 +167,12 @@ class LLMProposer:
 
     def __init__(self, spec: str, root: Path, *, max_tokens: int | None = None, max_cost: float | None = None) -> None:
         from pytest_autoevolve.providers.base import parse_spec
-        from pytest_autoevolve.providers.registry import default_registry
+        from pytest_autoevolve.run.registries import project_registries
+        from pytest_autoevolve.settings import load_settings
 
-        self.model = default_registry().create(parse_spec(spec), root)
+        settings = load_settings(root)
+        providers = project_registries(root, settings).providers
+        self.model = providers.create(parse_spec(spec, settings.models), root)
         self.max_tokens, self.max_cost = max_tokens, max_cost
         self.tokens, self.cost = 0, 0.0
 

@@ -7,12 +7,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
-
-if TYPE_CHECKING:
-    pass
-
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 

@@ -7,14 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pytest_autoevolve.providers.base import Model, ModelSpec, ModelSpecError
 from pytest_autoevolve.providers.python import PythonModel
-
-if TYPE_CHECKING:
-    pass
-
 
 ProviderFactory = Callable[[ModelSpec, Path], Model]
 
@@ -85,9 +80,14 @@ BUILTIN_PROVIDERS: dict[str, ProviderFactory] = {
 }
 
 
-def default_registry() -> ProviderRegistry:
-    """A registry with the built-in providers."""
-    registry = ProviderRegistry()
+def register_builtins(registry: ProviderRegistry) -> None:
+    """Add the built-in providers; each imports its heavy libraries only when it builds a model."""
     for name, factory in BUILTIN_PROVIDERS.items():
         registry.register(name, factory)
+
+
+def default_registry() -> ProviderRegistry:
+    """A registry with the built-in providers (no plugins: see `run.registries` for those)."""
+    registry = ProviderRegistry()
+    register_builtins(registry)
     return registry

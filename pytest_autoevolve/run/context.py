@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import threading
-import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -14,14 +11,12 @@ import pytest
 
 from pytest_autoevolve.catalog.loader import Catalog, load_catalog
 from pytest_autoevolve.files import TrajectoryWriter
-from pytest_autoevolve.graders.builtin import default_registry as default_graders
-from pytest_autoevolve.graders.judge import llm_judge
 from pytest_autoevolve.graders.registry import GraderRegistry
 from pytest_autoevolve.providers.base import Model, ModelSpecError, Reply, parse_spec
 from pytest_autoevolve.providers.registry import ProviderRegistry
-from pytest_autoevolve.providers.registry import default_registry as default_providers
 from pytest_autoevolve.records import Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.run.registries import assemble
 from pytest_autoevolve.run.runner import ModelHandle
 from pytest_autoevolve.settings import Settings
 
@@ -47,18 +42,15 @@ class RunContext:
         self.writer = TrajectoryWriter(self.run_dir / "trajectories.jsonl")
         self.artifacts = self.root / settings.artifacts
         self.model_cache = ResponseCache(self.artifacts, "models", settings.cache) if settings.cache != "off" else None
-        self.judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
-        self.graders: GraderRegistry = default_graders()
-        self.graders.register("llm_judge", functools.partial(llm_judge, self))
-        config.hook.pytest_autoevolve_add_graders(registry=self.graders)
-        self.providers: ProviderRegistry = default_providers()
-        config.hook.pytest_autoevolve_add_providers(registry=self.providers)
+        judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
+        registries = assemble(config.pluginmanager, settings, self.root, judge_cache)
+        self.graders: GraderRegistry = registries.graders
+        self.providers: ProviderRegistry = registries.providers
         self.collected = Catalog()
         self._catalog: Catalog | None = None
         self._handles: dict[str, ModelHandle] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._judges: dict[str, Model] = {}
         self._prefetched: dict[tuple[str, str], list[Future[Trajectory]]] = {}
 
     def check_specs(self) -> None:
@@ -108,23 +100,6 @@ class RunContext:
             observe=self.record,
             cache=self.model_cache,
         )
-
-    def ask_judge(self, spec: Any, messages: list[dict[str, Any]], scenario: Scenario, seed: int) -> str:
-        """The judge model's reply to ``messages``, through the judge's own cache."""
-        key = repr(spec)
-        with self._lock:
-            if key not in self._judges:
-                self._judges[key] = self.providers.create(parse_spec(spec, self.settings.models), self.root)
-            model = self._judges[key]
-        fingerprint = getattr(model, "fingerprint", None)
-        cache_key = self.judge_cache.key(fingerprint, messages, [], seed, 0) if self.judge_cache and fingerprint else ""
-        if cache_key and self.judge_cache is not None and (hit := self.judge_cache.get(cache_key)) is not None:
-            return hit[0].output
-        started = time.perf_counter()
-        reply = model.generate(messages, scenario=dataclasses.replace(scenario, tools=()), seed=seed, repeat=0)
-        if cache_key and self.judge_cache is not None:
-            self.judge_cache.put(cache_key, reply, time.perf_counter() - started)
-        return reply.output
 
     def repeats(self, scenario: Scenario) -> int:
         """Trials per model for ``scenario``: its own `repeats`, else the run's."""

@@ -13,17 +13,8 @@ import pytest
 from pytest_autoevolve.catalog.loader import load_catalog
 from pytest_autoevolve.files import TrajectoryWriter
 from pytest_autoevolve.graders.builtin import default_registry
-from pytest_autoevolve.loops.dataset import (
-    DATASET_FORMAT_VERSION,
-    DatasetError,
-    LeakageError,
-    curate,
-    dataset_sha256,
-    example_sha256,
-    prompt_sha256,
-    read_dataset,
-    validate_example,
-)
+from pytest_autoevolve.loops.dataset import DATASET_FORMAT_VERSION, LeakageError, curate, dataset_sha256, read_dataset
+from pytest_autoevolve.loops.examples import DatasetError, example_sha256, prompt_sha256, validate_example
 from pytest_autoevolve.records import Trajectory
 from pytest_autoevolve.run.runner import grade
 

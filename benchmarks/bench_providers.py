@@ -27,6 +27,8 @@ from pathlib import Path
 
 from catalogs import write_say_catalog
 
+from pytest_autoevolve.providers.base import ModelRequest
+
 SCENARIOS = 200
 LATENCY_S = 0.05
 
@@ -130,7 +132,7 @@ def batching_benchmark() -> None:
     model = HFModel.load(ModelSpec("hf", str(TINY_DIR)), Path.cwd())
 
     def ask(prompt: str) -> str:
-        return model.generate([{"role": "user", "content": prompt}], scenario=None, seed=0, repeat=0).output  # type: ignore[arg-type]
+        return model.generate(ModelRequest([{"role": "user", "content": prompt}], 0, 0)).output
 
     ask(prompts[0])
     started = time.perf_counter()

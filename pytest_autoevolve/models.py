@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from pytest_autoevolve.providers.base import Model, ModelSpec, ModelSpecError, Reply, TrialError, parse_spec
+from pytest_autoevolve.providers.base import (
+    Model,
+    ModelRequest,
+    ModelSpec,
+    ModelSpecError,
+    Reply,
+    TrialError,
+    parse_spec,
+)
 
-__all__ = ["Model", "ModelSpec", "ModelSpecError", "Reply", "TrialError", "parse_spec"]
+__all__ = ["Model", "ModelRequest", "ModelSpec", "ModelSpecError", "Reply", "TrialError", "parse_spec"]

@@ -8,8 +8,6 @@ at once and builds the gate's rule, `GateConfig`, exactly once; a bad value is a
 
 from __future__ import annotations
 
-import secrets
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -98,6 +96,8 @@ class Settings:
 
 def new_run_id() -> str:
     """A sortable run id that is a safe folder name everywhere."""
+    import secrets
+
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
@@ -108,6 +108,8 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
     if path.suffix == ".toml":
+        import tomllib
+
         try:
             data: Any = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -198,7 +198,7 @@ class LLMProposer:
 
     def propose(self, context: Context) -> Edit | None:
         """Ask the model; a malformed reply is a ProposalError, a spent budget BudgetSpent."""
-        from pytest_autoevolve.records import Scenario
+        from pytest_autoevolve.providers.base import ModelRequest
 
         if self.max_tokens is not None and self.tokens >= self.max_tokens:
             raise BudgetSpent(f"the proposer's token budget of {self.max_tokens} is spent ({self.tokens} used)")
@@ -206,8 +206,8 @@ class LLMProposer:
             raise BudgetSpent(f"the proposer's cost budget of {self.max_cost:g} is spent ({self.cost:.4f} used)")
 
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.prompt(context)}]
-        scenario = Scenario(id="autoevolve-evolve-proposal", messages=tuple(messages), graders=(), path="<evolve>")
-        reply = self.model.generate(messages, scenario=scenario, seed=0, repeat=len(context.history))
+        request = ModelRequest(messages, seed=0, repeat=len(context.history), scenario_id="autoevolve-evolve-proposal")
+        reply = self.model.generate(request)
         self.tokens += (reply.prompt_tokens or 0) + (reply.completion_tokens or 0)
         self.cost += reply.cost or 0.0
         return parse_reply(reply.output, context)

@@ -18,7 +18,7 @@ import yaml
 from pytest_autoevolve.errors import ModelError
 
 if TYPE_CHECKING:
-    from pytest_autoevolve.records import Scenario
+    from pytest_autoevolve.records import Scenario, Tool
 
 
 GENERATION_KEYS = ("temperature", "top_p", "max_new_tokens", "system_prompt")
@@ -53,14 +53,34 @@ class TrialError(Exception):
         self.reply = reply
 
 
+@dataclass(frozen=True)
+class ModelRequest:
+    """One question to a model: the conversation and everything else that shapes the answer."""
+
+    messages: list[dict[str, Any]]
+    seed: int = 0
+    repeat: int = 0
+    scenario_id: str = ""
+    tools: tuple[Tool, ...] = ()
+    """Function tools the model may call (an agent loop runs them)."""
+    max_turns: int | None = None
+    scenario: Scenario | None = None
+    """The whole scenario, for a `python:` agent that asks for it; providers read the fields above."""
+
+    @classmethod
+    def for_trial(cls, messages: list[dict[str, Any]], scenario: Scenario, seed: int, repeat: int) -> ModelRequest:
+        """The request of one trial of ``scenario``."""
+        return cls(messages, seed, repeat, scenario.id, scenario.tools, scenario.max_turns, scenario)
+
+
 class Model(Protocol):
     """A model or agent the catalog runs against."""
 
     spec: str
     """The spec shown in reports, secrets removed."""
 
-    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
-        """Answer the conversation ``messages`` for one trial."""
+    def generate(self, request: ModelRequest) -> Reply:
+        """Answer ``request.messages`` for one trial."""
         ...
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_autoevolve.files import fingerprint_files
-from pytest_autoevolve.providers.base import GENERATION_KEYS, ModelSpec, ModelSpecError, Reply
+from pytest_autoevolve.providers.base import GENERATION_KEYS, ModelRequest, ModelSpec, ModelSpecError, Reply
 
 if TYPE_CHECKING:
-    from pytest_autoevolve.records import Scenario
+    pass
 
 HF_KEYS = ("adapter", "device", "batch_size", "votes", *GENERATION_KEYS)
 VOTE_TEMPERATURE = 0.7
@@ -65,12 +65,13 @@ class HFModel:
         )
         return loaded
 
-    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
+    def generate(self, request: ModelRequest) -> Reply:
         """Greedy by default, batched with concurrent calls; with a temperature, sampling seeded by the trial.
 
         With ``votes=N`` (self-consistency) N answers are sampled and the most frequent one is returned.
         """
-        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+        seed = request.seed
         if self.votes > 1:
             with self._generate_lock:
                 return majority(self._generate([prompt] * self.votes, seed))

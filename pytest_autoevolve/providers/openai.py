@@ -32,11 +32,11 @@ from pytest_autoevolve.providers._http import (
     cost_of,
     retry_after_seconds,
 )
-from pytest_autoevolve.providers.base import ModelSpec, ModelSpecError, Reply, TrialError
+from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, TrialError
 from pytest_autoevolve.records import result_text
 
 if TYPE_CHECKING:
-    from pytest_autoevolve.records import Scenario
+    pass
 
 
 OPENAI_KEYS = (
@@ -274,11 +274,12 @@ class OpenAIModel:
             options["azure_deployment"] = settings.azure_deployment
         return openai.AzureOpenAI(**options)
 
-    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
+    def generate(self, request: ModelRequest) -> Reply:
         """Run the agent loop for one trial; a `TrialError` carries the partial conversation."""
-        conversation = [dict(m) for m in messages]
-        tools = {tool.name: tool for tool in scenario.tools}
-        limit = scenario.max_turns or self.settings.max_turns
+        conversation = [dict(m) for m in request.messages]
+        tools = {tool.name: tool for tool in request.tools}
+        limit = request.max_turns or self.settings.max_turns
+        seed = request.seed
         reply = Reply(output="", messages=conversation, turns=0)
         try:
             while True:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.imports import import_object
-from pytest_autoevolve.providers.base import ModelSpec, ModelSpecError, Reply, reply_from
+from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, reply_from
 
 if TYPE_CHECKING:
-    from pytest_autoevolve.records import Scenario
+    pass
 
 
 class PythonModel:
@@ -46,10 +46,10 @@ class PythonModel:
             return cls.ACCEPTED
         return tuple(name for name in cls.ACCEPTED if name in parameters)
 
-    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
-        """Call the user's function and read its reply."""
-        offered = {"scenario": scenario, "seed": seed, "repeat": repeat}
-        result = self.function(messages, **{k: offered[k] for k in self.keywords})
+    def generate(self, request: ModelRequest) -> Reply:
+        """Call the user's function with the messages (and the scenario, seed and repeat it asks for)."""
+        offered = {"scenario": request.scenario, "seed": request.seed, "repeat": request.repeat}
+        result = self.function(request.messages, **{k: offered[k] for k in self.keywords})
         return reply_from(result, self.spec)
 
 

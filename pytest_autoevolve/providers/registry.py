@@ -5,11 +5,15 @@ Plugins add providers through ``pytest_autoevolve_add_providers``.
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from pytest_autoevolve.providers.base import Model, ModelSpec, ModelSpecError
+from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpec, ModelSpecError, Reply
 from pytest_autoevolve.providers.python import PythonModel
+from pytest_autoevolve.records import Scenario
 
 ProviderFactory = Callable[[ModelSpec, Path], Model]
 
@@ -35,11 +39,47 @@ class ProviderRegistry:
         factory = self._factories.get(spec.provider)
         if factory is None:
             raise ModelSpecError(f"unknown model provider {spec.provider!r}; known: {', '.join(self.names())}")
-        return factory(spec, root)
+        model = factory(spec, root)
+        return LegacyModel(model) if _takes_scenario(model) else model
+
+
+class LegacyModel:
+    """A plugin's model written for the first protocol, ``generate(messages, *, scenario, seed, repeat)``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.spec: str = model.spec
+        self.fingerprint: str | None = getattr(model, "fingerprint", None)
+
+    def generate(self, request: ModelRequest) -> Reply:
+        """Ask the wrapped model in its own terms."""
+        scenario = request.scenario or Scenario(request.scenario_id, tuple(request.messages), (), "<request>")
+        reply: Reply = self.model.generate(
+            request.messages, scenario=scenario, seed=request.seed, repeat=request.repeat
+        )
+        return reply
+
+
+def _takes_scenario(model: Any) -> bool:
+    """Whether ``model.generate`` has the first protocol's ``scenario`` keyword."""
+    try:
+        return "scenario" in inspect.signature(model.generate).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def requires(provider: str, *modules: str, extra: str) -> None:
+    """Fail with the install command when a provider's optional libraries are missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelSpecError(
+            f"the {provider!r} provider needs {', '.join(missing)}: pip install 'pytest-autoevolve[{extra}]'"
+        )
 
 
 def hf_model(spec: ModelSpec, root: Path) -> Model:
     """A local transformers model (``hf:PATH[+adapter=DIR]``); imports torch lazily."""
+    requires("hf", "torch", "transformers", extra="train")
     from pytest_autoevolve.providers.hf import HFModel
 
     if not spec.target:
@@ -49,6 +89,7 @@ def hf_model(spec: ModelSpec, root: Path) -> Model:
 
 def tiny_model(spec: ModelSpec, root: Path) -> Model:
     """The embedded default model shipped in the package."""
+    requires("tiny", "torch", "transformers", extra="train")
     from pytest_autoevolve.providers.hf import HFModel
     from pytest_autoevolve.tiny import TINY_DIR
 

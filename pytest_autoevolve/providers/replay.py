@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_autoevolve.errors import FormatError
 from pytest_autoevolve.files import read_trajectories
-from pytest_autoevolve.providers.base import ModelSpec, ModelSpecError, Reply, TrialError
+from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, TrialError
 from pytest_autoevolve.records import Trajectory
 
 if TYPE_CHECKING:
-    from pytest_autoevolve.records import Scenario
+    pass
 
 
 class ReplayModel:
@@ -45,11 +45,11 @@ class ReplayModel:
         self.spec = str(described) if described else spec.display
         self.path = spec.target
 
-    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
+    def generate(self, request: ModelRequest) -> Reply:
         """The recorded answer of this scenario and repeat; its recorded error, raised again."""
-        trial = self.trials.get((scenario.id, repeat))
+        trial = self.trials.get((request.scenario_id, request.repeat))
         if trial is None:
-            raise TrialError(f"{self.path} has no recorded trial of {scenario.id!r}, repeat {repeat}")
+            raise TrialError(f"{self.path} has no recorded trial of {request.scenario_id!r}, repeat {request.repeat}")
         reply = Reply(
             output=trial.output,
             messages=trial.messages,

@@ -12,7 +12,7 @@ import pytest
 from pytest_autoevolve.catalog.loader import Catalog, load_catalog
 from pytest_autoevolve.files import TrajectoryWriter
 from pytest_autoevolve.graders.registry import GraderRegistry
-from pytest_autoevolve.providers.base import Model, ModelSpecError, Reply, parse_spec
+from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpecError, Reply, parse_spec
 from pytest_autoevolve.providers.registry import ProviderRegistry
 from pytest_autoevolve.records import Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
@@ -27,7 +27,7 @@ class BrokenModel:
     def __init__(self, spec: str, error: Exception) -> None:
         self.spec, self.error = spec, error
 
-    def generate(self, messages: list[dict[str, Any]], *, scenario: Scenario, seed: int, repeat: int) -> Reply:
+    def generate(self, request: ModelRequest) -> Reply:
         """Raise the load error, so it lands in the trajectory."""
         raise ModelSpecError(f"model {self.spec!r} could not be loaded: {self.error}")
 

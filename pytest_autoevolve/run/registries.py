@@ -27,9 +27,8 @@ from pytest_autoevolve.errors import ConfigError
 from pytest_autoevolve.graders import builtin as builtin_graders
 from pytest_autoevolve.graders.registry import GraderRegistry
 from pytest_autoevolve.providers import registry as builtin_providers
-from pytest_autoevolve.providers.base import Model, ModelSpecError, parse_spec
+from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpecError, parse_spec
 from pytest_autoevolve.providers.registry import ProviderRegistry
-from pytest_autoevolve.records import Scenario
 from pytest_autoevolve.run.cache import ResponseCache
 from pytest_autoevolve.settings import Settings
 
@@ -85,8 +84,7 @@ class ModelJudge:
         if cache_key and self.cache is not None and (hit := self.cache.get(cache_key)) is not None:
             return hit[0].output
         started = time.perf_counter()
-        scenario = Scenario(id="judge", messages=tuple(messages), graders=(), path="<judge>")
-        reply = model.generate(messages, scenario=scenario, seed=seed, repeat=0)
+        reply = model.generate(ModelRequest(messages, seed, 0, "judge"))
         if cache_key and self.cache is not None:
             self.cache.put(cache_key, reply, time.perf_counter() - started)
         return reply.output

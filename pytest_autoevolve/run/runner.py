@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pytest_autoevolve.providers.base import Model, Reply, TrialError
+from pytest_autoevolve.providers.base import Model, ModelRequest, Reply, TrialError
 from pytest_autoevolve.records import Grade, Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
 
@@ -126,7 +126,9 @@ class ModelHandle:
         answered: Reply | None = None
         try:
             reply = _call(
-                lambda: self.model.generate([dict(m) for m in messages], scenario=scenario, seed=seed, repeat=repeat),
+                lambda: self.model.generate(
+                    ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
+                ),
                 scenario.timeout_s,
             )
         except Exception as exc:  # the trial's error, recorded

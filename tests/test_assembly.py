@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from pytest_autoevolve.files import TrajectoryWriter
 from pytest_autoevolve.gate.decide import decide
 from pytest_autoevolve.loops.evolve import compare, role_items
@@ -133,3 +135,11 @@ def test_evolve_scoring_uses_the_gate_table_of_pyproject(tmp_path):
     assert expected.test is not None and default.test is not None
     assert score.p_value == expected.test.p_value
     assert score.p_value != default.test.p_value
+
+
+def test_a_provider_without_its_libraries_says_what_to_install():
+    from pytest_autoevolve.providers.base import ModelSpecError
+    from pytest_autoevolve.providers.registry import requires
+
+    with pytest.raises(ModelSpecError, match=r"needs no_such_module_xyz: pip install 'pytest-autoevolve\[train\]'"):
+        requires("hf", "no_such_module_xyz", extra="train")

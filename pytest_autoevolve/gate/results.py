@@ -5,9 +5,11 @@ They travel as test report properties (so they survive xdist and junit) and are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pytest_autoevolve.records import Scenario, Trajectory
 
 
 @dataclass
@@ -30,6 +32,38 @@ class ItemResult:
     file: str = ""
     line: int = 0
     cached: int = 0
+
+    @classmethod
+    def from_trials(
+        cls,
+        trials: Sequence[Trajectory],
+        *,
+        scenario: Scenario | None = None,
+        role: str | None = None,
+        model: str | None = None,
+        split: str | None = None,
+    ) -> ItemResult:
+        """The result of one scenario's trials on one role; the scenario, when known, adds where it is written."""
+        first = trials[0]
+        costs = [t.cost for t in trials if t.cost is not None]
+        return cls(
+            scenario=first.scenario_id,
+            role=role or first.role,
+            trials=len(trials),
+            passes=sum(t.passed for t in trials),
+            errors=sum(t.error is not None for t in trials),
+            model=model or first.model,
+            split=split or (scenario.split if scenario else first.split),
+            category=(scenario.category if scenario else first.category) or "",
+            critical=scenario.critical if scenario else False,
+            score=sum(t.score for t in trials) / len(trials),
+            latencies=[t.latency_s for t in trials],
+            cost=sum(costs) if costs else None,
+            tokens=sum(t.total_tokens or 0 for t in trials),
+            cached=sum(t.cached for t in trials),
+            file=scenario.path if scenario else first.scenario_file,
+            line=scenario.line if scenario else 0,
+        )
 
     @property
     def pass_rate(self) -> float:
@@ -93,3 +127,11 @@ class ItemResult:
             line=int(props.get("line") or 0),
             cached=int(props.get("cached") or 0),
         )
+
+
+def items_of_run(trials: Iterable[Trajectory], role: str, split: str | None = None) -> list[ItemResult]:
+    """One result per scenario of a recorded run's trials, as items of ``role`` (in first-seen order)."""
+    grouped: dict[str, list[Trajectory]] = {}
+    for trial in trials:
+        grouped.setdefault(trial.scenario_id, []).append(trial)
+    return [ItemResult.from_trials(group, role=role, split=split) for group in grouped.values()]

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_autoevolve.gate.results import ItemResult, items_of_run
 from pytest_autoevolve.loops.project import CONFIG_FILE, FineTuneError, read_config
 from pytest_autoevolve.loops.proposers import (
     BudgetSpent,
@@ -107,21 +108,11 @@ def score_run(
     return trajectories
 
 
-def role_items(trajectories: Path, role: str) -> list[Any]:
-    """Per-scenario results of a run's trajectories, as items of ``role``."""
+def role_items(trajectories: Path, role: str) -> list[ItemResult]:
+    """Per-scenario results of a run's trajectories, as items of ``role`` (the scoring split is this loop's eval)."""
     from pytest_autoevolve.files import read_trajectories
-    from pytest_autoevolve.gate.results import ItemResult
 
-    items: dict[str, ItemResult] = {}
-    for trial in read_trajectories(trajectories):
-        item = items.setdefault(
-            trial.scenario_id, ItemResult(trial.scenario_id, role, 0, 0, model=trial.model, file=trial.scenario_file)
-        )
-        item.trials += 1
-        item.passes += trial.passed
-        item.errors += trial.error is not None
-        item.latencies.append(trial.latency_s)
-    return list(items.values())
+    return items_of_run(read_trajectories(trajectories), role, split="eval")
 
 
 def compare(root: Path, best: Path, new: Path, seed: int = 0) -> Score:

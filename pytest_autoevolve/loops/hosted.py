@@ -30,7 +30,7 @@ from pytest_autoevolve.providers._http import (
     ERROR_PREFIX,
     MAX_RETRY_AFTER_S,
     Redactor,
-    _public_url,
+    public_url,
     retry_after_seconds,
 )
 
@@ -109,7 +109,7 @@ class _Service:
         self.retry_backoff_s = retry_backoff_s
         self.max_retry_backoff_s = max_retry_backoff_s
         self.sleep = sleep
-        self.url = _public_url(str(client.base_url)).rstrip("/")
+        self.url = public_url(str(client.base_url)).rstrip("/")
 
     def call(self, what: str, action: Callable[[], _T], *, retries: int | None = None) -> _T:
         """``action()``, retried when the failure is transient; `_Refused` or `_Unavailable` otherwise."""

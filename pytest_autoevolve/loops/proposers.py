@@ -21,11 +21,11 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-class ProposalError(Exception):
+class ProposalError(LoopError):
     """A proposer's reply that is no usable edit (malformed, or a SEARCH text not in the file)."""
 
 
-class BudgetSpent(Exception):
+class BudgetSpent(LoopError):
     """The proposer has spent its token or cost budget: the loop stops."""
 
 

@@ -137,7 +137,7 @@ class Redactor:
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """A URL without user info (``user:password@``) or query, fit for a fingerprint."""
     parts = urlsplit(url)
     host = parts.hostname or ""

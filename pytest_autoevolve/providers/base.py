@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
-from pytest_autoevolve.errors import ModelError
+from pytest_autoevolve.errors import AutoevolveError, ModelError
 
 if TYPE_CHECKING:
     from pytest_autoevolve.records import Scenario, Tool
@@ -45,7 +45,7 @@ class Reply:
     """The latency to record instead of the measured one (a replayed trial keeps its original latency)."""
 
 
-class TrialError(Exception):
+class TrialError(AutoevolveError):
     """A failed trial that still has a partial reply (messages, tool calls, usage) worth recording."""
 
     def __init__(self, message: str, reply: Reply | None = None) -> None:

@@ -28,8 +28,8 @@ from pytest_autoevolve.providers._http import (
     MAX_RETRY_AFTER_S,
     RateLimiter,
     Redactor,
-    _public_url,
     cost_of,
+    public_url,
     retry_after_seconds,
 )
 from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, TrialError
@@ -220,7 +220,7 @@ class OpenAIModel:
                 raise ModelSpecError("api_version, azure_endpoint and azure_deployment need azure=true")
             plain_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         # the openai library costs about half a second to import: a plain endpoint waits for its first call
-        self.base_url = _public_url(plain_url or str(self.client.base_url)).rstrip("/") + "/"
+        self.base_url = public_url(plain_url or str(self.client.base_url)).rstrip("/") + "/"
         self.fingerprint = json.dumps(
             {
                 "provider": "azure-openai" if settings.azure else "openai",

@@ -84,26 +84,7 @@ class ScenarioItem(pytest.Item):
 
 def _properties(scenario: Scenario, role: str, spec: str, trajectories: list[Trajectory]) -> list[tuple[str, Any]]:
     """The per-item properties junit carries and the controller's gate reads."""
-    costs = [t.cost for t in trajectories if t.cost is not None]
-    result = ItemResult(
-        scenario=scenario.id,
-        role=role,
-        trials=len(trajectories),
-        passes=sum(t.passed for t in trajectories),
-        errors=sum(t.error is not None for t in trajectories),
-        model=spec,
-        split=scenario.split,
-        category=scenario.category or "",
-        critical=scenario.critical,
-        score=sum(t.score for t in trajectories) / len(trajectories),
-        latencies=[t.latency_s for t in trajectories],
-        cost=sum(costs) if costs else None,
-        tokens=sum(t.total_tokens or 0 for t in trajectories),
-        cached=sum(t.cached for t in trajectories),
-        file=scenario.path,
-        line=scenario.line,
-    )
-    return result.to_properties()
+    return ItemResult.from_trials(trajectories, scenario=scenario, role=role, model=spec).to_properties()
 
 
 def describe_failure(scenario: Scenario, role: str, trajectories: list[Trajectory]) -> str:

@@ -52,6 +52,10 @@ class ModelError(AutoevolveError, ValueError):
     """A model that cannot be named or built: an unknown provider, a bad spec or parameter."""
 
 
+class GradingError(AutoevolveError):
+    """A grader that could not decide (an ambiguous judge reply): the trial is an error, neither pass nor fail."""
+
+
 class FormatError(AutoevolveError):
     """A trajectory, summary or results file of another format version, or not one at all."""
 

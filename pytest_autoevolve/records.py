@@ -10,6 +10,43 @@ from typing import Any
 from pytest_autoevolve.errors import FormatError
 
 
+class WrittenInt(int):
+    """A YAML integer that remembers how it was written (``02134``, ``0x1F``, ``12:30``)."""
+
+    written: str
+
+    def __new__(cls, value: int, written: str) -> WrittenInt:
+        """The number ``value``, written as ``written``."""
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+    def __getnewargs__(self) -> tuple[int, str]:  # type: ignore[override]
+        """Copies and pickles keep the written text."""
+        return int(self), self.written
+
+
+class WrittenFloat(float):
+    """A YAML float that remembers how it was written (``2.50``, ``3.10``)."""
+
+    written: str
+
+    def __new__(cls, value: float, written: str) -> WrittenFloat:
+        """The number ``value``, written as ``written``."""
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+    def __getnewargs__(self) -> tuple[float, str]:  # type: ignore[override]
+        """Copies and pickles keep the written text."""
+        return float(self), self.written
+
+
+def written_text(value: Any) -> str:
+    """A scalar as the scenario file wrote it: ``expected: 2.50`` is ``"2.50"``, not ``"2.5"``."""
+    return value.written if isinstance(value, WrittenInt | WrittenFloat) else str(value)
+
+
 @dataclass(frozen=True)
 class NamedCheck:
     """A grader as written in the file (name and value) with its built check."""
@@ -78,12 +115,14 @@ class Trajectory:
     scenario_file: str = ""
     split: str = "eval"
     category: str | None = None
+    reported_total_tokens: int | None = None
+    """The total a model reported without a prompt/completion split."""
 
     @property
     def total_tokens(self) -> int | None:
-        """Prompt plus completion tokens, when the model reported them."""
+        """Prompt plus completion tokens, or the total the model reported; `None` without either."""
         if self.prompt_tokens is None and self.completion_tokens is None:
-            return None
+            return self.reported_total_tokens
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
     def failed_grades(self) -> list[Grade]:

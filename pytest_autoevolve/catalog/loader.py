@@ -17,7 +17,7 @@ from pytest_autoevolve.catalog.tools import tool_from_entry
 from pytest_autoevolve.catalog.yamlfile import _parse
 from pytest_autoevolve.errors import ScenarioError
 from pytest_autoevolve.graders.registry import GraderRegistry
-from pytest_autoevolve.records import NamedCheck, Scenario, Tool
+from pytest_autoevolve.records import NamedCheck, Scenario, Tool, written_text
 
 SPLITS = ("eval", "train")
 
@@ -49,6 +49,9 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 RESERVED_MARKERS = ("skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "autoevolve")
+
+UNTEMPLATED_KEYS = ("metadata",)
+"""Keys whose text is handed to the agent as data: a ``{{...}}`` there is not a placeholder."""
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -107,7 +110,7 @@ def _substitute(value: Any, variables: Mapping[str, Any], missing: list[str]) ->
             if match.group(1) not in variables:
                 missing.append(match.group(1))
                 return match.group(0)
-            return str(variables[match.group(1)])
+            return written_text(variables[match.group(1)])
 
         return PLACEHOLDER.sub(replace, value)
     if isinstance(value, list):
@@ -148,6 +151,13 @@ class _Builder:
                 raise self.error(f"unknown key; allowed: {', '.join(SCENARIO_KEYS)}", where, str(key), line)
         merged = {**defaults, **entry}
         if "vars" not in merged:
+            for key, value in merged.items():
+                missing: list[str] = []
+                _substitute(value, {}, missing)
+                if missing and key not in UNTEMPLATED_KEYS:
+                    raise self.error(
+                        f"placeholder {{{{{missing[0]}}}}} has no value: this entry has no 'vars'", where, key, line
+                    )
             yield self.build(merged, where, line)
             return
         try:
@@ -155,7 +165,7 @@ class _Builder:
         except ValueError as exc:
             raise self.error(str(exc), where, "vars", line) from None
         for row in rows:
-            missing: list[str] = []
+            missing = []
             expanded = _substitute(merged, row, missing)
             if missing:
                 raise self.error(
@@ -264,7 +274,7 @@ class _Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.fail(f"'{key}' is a string, got {type(value).__name__} {value!r}", key)
-        return str(value)
+        return written_text(value)
 
     def messages(self) -> tuple[Mapping[str, str], ...]:
         has_input, has_messages = "input" in self.raw, "messages" in self.raw

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from pytest_autoevolve.errors import ScenarioError
+from pytest_autoevolve.records import WrittenFloat, WrittenInt
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -23,6 +24,18 @@ class _LineLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_written_int(self, node: yaml.ScalarNode) -> int:
+        """An integer that keeps its source text, so ``expected: 02134`` means the text ``02134``."""
+        return WrittenInt(self.construct_yaml_int(node), str(node.value))
+
+    def construct_written_float(self, node: yaml.ScalarNode) -> float:
+        """A float that keeps its source text, so ``expected: 2.50`` means the text ``2.50``."""
+        return WrittenFloat(self.construct_yaml_float(node), str(node.value))
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _LineLoader.construct_written_int)
+_LineLoader.add_constructor("tag:yaml.org,2002:float", _LineLoader.construct_written_float)
 
 
 def _parse(path: Path, text: str) -> tuple[Any, list[int]]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
 from pytest_autoevolve.imports import import_object
-from pytest_autoevolve.records import Check, Grade
+from pytest_autoevolve.records import Check, Grade, written_text
 
 if TYPE_CHECKING:
     from pytest_autoevolve.records import Scenario, Trajectory
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def _text(value: Any, name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"'{name}' takes a string, got {type(value).__name__} {value!r}")
-    return str(value)
+    return written_text(value)
 
 
 def _verdict(name: str, passed: bool, reason: str) -> Grade:
@@ -145,6 +145,8 @@ def _interpret(ref: str, result: Any, threshold: float) -> Grade:
     reason = ""
     if isinstance(result, tuple) and len(result) == 2:
         result, reason = result[0], str(result[1])
+    if getattr(result, "shape", None) == () and callable(getattr(result, "item", None)):
+        result = result.item()  # a numpy scalar: numpy.bool_, numpy.float32
     if isinstance(result, bool):
         return Grade(name, result, 1.0 if result else 0.0, reason or ("passed" if result else "failed"))
     if isinstance(result, int | float):
@@ -159,6 +161,17 @@ def _is_subset(want: Any, got: Any) -> bool:
     if isinstance(want, dict):
         return isinstance(got, dict) and all(k in got and _is_subset(v, got[k]) for k, v in want.items())
     return bool(want == got and isinstance(want, bool) == isinstance(got, bool))
+
+
+def _arguments(call: Mapping[str, Any]) -> Any:
+    """A tool call's arguments as data; the OpenAI wire format sends them as a JSON string."""
+    arguments = call.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments
+    return arguments
 
 
 def tool_called(value: Any, _: Path) -> Check:
@@ -190,8 +203,8 @@ def tool_called(value: Any, _: Path) -> Check:
         if arguments is None:
             return _verdict(label, True, f"{name!r} was called {len(calls)} time(s)")
         for call in calls:
-            if _is_subset(arguments, call.get("arguments")):
-                return _verdict(label, True, f"{name!r} was called with {json.dumps(call.get('arguments'))}")
+            if _is_subset(arguments, _arguments(call)):
+                return _verdict(label, True, f"{name!r} was called with {json.dumps(_arguments(call), default=str)}")
         seen = "; ".join(json.dumps(c.get("arguments"), default=str) for c in calls)
         return _verdict(label, False, f"{name!r} was never called with {json.dumps(arguments)}; calls had {seen}")
 

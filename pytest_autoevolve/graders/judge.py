@@ -14,12 +14,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.records import Check, Grade
 
 if TYPE_CHECKING:
     from pytest_autoevolve.records import Scenario, Trajectory
 
 JUDGE_KEYS = ("rubric", "model", "threshold")
+VERDICT_WORD = re.compile(r"^[\s*_#>`\"'(\[]*(?:verdict\s*:\s*)?(PASS|FAIL)\b", re.IGNORECASE)
+"""A verdict word that opens the reply (markdown emphasis and a ``Verdict:`` label allowed)."""
 INSTRUCTIONS = (
     "You are a strict grader. Judge the response against the rubric only. Answer with one JSON object and "
     'nothing else: {"reasoning": "<one or two sentences>", "score": <a number from 0 to 1>}.'
@@ -51,7 +54,11 @@ def judge_messages(rubric: str, trajectory: Trajectory, output: str) -> list[dic
 
 
 def parse_verdict(text: str) -> tuple[float, str]:
-    """Score and reasoning from the judge's reply: a JSON object, or a PASS/FAIL word."""
+    """Score and reasoning from the judge's reply: a JSON object, or a leading PASS/FAIL word.
+
+    A verdict word anywhere else is not read ("FAIL. It would need to name Paris to pass." is a
+    FAIL); a reply with neither is a `GradingError`, so the trial is an error, never a grade.
+    """
     match = re.search(r"\{.*\}", text, re.DOTALL)
     if match:
         try:
@@ -62,10 +69,10 @@ def parse_verdict(text: str) -> tuple[float, str]:
             return min(1.0, max(0.0, float(data["score"]))), str(data.get("reasoning", "")).strip()
         if isinstance(data, dict) and isinstance(data.get("pass"), bool):
             return float(data["pass"]), str(data.get("reasoning", "")).strip()
-    words = re.findall(r"\b(PASS|FAIL)\b", text.upper())
-    if words:
-        return (1.0 if words[-1] == "PASS" else 0.0), text.strip()
-    raise ValueError(f"the judge's reply has no score: {text[:200]!r}")
+    leading = VERDICT_WORD.match(text)
+    if leading:
+        return (1.0 if leading.group(1).upper() == "PASS" else 0.0), text.strip()
+    raise GradingError(f"the judge's reply has no verdict (a JSON score or a leading PASS/FAIL): {text[:200]!r}")
 
 
 def llm_judge(judge: Judge | None, value: Any, _folder: Path) -> Check:

@@ -43,6 +43,8 @@ class Reply:
     turns: int = 1
     latency_s: float | None = None
     """The latency to record instead of the measured one (a replayed trial keeps its original latency)."""
+    total_tokens: int | None = None
+    """The total the model reported, when it gave no prompt/completion split."""
 
 
 class TrialError(AutoevolveError):
@@ -151,13 +153,38 @@ def reply_from(result: Any, source: str) -> Reply:
         return Reply(output=result)
     if isinstance(result, Mapping) and isinstance(result.get("output"), str):
         usage = result.get("usage") or {}
+        if not isinstance(usage, Mapping):
+            raise TypeError(f"{source} returned usage {usage!r}; expected a mapping of token counts")
+        counts = {key: _count(usage.get(key), f"usage {key}", source) for key in USAGE_KEYS}
         return Reply(
             output=result["output"],
             messages=list(result["messages"]) if result.get("messages") is not None else None,
             tool_calls=list(result.get("tool_calls") or []),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            cost=result.get("cost"),
-            turns=int(result.get("turns") or 1),
+            prompt_tokens=counts["prompt_tokens"],
+            completion_tokens=counts["completion_tokens"],
+            total_tokens=counts["total_tokens"],
+            cost=_amount(result.get("cost"), source),
+            turns=_count(result.get("turns"), "turns", source) or 1,
         )
     raise TypeError(f"{source} returned {type(result).__name__}; expected a string or a mapping with 'output'")
+
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _count(value: Any, what: str, source: str) -> int | None:
+    """A whole number of at least 0 from an agent's reply, or `TypeError` naming what it returned."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{source} returned {what} {value!r}; expected a whole number of at least 0")
+    return value
+
+
+def _amount(value: Any, source: str) -> float | None:
+    """A finite cost in USD of at least 0, or `TypeError`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise TypeError(f"{source} returned cost {value!r}; expected a number of USD of at least 0")
+    return float(value)

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pytest_autoevolve.errors import FormatError
 from pytest_autoevolve.files import read_trajectories
 from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, TrialError
 from pytest_autoevolve.records import Trajectory
-
-if TYPE_CHECKING:
-    pass
 
 
 class ReplayModel:
@@ -37,6 +33,14 @@ class ReplayModel:
         except FormatError as exc:
             raise ModelSpecError(f"replay: {exc}") from None
         role = spec.params.get("role")
+        roles = sorted({t.role for t in recorded})
+        if role is None and len(roles) > 1:
+            raise ModelSpecError(
+                f"replay: {spec.target} records {' and '.join(roles)} trials; name one with "
+                f"'replay:{spec.target}+role=ROLE' (each trial would otherwise get whichever role came last)"
+            )
+        if role is not None and role not in roles:
+            raise ModelSpecError(f"replay: {spec.target} has no {role!r} trials; it records {', '.join(roles)}")
         self.trials: dict[tuple[str, int], Trajectory] = {
             (t.scenario_id, t.repeat): t for t in recorded if role is None or t.role == role
         }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.providers.base import Model, ModelRequest, Reply, TrialError
 from pytest_autoevolve.records import Grade, Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
@@ -53,11 +54,14 @@ def grade(trajectory: Trajectory, scenario: Scenario) -> None:
     for named in scenario.graders:
         try:
             grades.append(named.check(trajectory.output, trajectory, scenario))
-        except Exception as exc:
+        except GradingError as exc:  # no verdict: the trial is an error, not a fail
+            grades.append(Grade(named.name, False, 0.0, str(exc)))
+            trajectory.error = trajectory.error or f"GradingError: {named.name}: {exc}"
+        except (Exception, SystemExit) as exc:  # a grader's crash (even sys.exit) is a failed grade, not the run's
             grades.append(Grade(named.name, False, 0.0, f"grader raised {type(exc).__name__}: {exc}"))
     trajectory.grades = grades
     trajectory.score = sum(g.score for g in grades) / len(grades) if grades else 0.0
-    trajectory.passed = bool(grades) and all(g.passed for g in grades)
+    trajectory.passed = trajectory.error is None and bool(grades) and all(g.passed for g in grades)
 
 
 @dataclass
@@ -131,7 +135,7 @@ class ModelHandle:
                 ),
                 scenario.timeout_s,
             )
-        except Exception as exc:  # the trial's error, recorded
+        except (Exception, SystemExit) as exc:  # the trial's error, recorded (an agent's sys.exit too)
             if isinstance(exc, TrialError) and exc.reply is not None:
                 answered = exc.reply
                 _apply(trajectory, exc.reply)
@@ -158,5 +162,6 @@ def _apply(trajectory: Trajectory, reply: Reply) -> None:
     trajectory.tool_calls = reply.tool_calls
     trajectory.prompt_tokens = reply.prompt_tokens
     trajectory.completion_tokens = reply.completion_tokens
+    trajectory.reported_total_tokens = reply.total_tokens
     trajectory.cost = reply.cost
     trajectory.turns = reply.turns

@@ -137,6 +137,16 @@ class Redactor:
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
+def url_secrets(url: str | None) -> list[str]:
+    """The password (and ``user:password``) a URL carries, to redact wherever the URL's errors go."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.password is None:
+        return []
+    return [parts.password, f"{parts.username}:{parts.password}"]
+
+
 def public_url(url: str) -> str:
     """A URL without user info (``user:password@``) or query, fit for a fingerprint."""
     parts = urlsplit(url)

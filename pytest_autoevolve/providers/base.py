@@ -100,8 +100,26 @@ class ModelSpec:
         text = f"{self.provider}:{self.target}" if self.target else self.provider
         for key, value in self.params.items():
             if not is_secret(key):
-                text += f"+{key}={value}"
+                text += f"+{key}={without_userinfo(str(value))}"
         return text
+
+
+USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it replaced by ``***@``."""
+    return USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def shown_spec(spec: str) -> str:
+    """A spec string fit for an error message: secret parameters' values and URL passwords masked."""
+    head, *options = spec.split("+")
+    shown = [without_userinfo(head)]
+    for option in options:
+        key, sep, _ = option.partition("=")
+        shown.append(f"{key}{sep}***" if sep and is_secret(key) else without_userinfo(option))
+    return "+".join(shown)
 
 
 def is_secret(key: str) -> bool:
@@ -120,18 +138,21 @@ def parse_spec(spec: str | Mapping[str, Any], named: Mapping[str, Any] | None = 
         base = parse_spec(mapping.pop("spec"), named)
         return ModelSpec(base.provider, base.target, {**base.params, **mapping})
     if not isinstance(spec, str) or not spec.strip():
-        raise ModelSpecError(f"a model spec is a non-empty string, got {spec!r}")
+        shown = shown_spec(spec) if isinstance(spec, str) else type(spec).__name__
+        raise ModelSpecError(f"a model spec is a non-empty string, got {shown!r}")
     if spec in named:
         return parse_spec(named[spec], {k: v for k, v in named.items() if k != spec})
     head, *options = spec.split("+")
     provider, _, target = head.partition(":")
     if not provider.strip():
-        raise ModelSpecError(f"model spec {spec!r} names no provider; expected PROVIDER[:TARGET][+key=value...]")
+        raise ModelSpecError(
+            f"model spec {shown_spec(spec)!r} names no provider; expected PROVIDER[:TARGET][+key=value...]"
+        )
     params: dict[str, Any] = {}
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key:
-            raise ModelSpecError(f"model spec option {option!r} in {spec!r} is not key=value")
+            raise ModelSpecError(f"model spec option {shown_spec(option)!r} in {shown_spec(spec)!r} is not key=value")
         params[key] = _option_value(value)
     return ModelSpec(provider.strip(), target.strip(), params)
 

@@ -31,6 +31,7 @@ from pytest_autoevolve.providers._http import (
     cost_of,
     public_url,
     retry_after_seconds,
+    url_secrets,
 )
 from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, TrialError
 from pytest_autoevolve.records import result_text
@@ -210,7 +211,8 @@ class OpenAIModel:
                 f"{self.name} needs an API key in ${settings.key_env} (set 'api_key_env' to read another variable; "
                 "local servers accept any value, e.g. unused)"
             )
-        self.redactor = Redactor([key])
+        endpoint = settings.base_url or settings.azure_endpoint or os.environ.get("OPENAI_BASE_URL")
+        self.redactor = Redactor([key, *url_secrets(endpoint)])
         self._key = key
         self._client_lock = threading.Lock()
         self._client_instance: Any = None
@@ -405,23 +407,26 @@ class OpenAIModel:
             raise _Retryable(f"connection error: {exc}{cause}") from None
         except openai.APIStatusError as exc:
             status = exc.status_code
-            detail = f"HTTP {status}: {_short(ERROR_PREFIX.sub('', exc.message))}"
+            detail = f"HTTP {status}: {_short(self.redactor.text(ERROR_PREFIX.sub('', exc.message)))}"
             if status == 429 or status == 408 or status >= 500:
                 raise _Retryable(detail, retry_after_seconds(exc.response.headers)) from None
             raise _Fatal(detail) from None
-        return _parse_completion(text)
+        return _parse_completion(text, self.redactor)
 
 
-def _parse_completion(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The first choice's message and the usage of a chat.completion body; `_Retryable` when it is none."""
+def _parse_completion(text: str, redactor: Redactor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first choice's message and the usage of a chat.completion body; `_Retryable` when it is none.
+
+    Text quoted in an error is redacted before it is shortened, so no part of a secret survives the cut.
+    """
     try:
         body = json.loads(text)
     except ValueError as exc:
-        raise _Retryable(f"the response is not valid JSON ({exc}): {_short(text, 200)!r}") from None
+        raise _Retryable(f"the response is not valid JSON ({exc}): {_short(redactor.text(text), 200)!r}") from None
     if not isinstance(body, dict):
-        raise _Retryable(f"the response is not a chat completion object: {_short(text, 200)!r}")
+        raise _Retryable(f"the response is not a chat completion object: {_short(redactor.text(text), 200)!r}")
     if body.get("error"):
-        raise _Retryable(f"the response is an error: {_short(json.dumps(body['error']))}")
+        raise _Retryable(f"the response is an error: {_short(redactor.text(json.dumps(body['error'])))}")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         raise _Retryable("the completion has no choices")

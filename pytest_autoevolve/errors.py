@@ -60,5 +60,9 @@ class FormatError(AutoevolveError):
     """A trajectory, summary or results file of another format version, or not one at all."""
 
 
+class ArtifactWriteError(AutoevolveError):
+    """A run that cannot write what it must record (a full disk): it stops rather than lose evidence."""
+
+
 class LoopError(AutoevolveError):
     """A loop (evolve, fine-tune, the CI gate) that cannot go on, with what to do about it."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_autoevolve.errors import FormatError
+from pytest_autoevolve.errors import ArtifactWriteError, FormatError
 from pytest_autoevolve.records import Trajectory
 
 
@@ -44,13 +45,26 @@ class TrajectoryWriter:
         self._lock = threading.Lock()
 
     def append(self, trajectory: Trajectory) -> None:
-        """Write one trajectory as one line."""
-        line = (json.dumps(trajectory.to_record(), ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        """Write one trajectory as one line, whole or not at all.
+
+        A write the disk cuts short (``ENOSPC``) is taken back, so the file stays valid JSONL,
+        and raises `ArtifactWriteError`: the run cannot record, so it must stop.
+        """
+        line = (strict_json(trajectory.to_record()) + "\n").encode("utf-8")
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, line)
+                start = os.fstat(fd).st_size
+                try:
+                    written = os.write(fd, line)
+                except OSError as exc:
+                    written, problem = -1, f"{exc.strerror or exc}"
+                else:
+                    problem = f"only {written} of {len(line)} bytes were written"
+                if written != len(line):
+                    os.ftruncate(fd, start)
+                    raise ArtifactWriteError(f"{self.path}: cannot record a trajectory: {problem}; the run stops")
             finally:
                 os.close(fd)
 
@@ -73,11 +87,35 @@ def read_trajectories(path: Path) -> Iterator[Trajectory]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
+    """Write strict JSON to ``path`` through a temporary file and a rename; a failed write leaves neither half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(strict_json(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ArtifactWriteError(f"{path}: cannot be written: {exc.strerror or exc}") from None
+
+
+def strict_json(data: Any, indent: int | None = None) -> str:
+    """JSON that every parser reads: NaN and infinities become ``null``, listed under ``"nonfinite"``."""
+    found: list[str] = []
+    clean = _finite(data, "", found)
+    if found and isinstance(clean, dict):
+        clean["nonfinite"] = found
+    return json.dumps(clean, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _finite(value: Any, where: str, found: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        found.append(where or "(root)")
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    return value
 
 
 def fingerprint_files(*paths: str | Path) -> str:

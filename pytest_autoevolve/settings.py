@@ -64,6 +64,33 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on the work a catalog or a model can ask of a run, under ``limits:`` in the config."""
+
+    max_file_bytes: int = 5_000_000
+    """A scenario file larger than this is refused."""
+    max_yaml_nodes: int = 200_000
+    """A scenario file whose YAML, aliases expanded, holds more values than this is refused (alias bombs)."""
+    max_scenarios_per_entry: int = 10_000
+    """One entry's ``vars`` may expand into at most this many scenarios."""
+    max_output_chars: int = 1_000_000
+    """A model's reply is kept in the trajectory up to this many characters, the rest cut with a mark."""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Limits:
+        """Validate a ``limits:`` mapping: known keys, whole numbers of at least 1."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"autoevolve setting 'limits' is a mapping, got {type(values).__name__}")
+        known = [f.name for f in fields(cls)]
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown autoevolve limit {key!r}; known: {', '.join(known)}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"autoevolve limit {key!r} is a whole number of at least 1, got {value!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know; plain data, so xdist can ship it to workers."""
 
@@ -77,6 +104,7 @@ class Settings:
     models: dict[str, Any] = field(default_factory=dict)
     gate: GateConfig = field(default_factory=GateConfig)
     """The gate's rule, built once from the ``gate:`` mapping and the seed."""
+    limits: Limits = field(default_factory=Limits)
     cache: str = "readwrite"
     concurrency: int = 1
     judge: Any = None
@@ -150,7 +178,7 @@ def settings_from(values: Mapping[str, Any]) -> Settings:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown autoevolve setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    plain = {k: v for k, v in values.items() if k != "gate"}
+    plain = {k: v for k, v in values.items() if k not in ("gate", "limits")}
     settings = replace(Settings(), **plain)
     catalog = (settings.catalog,) if isinstance(settings.catalog, str) else settings.catalog
     if not isinstance(catalog, list | tuple) or not all(isinstance(c, str) for c in catalog):
@@ -171,7 +199,8 @@ def settings_from(values: Mapping[str, Any]) -> Settings:
         gate = GateConfig.from_mapping(values.get("gate") or {}, settings.seed)
     except (GateConfigError, TypeError) as exc:
         raise ConfigError(f"autoevolve setting 'gate': {exc}") from None
-    return replace(settings, catalog=tuple(catalog), gate=gate)
+    limits = Limits.from_mapping(values.get("limits") or {})
+    return replace(settings, catalog=tuple(catalog), gate=gate, limits=limits)
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

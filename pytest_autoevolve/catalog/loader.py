@@ -7,6 +7,7 @@ Every problem in a file raises `ScenarioError`, which names the file, the scenar
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pytest_autoevolve.catalog.yamlfile import _parse
 from pytest_autoevolve.errors import ScenarioError
 from pytest_autoevolve.graders.registry import GraderRegistry
 from pytest_autoevolve.records import NamedCheck, Scenario, Tool, written_text
+from pytest_autoevolve.settings import Limits
 
 SPLITS = ("eval", "train")
 
@@ -56,14 +58,22 @@ UNTEMPLATED_KEYS = ("metadata",)
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
-def load_file(path: Path, registry: GraderRegistry, display: str | None = None) -> list[Scenario]:
+def load_file(
+    path: Path, registry: GraderRegistry, display: str | None = None, limits: Limits | None = None
+) -> list[Scenario]:
     """Every scenario of one file, validated and expanded; `ScenarioError` on bad input."""
     shown = display or str(path)
+    limits = limits or Limits()
     try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            raise ScenarioError(
+                shown, f"the file has {size} bytes, over limits.max_file_bytes={limits.max_file_bytes} of the config"
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(shown, f"cannot read the file: {exc}") from None
-    data, lines = _parse(Path(shown), text)
+    data, lines = _parse(Path(shown), text, limits.max_yaml_nodes)
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ScenarioError(shown, f"a scenario file is a mapping with a 'scenarios' list; this is {kind}")
@@ -80,7 +90,7 @@ def load_file(path: Path, registry: GraderRegistry, display: str | None = None) 
     entries = data.get("scenarios")
     if not isinstance(entries, list) or not entries:
         raise ScenarioError(shown, "'scenarios' is a non-empty list of scenario mappings", key="scenarios")
-    builder = _Builder(path.parent, shown, registry)
+    builder = _Builder(path.parent, shown, registry, limits.max_scenarios_per_entry)
     scenarios: list[Scenario] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
@@ -120,11 +130,18 @@ def _substitute(value: Any, variables: Mapping[str, Any], missing: list[str]) ->
     return value
 
 
-def _var_rows(raw: Any) -> list[dict[str, Any]]:
-    """`vars` as rows: a list of mappings, or a mapping of lists (their product)."""
+def _var_rows(raw: Any, limit: int) -> list[dict[str, Any]]:
+    """`vars` as rows: a list of mappings, or a mapping of lists (their product), at most ``limit`` of them."""
     if isinstance(raw, list) and raw and all(isinstance(row, dict) for row in raw):
+        if len(raw) > limit:
+            raise ValueError(f"'vars' gives {len(raw)} rows, over limits.max_scenarios_per_entry={limit}")
         return raw
     if isinstance(raw, dict) and raw and all(isinstance(v, list) and v for v in raw.values()):
+        count = math.prod(len(v) for v in raw.values())
+        if count > limit:
+            raise ValueError(
+                f"'vars' expands to {count} scenarios, over limits.max_scenarios_per_entry={limit} of the config"
+            )
         names = list(raw)
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*raw.values())]
     raise ValueError("'vars' is a non-empty list of mappings, or a mapping of non-empty lists (their product)")
@@ -133,8 +150,9 @@ def _var_rows(raw: Any) -> list[dict[str, Any]]:
 class _Builder:
     """Validates and expands the entries of one file."""
 
-    def __init__(self, folder: Path, shown: str, registry: GraderRegistry) -> None:
+    def __init__(self, folder: Path, shown: str, registry: GraderRegistry, max_scenarios: int) -> None:
         self.folder, self.shown, self.registry = folder, shown, registry
+        self.max_scenarios = max_scenarios
 
     def error(self, message: str, where: str, key: str | None, line: int) -> ScenarioError:
         return ScenarioError(self.shown, message, scenario=where, key=key, line=line)
@@ -161,7 +179,7 @@ class _Builder:
             yield self.build(merged, where, line)
             return
         try:
-            rows = _var_rows(merged.pop("vars"))
+            rows = _var_rows(merged.pop("vars"), self.max_scenarios)
         except ValueError as exc:
             raise self.error(str(exc), where, "vars", line) from None
         for row in rows:
@@ -393,10 +411,12 @@ def scenario_files(roots: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def load_catalog(roots: Iterable[Path], registry: GraderRegistry, base: Path | None = None) -> Catalog:
+def load_catalog(
+    roots: Iterable[Path], registry: GraderRegistry, base: Path | None = None, limits: Limits | None = None
+) -> Catalog:
     """Load every scenario file under ``roots``; the first error raises."""
     catalog = Catalog()
     for path in scenario_files(roots):
         shown = str(path.relative_to(base)) if base and path.is_relative_to(base) else str(path)
-        catalog.add(load_file(path, registry, shown))
+        catalog.add(load_file(path, registry, shown, limits))
     return catalog

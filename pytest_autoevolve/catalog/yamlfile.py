@@ -38,11 +38,39 @@ _LineLoader.add_constructor("tag:yaml.org,2002:int", _LineLoader.construct_writt
 _LineLoader.add_constructor("tag:yaml.org,2002:float", _LineLoader.construct_written_float)
 
 
-def _parse(path: Path, text: str) -> tuple[Any, list[int]]:
-    """The YAML document and the line of each entry under `scenarios:`."""
+def expanded_size(node: yaml.Node, limit: int) -> int:
+    """How many values ``node`` stands for with every alias expanded, counting no further than ``limit``."""
+    sizes: dict[int, int] = {}
+
+    def size(current: yaml.Node) -> int:
+        if id(current) in sizes:
+            return sizes[id(current)]
+        sizes[id(current)] = 1  # a node that refers to itself counts once
+        children: list[yaml.Node] = []
+        if isinstance(current, yaml.SequenceNode):
+            children = list(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            children = [part for pair in current.value for part in pair]
+        total = 1
+        for child in children:
+            total = min(total + size(child), limit + 1)
+        sizes[id(current)] = total
+        return total
+
+    return size(node)
+
+
+def _parse(path: Path, text: str, max_nodes: int) -> tuple[Any, list[int]]:
+    """The YAML document and the line of each entry under `scenarios:`; aliases may not expand past ``max_nodes``."""
     loader = _LineLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and expanded_size(node, max_nodes) > max_nodes:
+            raise ScenarioError(
+                path,
+                f"the YAML expands to more than {max_nodes} values (aliases repeated inside aliases?); "
+                "raise limits.max_yaml_nodes in the config if the file is meant to be this large",
+            )
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

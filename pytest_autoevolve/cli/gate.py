@@ -42,7 +42,7 @@ def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
         raise CommandError(f"no such catalog path: {', '.join(missing)}")
     graders = project_registries(root, settings).graders  # the graders pytest --autoevolve knows, plugins' too
     try:
-        catalog = load_catalog(roots, graders, root)
+        catalog = load_catalog(roots, graders, root, settings.limits)
     except ScenarioError as exc:
         raise InvalidCatalog(str(exc)) from None
     if args.list:
@@ -102,17 +102,20 @@ def _recorded_seed(runs: Sequence[JunitRun]) -> int | None:
 
 def _show(result: GateResult, args: argparse.Namespace, header: list[str], extra: dict[str, Any]) -> int:
     """Print the gate result (text or ``--json``); the exit status from the verdict."""
+    from pytest_autoevolve.gate.summary import GateSummary
+
+    gate = GateSummary.from_result(result)
     if args.json:
         import json
 
-        print(json.dumps({**result.to_summary(), **extra}, indent=2, ensure_ascii=False, default=str))
+        print(json.dumps({**gate.to_json(), **extra}, indent=2, ensure_ascii=False, default=str))
     else:
         from pytest_autoevolve.report.terminal import summary_lines
 
-        print(f"autoevolve gate: {result.verdict.upper()}")
-        for line in [*header, *summary_lines(result)]:
+        print(f"autoevolve gate: {gate.verdict.upper()}")
+        for line in [*header, *summary_lines(gate)]:
             print(line)
-    return 0 if result.verdict == "pass" else 1
+    return 0 if gate.verdict == "pass" else 1
 
 
 def _report(args: argparse.Namespace, extra: list[str]) -> int:

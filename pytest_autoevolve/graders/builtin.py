@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
 from pytest_autoevolve.imports import import_object
@@ -16,6 +16,10 @@ from pytest_autoevolve.records import Check, Grade, written_text
 
 if TYPE_CHECKING:
     from pytest_autoevolve.records import Scenario, Trajectory
+
+
+REGEX_TIMEOUT_S = 2.0
+"""How long one ``regex`` match may run before the trial is an error."""
 
 
 def _text(value: Any, name: str) -> str:
@@ -64,23 +68,36 @@ def not_contains(value: Any, _: Path) -> Check:
 
 
 def regex(value: Any, _: Path) -> Check:
-    """The regular expression matches somewhere in the output (`re.search`)."""
+    """The regular expression matches somewhere in the output (``re.search`` semantics).
+
+    A match that runs past ``REGEX_TIMEOUT_S`` (catastrophic backtracking, ``^(a+)+$``) is a
+    `GradingError`: the trial is an error, and the run goes on.
+    """
+    import regex as engine  # the `re` syntax, with a time limit on a match
+
     pattern = _text(value, "regex")
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
+        compiled = engine.compile(pattern, flags=engine.VERSION0)
+    except engine.error as exc:
         raise ValueError(f"'regex' is not a valid regular expression: {exc} in {pattern!r}") from None
 
     def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
-        matched = compiled.search(output) is not None
+        try:
+            matched = compiled.search(output, timeout=REGEX_TIMEOUT_S) is not None
+        except TimeoutError:
+            raise GradingError(
+                f"/{pattern}/ ran past {REGEX_TIMEOUT_S:g} s on a {len(output)}-character output"
+            ) from None
         return _verdict("regex", matched, f"/{pattern}/ {'matched' if matched else 'did not match'}")
 
     return check
 
 
 def json_schema(value: Any, _: Path) -> Check:
-    """The output parses as JSON and validates against the schema."""
+    """The output parses as JSON and validates against the schema; ``$ref`` stays inside the schema."""
     import jsonschema
+    import referencing
+    import referencing.exceptions
 
     if not isinstance(value, dict):
         raise ValueError(f"'json_schema' takes a JSON Schema mapping, got {type(value).__name__}")
@@ -89,14 +106,18 @@ def json_schema(value: Any, _: Path) -> Check:
         validator_class.check_schema(value)
     except jsonschema.SchemaError as exc:
         raise ValueError(f"'json_schema' is not a valid JSON Schema: {exc.message}") from None
-    validator = validator_class(value)
+    # an explicit registry, whose default retrieve refuses: no remote $ref is ever fetched
+    validator = validator_class(value, registry=referencing.Registry())
 
     def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
         try:
             document = json.loads(output)
         except json.JSONDecodeError as exc:
             return _verdict("json_schema", False, f"output is not JSON: {exc}")
-        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+        try:
+            errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+        except referencing.exceptions.Unresolvable as exc:
+            raise GradingError(f"the schema's $ref {exc} is not inside it (remote schemas are not fetched)") from None
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(root)"
             return _verdict("json_schema", False, f"schema violation at {where}: {errors[0].message}")

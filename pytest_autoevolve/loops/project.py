@@ -43,4 +43,4 @@ def project_catalog(root: Path) -> Any:
 
     settings = load_settings(root)
     graders = project_registries(root, settings).graders
-    return load_catalog([root / folder for folder in settings.catalog], graders, root)
+    return load_catalog([root / folder for folder in settings.catalog], graders, root, settings.limits)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import threading
 from dataclasses import asdict
@@ -19,6 +21,7 @@ from typing import Any
 from pytest_autoevolve.providers.base import Reply
 
 CACHE_FORMAT_VERSION = 1
+LOG = logging.getLogger("pytest_autoevolve")
 
 
 class ResponseCache:
@@ -29,6 +32,8 @@ class ResponseCache:
         self.mode = mode
         self.hits = 0
         self.misses = 0
+        self.rejected = 0
+        """Entries found but not served: torn, foreign or tampered (each logged)."""
         self._lock = threading.Lock()
 
     @staticmethod
@@ -51,13 +56,20 @@ class ResponseCache:
         """The stored reply and its original latency, when reading is on and the key is known."""
         if self.mode not in ("read", "readwrite"):
             return None
+        path = self._path(key)
         try:
-            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
-            reply = Reply(**entry["reply"])
-            latency = float(entry["latency_s"])
-        except (OSError, ValueError, KeyError, TypeError):
+            text = path.read_text(encoding="utf-8")
+        except OSError:
             with self._lock:
                 self.misses += 1
+            return None
+        try:
+            reply, latency = _entry(json.loads(text), key)
+        except ValueError as exc:  # a torn, foreign or tampered entry is a miss, never an answer
+            LOG.warning("autoevolve cache: ignoring %s: %s", path, exc)
+            with self._lock:
+                self.misses += 1
+                self.rejected += 1
             return None
         with self._lock:
             self.hits += 1
@@ -70,6 +82,40 @@ class ResponseCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        entry = {"format_version": CACHE_FORMAT_VERSION, "reply": asdict(reply), "latency_s": latency_s}
+        entry = {"format_version": CACHE_FORMAT_VERSION, "key": key, "reply": asdict(reply), "latency_s": latency_s}
         temporary.write_text(json.dumps(entry, default=str), encoding="utf-8")
         os.replace(temporary, path)
+
+
+def _entry(entry: Any, key: str) -> tuple[Reply, float]:
+    """The reply and latency of a cache entry, checked field by field; `ValueError` says what is wrong."""
+    if not isinstance(entry, dict) or entry.get("format_version") != CACHE_FORMAT_VERSION:
+        raise ValueError("not a cache entry of this version")
+    if entry.get("key") != key:
+        raise ValueError("the entry was stored under another key")
+    data, latency = entry.get("reply"), entry.get("latency_s")
+    if not isinstance(data, dict) or not isinstance(data.get("output"), str):
+        raise ValueError("the reply has no text output")
+    if latency is None or not _number(latency):
+        raise ValueError(f"latency_s is {latency!r}")
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens", "turns"):
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name} is {value!r}")
+    for name in ("cost", "latency_s"):
+        if data.get(name) is not None and not _number(data[name]):
+            raise ValueError(f"{name} is {data[name]!r}")
+    if data.get("messages") is not None and not _dicts(data["messages"]):
+        raise ValueError("messages is not a list of objects")
+    if not _dicts(data.get("tool_calls", [])):
+        raise ValueError("tool_calls is not a list of objects")
+    known = {name: data[name] for name in Reply.__dataclass_fields__ if name in data}
+    return Reply(**known), float(latency)
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0
+
+
+def _dicts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)

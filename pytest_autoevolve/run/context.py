@@ -99,6 +99,7 @@ class RunContext:
             run_id=self.run_id,
             observe=self.record,
             cache=self.model_cache,
+            max_output_chars=self.settings.limits.max_output_chars,
         )
 
     def repeats(self, scenario: Scenario) -> int:
@@ -136,5 +137,5 @@ class RunContext:
         """The whole catalog from the configured folders, for fixtures."""
         if self._catalog is None:
             roots = [self.root / entry for entry in self.settings.catalog]
-            self._catalog = load_catalog(roots, self.graders, self.root)
+            self._catalog = load_catalog(roots, self.graders, self.root, self.settings.limits)
         return self._catalog

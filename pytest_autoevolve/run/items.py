@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_autoevolve.catalog.loader import load_file
-from pytest_autoevolve.errors import ScenarioError
+from pytest_autoevolve.errors import ArtifactWriteError, ScenarioError
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.records import Scenario, Trajectory
 from pytest_autoevolve.run.context import RunContext
@@ -35,7 +35,7 @@ class ScenarioFile(pytest.File):
             if self.path.is_relative_to(self.config.rootpath)
             else str(self.path)
         )
-        scenarios = load_file(self.path, context.graders, shown)
+        scenarios = load_file(self.path, context.graders, shown, context.settings.limits)
         context.collected.add(scenarios)
         split = context.settings.split
         for scenario in scenarios:
@@ -65,7 +65,10 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         """Run the trials, attach the results as properties, fail unless every trial passed."""
         context = self.config.stash[CONTEXT_KEY]
-        trajectories = context.trials(self.role, self.scenario)
+        try:
+            trajectories = context.trials(self.role, self.scenario)
+        except ArtifactWriteError as exc:  # nothing more can be recorded: stop, keep what is on disk whole
+            pytest.exit(f"autoevolve: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
         spec = context.handle(self.role).spec
         self.user_properties.extend(_properties(self.scenario, self.role, spec, trajectories))
         if not all(t.passed for t in trajectories):
@@ -95,15 +98,24 @@ def describe_failure(scenario: Scenario, role: str, trajectories: list[Trajector
         f"scenario {scenario.id!r} failed for the {role} ({first.model}): "
         f"{len(trajectories) - len(failed)} of {len(trajectories)} trials passed",
         f"  file:     {scenario.path}:{scenario.line}",
-        f"  input:    {scenario.input!r}",
+        f"  input:    {shorten(scenario.input)!r}",
     ]
     if scenario.expected is not None:
-        lines.append(f"  expected: {scenario.expected!r}")
+        lines.append(f"  expected: {shorten(scenario.expected)!r}")
     shown = f"trial {first.repeat}" if len(trajectories) > 1 else "trial"
     if first.error is not None:
-        lines.append(f"  error:    {first.error}  ({shown}, seed {first.seed})")
+        lines.append(f"  error:    {shorten(first.error)}  ({shown}, seed {first.seed})")
     else:
-        lines.append(f"  got:      {first.output!r}  ({shown}, seed {first.seed})")
+        lines.append(f"  got:      {shorten(first.output)!r}  ({shown}, seed {first.seed})")
         for grade in first.failed_grades():
-            lines.append(f"  grader {grade.grader} said no: {grade.reason}")
+            lines.append(f"  grader {grade.grader} said no: {shorten(grade.reason)}")
     return "\n".join(lines)
+
+
+SHOWN_CHARS = 300
+"""How much of an input, output or reason a failure shows in the terminal and junit (the trajectory has it all)."""
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for the terminal and junit, saying how much is left out."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters in the trajectory)"

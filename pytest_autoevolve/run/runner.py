@@ -75,6 +75,8 @@ class ModelHandle:
     run_id: str = ""
     observe: Callable[[Trajectory], None] | None = None
     cache: ResponseCache | None = None
+    max_output_chars: int = 1_000_000
+    """Replies are kept up to this many characters (``limits.max_output_chars``), the rest cut with a mark."""
 
     @property
     def spec(self) -> str:
@@ -123,7 +125,7 @@ class ModelHandle:
             key = self.cache.key(fingerprint, messages, tools, seed, repeat)
             hit = self.cache.get(key)
             if hit is not None:
-                _apply(trajectory, hit[0])
+                _apply(trajectory, hit[0], self.max_output_chars)
                 trajectory.latency_s, trajectory.cached = hit[1], True
                 return
         started = time.perf_counter()
@@ -138,11 +140,11 @@ class ModelHandle:
         except (Exception, SystemExit) as exc:  # the trial's error, recorded (an agent's sys.exit too)
             if isinstance(exc, TrialError) and exc.reply is not None:
                 answered = exc.reply
-                _apply(trajectory, exc.reply)
+                _apply(trajectory, exc.reply, self.max_output_chars)
             trajectory.error = f"{type(exc).__name__}: {exc}"
         else:
             answered = reply
-            _apply(trajectory, reply)
+            _apply(trajectory, reply, self.max_output_chars)
         recorded = answered.latency_s if answered is not None else None
         trajectory.latency_s = round(time.perf_counter() - started if recorded is None else recorded, 6)
         if key is not None and trajectory.error is None and self.cache is not None:
@@ -153,12 +155,19 @@ class ModelHandle:
         return [self.run(scenario, repeat) for repeat in range(repeats)]
 
 
-def _apply(trajectory: Trajectory, reply: Reply) -> None:
-    trajectory.output = reply.output
+def capped(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters, with a mark saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[{len(text) - limit} more characters cut at limits.max_output_chars]"
+
+
+def _apply(trajectory: Trajectory, reply: Reply, limit: int) -> None:
+    trajectory.output = capped(reply.output, limit)
     if reply.messages is not None:
         trajectory.messages = reply.messages
     else:
-        trajectory.messages = [*trajectory.messages, {"role": "assistant", "content": reply.output}]
+        trajectory.messages = [*trajectory.messages, {"role": "assistant", "content": trajectory.output}]
     trajectory.tool_calls = reply.tool_calls
     trajectory.prompt_tokens = reply.prompt_tokens
     trajectory.completion_tokens = reply.completion_tokens

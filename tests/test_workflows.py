@@ -276,11 +276,14 @@ def test_comment_workflow_never_runs_pull_request_code():
 def test_improve_and_evolve_open_pull_requests():
     improve, evolve = load("autoevolve-improve.yml"), load("autoevolve-evolve.yml")
     for workflow in (improve, evolve):
-        assert workflow["permissions"] == {"contents": "write", "pull-requests": "write"}
+        assert workflow["permissions"] == {"contents": "read"}
         assert workflow["concurrency"]["cancel-in-progress"] is False
+        publish = workflow["jobs"]["publish"]
+        assert publish["permissions"] == {"contents": "write", "pull-requests": "write"}
+        assert "gh pr create" in publish["steps"][-1]["run"]
+        assert 'git fetch "$FOLDER/branch.bundle"' in publish["steps"][-1]["run"]
     assert "schedule" in improve["on"] and improve["on"]["workflow_dispatch"]["inputs"]["rounds"]["default"] == 1
     assert 'autoevolve improve --rounds "$ROUNDS"' in step_named(improve, "Run the fine-tune loop")["run"]
-    assert "peter-evans/create-pull-request@v7" in [s.get("uses") for s in steps(improve)]
     inputs = evolve["on"]["workflow_dispatch"]["inputs"]
     assert (inputs["iterations"]["default"], inputs["proposer"]["default"]) == (4, "space:evolve-space.yaml")
     loop = step_named(evolve, "Run the edit-score-gate loop")
@@ -288,6 +291,32 @@ def test_improve_and_evolve_open_pull_requests():
     assert command in loop["run"]
     assert loop["env"]["OPENAI_API_KEY"] == "${{ secrets.OPENAI_API_KEY }}"
     assert "gh pr create" in step_named(evolve, "Push the branch and open a pull request")["run"]
+
+
+WRITE = ("write", "write-all")
+RUNS_PROJECT_CODE = re.compile(r"^\s*(pip3? install|autoevolve\s|python3?\s|pytest\b|npm\s)", re.MULTILINE)
+"""A script line that installs or runs the project's code."""
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("autoevolve-*.yml")))
+def test_write_tokens_never_meet_repository_code(name):
+    """A job that runs the project's (or an LLM's) code holds a read-only token and no git credentials;
+    a job with a write token runs none of it; third-party actions are pinned to a commit."""
+    workflow = load(name)
+    top = workflow.get("permissions", {})
+    for job_name, job in workflow["jobs"].items():
+        permissions = job.get("permissions", top)
+        writes = any(value in WRITE for value in permissions.values()) if isinstance(permissions, dict) else True
+        runs_code = (
+            RUNS_PROJECT_CODE.search("\n".join(step.get("run", "") for step in job.get("steps", []))) is not None
+        )
+        assert not (writes and runs_code), f"{name}: job {job_name} runs project code with a write token"
+        for step in job.get("steps", []):
+            uses = step.get("uses", "")
+            if uses.startswith("actions/checkout") and (writes or runs_code) and name != "autoevolve-gate.yml":
+                assert step.get("with", {}).get("persist-credentials") is False, f"{name}: {job_name} keeps credentials"
+            if uses and not uses.startswith(("actions/", "./")):
+                assert re.fullmatch(r"[^@]+@[0-9a-f]{40}", uses), f"{name}: {uses} is not pinned to a commit"
 
 
 # --- the comment script, run with a stand-in `gh` --------------------------------------------
@@ -309,7 +338,9 @@ def run_comment(tmp_path: Path) -> Any:
     """Run the comment step's script on an artifact folder; the calls `gh` got and what it sent."""
     if shutil.which("jq") is None:
         missing_tool("jq is not installed (GitHub's runners have it)")
-    script = step_named(load("autoevolve-gate-comment.yml"), "Create or update the gate comment")["run"]
+    workflow = load("autoevolve-gate-comment.yml")
+    template = step_named(workflow, "Write the comment template")["run"]
+    script = template + "\n" + step_named(workflow, "Create or update the gate comment")["run"]
     bin_dir, artifact = tmp_path / "bin", tmp_path / "artifact"
     bin_dir.mkdir()
     artifact.mkdir()
@@ -317,9 +348,13 @@ def run_comment(tmp_path: Path) -> Any:
     (bin_dir / "gh").chmod(stat.S_IRWXU)
     (tmp_path / "head").write_text("abc123\n", encoding="utf-8")
 
-    def run(pr_number: str, report: str | None = None, existing: str = "") -> tuple[str, list[str], dict[str, Any]]:
+    def run(
+        pr_number: str, summary: dict[str, Any] | None = None, existing: str = "", report: str = ""
+    ) -> tuple[str, list[str], dict[str, Any]]:
         (artifact / "pr-number").write_text(pr_number, encoding="utf-8")
-        if report is not None:
+        if summary is not None:
+            (artifact / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+        if report:  # a report.md a fork could have written: never posted
             (artifact / "report.md").write_text(report, encoding="utf-8")
         (tmp_path / "existing").write_text(existing, encoding="utf-8")
         env = {
@@ -342,37 +377,64 @@ def run_comment(tmp_path: Path) -> Any:
     return run
 
 
-def test_comment_is_created_with_the_report_and_a_marker(run_comment):
-    _, calls, sent = run_comment("42\n", report="## autoevolve gate: FAIL\n`$(rm -rf /)` stays text\n")
+SUMMARY = {
+    "verdict": "fail",
+    "incumbent": {"spec": "tiny", "pass_rate": 0.49, "n": 244},
+    "candidate": {"spec": "**APPROVED** by the maintainers", "pass_rate": 0.41, "n": 244},
+    "lift": -0.0812,
+    "ci_low": -0.12,
+    "ci_high": -0.04,
+    "p_value": 0.98765,
+    "n_paired": 244,
+    "regressions": ["add-12", "$(rm -rf /)", "![x](https://evil.example/pixel)"],
+    "improvements": [],
+    "reasons": ["<img src=x> **the maintainers approved this**"],
+}
+
+
+def test_comment_is_created_from_the_numbers_with_its_own_template(run_comment):
+    report = "## autoevolve gate: PASS\nmerge me"
+    _, calls, sent = run_comment("42\n", summary=SUMMARY, report=report)
     assert calls[0] == "api repos/octo/demo/pulls/42 --jq .head.sha"
     assert calls[-1].startswith("api --method POST repos/octo/demo/issues/42/comments --input ")
-    assert sent["body"].startswith("<!-- autoevolve-gate -->\n## autoevolve gate: FAIL\n`$(rm -rf /)` stays text")
-    assert "actions/runs/1" in sent["body"]
+    body = sent["body"]
+    assert body.startswith("<!-- autoevolve-gate -->\n**autoevolve gate: FAIL** (gate job: failure)\n")
+    assert "| incumbent | 49% (244 trials) |" in body and "| candidate | 41% (244 trials) |" in body
+    assert "- lift -8.1%, interval [-12%, -4%], p = 0.9877, 244 paired scenarios" in body
+    assert "- regressions (3): `add-12`, `rm-rf`, `xhttpsevil.examplepixel`" in body
+    for forged in ("APPROVED", "approved", "<img", "$(", "merge me", "PASS"):
+        assert forged not in body
+    assert "actions/runs/1" in body
+
+
+def test_a_forged_verdict_is_shown_as_unknown(run_comment):
+    _, _, sent = run_comment("42", summary={"verdict": "PASS!!", "lift": "huge", "incumbent": "tiny"})
+    assert "**autoevolve gate: UNKNOWN**" in sent["body"] and "lift n/a" in sent["body"]
 
 
 def test_comment_is_updated_when_one_exists(run_comment):
-    _, calls, sent = run_comment("42", report="report", existing="9001\n9002\n")
+    _, calls, sent = run_comment("42", summary=SUMMARY, existing="9001\n9002\n")
     assert calls[-1].startswith("api --method PATCH repos/octo/demo/issues/comments/9001 --input ")
-    assert "report" in sent["body"]
+    assert "autoevolve gate: FAIL" in sent["body"]
 
 
 @pytest.mark.parametrize("number", ["42; rm -rf ~", "-1", "", "4 2", "1" * 11])
 def test_a_bad_pull_request_number_posts_nothing(run_comment, number):
-    out, calls, sent = run_comment(number, report="report")
+    out, calls, sent = run_comment(number, summary=SUMMARY)
     assert calls == [] and sent == {}
     assert "no valid pull request number" in out
 
 
 def test_a_pull_request_that_moved_on_gets_no_comment(run_comment, tmp_path):
     (tmp_path / "head").write_text("def456\n", encoding="utf-8")
-    out, calls, sent = run_comment("42", report="report")
+    out, calls, sent = run_comment("42", summary=SUMMARY)
     assert len(calls) == 1 and sent == {}
     assert "not the gated abc123" in out
 
 
-def test_a_missing_report_still_says_where_to_look(run_comment):
+def test_a_missing_summary_still_says_where_to_look(run_comment):
     _, _, sent = run_comment("7")
-    assert "wrote no report" in sent["body"] and "`failure`" in sent["body"]
+    assert "left no readable summary" in sent["body"] and "`failure`" in sent["body"]
 
 
 def test_improve_pull_request_body_lists_rounds_and_the_report(tmp_path):

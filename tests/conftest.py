@@ -1,31 +1,14 @@
-"""Shared helpers for the project's tests."""
+"""Fixtures and hooks for the project's tests; the helpers they import live in `tests.support`."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-AGENTS = """
-import time
-
-def echo(messages):
-    return messages[-1]["content"]
-
-def answer(messages, scenario, seed, repeat):
-    return {"output": scenario.expected or "", "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
-
-def boom(messages):
-    raise RuntimeError("model exploded")
-
-def slow(messages):
-    time.sleep(5)
-    return "late"
-"""
+from tests.support.agents import AGENTS
 
 
 @pytest.fixture(autouse=True)
@@ -55,13 +38,3 @@ def agents(pytester: pytest.Pytester) -> str:
     pytester.makepyfile(agents=AGENTS)
     pytester.syspathinsert()
     return "agents"
-
-
-def read_run(root: Path, artifacts: str = ".autoevolve") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The trajectories and summary of the single run under ``root``."""
-    runs = sorted((root / artifacts / "runs").iterdir())
-    assert len(runs) == 1, runs
-    lines = (runs[0] / "trajectories.jsonl").read_text(encoding="utf-8").splitlines()
-    summary_path = runs[0] / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
-    return [json.loads(line) for line in lines], summary

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_run
 
 from pytest_autoevolve.graders.builtin import BUILTIN_GRADERS, default_registry
 from pytest_autoevolve.records import Scenario, Trajectory
+from tests.support.runs import read_run
 
 SCENARIO = Scenario(id="s", messages=({"role": "user", "content": "hi"},), graders=(), path="s.yaml")
 CALLS = [

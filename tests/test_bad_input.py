@@ -7,17 +7,11 @@ import textwrap
 from typing import Any
 
 import pytest
-from conftest import read_run
 
-ECHO = "python:agents:echo"
+from tests.support.runs import read_run, run_models
+
 GOOD = "scenarios: [{id: good-1, input: ok, expected: ok}]"
 KNOWN_KEYS = "allowed: id, description, input, messages, expected"
-
-
-def run(pytester: pytest.Pytester, *args: str, candidate: str = ECHO) -> Any:
-    return pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", ECHO, "--autoevolve-candidate", candidate, *args
-    )
 
 
 def write(pytester: pytest.Pytester, files: dict[str, str]) -> None:
@@ -211,7 +205,7 @@ CASES = [
 @pytest.mark.parametrize(("files", "fragments"), CASES)
 def test_malformed_file_is_a_clean_collection_error(pytester, agents, files, fragments):
     write(pytester, files)
-    result = run(pytester)
+    result = run_models(pytester)
     out = assert_clean_collection_error(result)
     missing = [fragment for fragment in fragments if fragment not in out]
     assert not missing, out
@@ -219,14 +213,14 @@ def test_malformed_file_is_a_clean_collection_error(pytester, agents, files, fra
 
 def test_yaml_syntax_error_names_the_line(pytester, agents):
     write(pytester, {"demo.yaml": "scenarios:\n  - id: q\n\tinput: a\n    expected: a\n"})
-    result = run(pytester)
+    result = run_models(pytester)
     assert_clean_collection_error(result)
     result.stdout.fnmatch_lines(["scenarios/demo.yaml:3: YAML syntax error: *cannot start any token*"])
 
 
 def test_other_files_run_with_continue_on_collection_errors(pytester, agents):
     write(pytester, {"a_bad.yaml": "scenarios: [{id: q, input: a, expected: a, repeats: three}]", "b_good.yaml": GOOD})
-    result = run(pytester, "--continue-on-collection-errors")
+    result = run_models(pytester, "--continue-on-collection-errors")
     result.assert_outcomes(passed=2, errors=1)
     out = result.stdout.str()
     assert "INTERNALERROR" not in out
@@ -238,7 +232,7 @@ def test_other_files_run_with_continue_on_collection_errors(pytester, agents):
 
 def test_without_continue_nothing_runs(pytester, agents):
     write(pytester, {"a_bad.yaml": "scenarios: [{id: q, input: a, expected: a, repeats: three}]", "b_good.yaml": GOOD})
-    result = run(pytester)
+    result = run_models(pytester)
     assert_clean_collection_error(result)
     result.assert_outcomes(errors=1)
 
@@ -257,7 +251,7 @@ def test_model_that_raises_is_that_trials_error(pytester, agents):
             """
         },
     )
-    result = run(pytester, candidate="python:agents:boom")
+    result = run_models(pytester, candidate="python:agents:boom")
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     assert "INTERNALERROR" not in out
@@ -276,7 +270,7 @@ def test_model_that_raises_is_that_trials_error(pytester, agents):
 
 def test_unknown_model_provider_is_a_usage_error(pytester, agents):
     write(pytester, {"demo.yaml": GOOD})
-    result = run(pytester, candidate="nope:x")
+    result = run_models(pytester, candidate="nope:x")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "--autoevolve-candidate" in err
@@ -297,7 +291,7 @@ def test_unknown_model_provider_is_a_usage_error(pytester, agents):
 def test_python_model_that_cannot_be_imported_fails_each_trial(pytester, agents, spec, fragment):
     pytester.makepyfile(broken_agent="def fn(messages:\n")
     write(pytester, {"demo.yaml": "scenarios: [{id: a, input: a, expected: a}, {id: b, input: b, expected: b}]"})
-    result = run(pytester, candidate=spec)
+    result = run_models(pytester, candidate=spec)
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     assert "INTERNALERROR" not in out

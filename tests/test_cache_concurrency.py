@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read_run
 
-from pytest_autoevolve.providers.base import Reply
+from pytest_autoevolve.providers.base import ModelRequest, Reply
 from pytest_autoevolve.run.cache import ResponseCache
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.projects import REPO, copy_catalog
+from tests.support.runs import read_jsonl, read_run, run_dirs
 
 COUNTING = """
 import os, random, time
@@ -44,10 +42,6 @@ def calls(path: Path) -> int:
     return len(path.read_text()) if path.exists() else 0
 
 
-def run_ids(pytester) -> list[Path]:
-    return sorted((pytester.path / ".autoevolve" / "runs").iterdir())
-
-
 @pytest.fixture
 def counting(pytester, write_scenarios, monkeypatch):
     write_scenarios(CATALOG)
@@ -64,7 +58,7 @@ def args(*extra: str) -> list[str]:
 
 
 def outputs(run: Path) -> dict[tuple[str, str, int], str]:
-    records = [json.loads(line) for line in (run / "trajectories.jsonl").read_text().splitlines()]
+    records = read_jsonl(run / "trajectories.jsonl")
     return {(r["scenario_id"], r["role"], r["repeat"]): r["output"] for r in records}
 
 
@@ -74,9 +68,9 @@ def test_rerun_is_served_from_the_cache_without_a_model_call(pytester, counting)
     assert first_calls == 8 * 3  # one role's calls; the other role has the same fingerprint and key
     pytester.runpytest_subprocess(*args())
     assert calls(counting) == first_calls
-    first, second = run_ids(pytester)
+    first, second = run_dirs(pytester.path)
     assert outputs(first) == outputs(second)
-    records = [json.loads(line) for line in (second / "trajectories.jsonl").read_text().splitlines()]
+    records = read_jsonl(second / "trajectories.jsonl")
     assert all(r["cached"] for r in records)
     summary = json.loads((second / "summary.json").read_text())
     assert summary["cache"] == {"mode": "readwrite", "hits": 48, "model_calls": 0}
@@ -85,7 +79,7 @@ def test_rerun_is_served_from_the_cache_without_a_model_call(pytester, counting)
 def test_repeats_are_never_served_each_others_answers(pytester, counting):
     pytester.runpytest_subprocess(*args())
     pytester.runpytest_subprocess(*args())
-    answers = outputs(run_ids(pytester)[-1])
+    answers = outputs(run_dirs(pytester.path)[-1])
     for n in range(1, 9):
         by_repeat = {answers[(f"say-{n}", "candidate", r)] for r in range(3)}
         assert len(by_repeat) == 3  # each repeat keeps its own answer
@@ -114,7 +108,7 @@ def test_editing_the_agent_misses_the_cache(pytester, counting):
 def test_concurrent_run_matches_a_serial_run(pytester, counting):
     pytester.runpytest_subprocess(*args("--autoevolve-cache", "off"))
     pytester.runpytest_subprocess(*args("--autoevolve-cache", "off", "--autoevolve-concurrency", "8"))
-    serial, concurrent = run_ids(pytester)
+    serial, concurrent = run_dirs(pytester.path)
     assert outputs(serial) == outputs(concurrent)
     keys = ("verdict", "lift", "p_value", "n_paired", "incumbent", "candidate")
     first = json.loads((serial / "summary.json").read_text())
@@ -137,11 +131,11 @@ def test_cache_entries_are_complete_json(tmp_path):
 
 
 def test_concurrent_tiny_run_equals_a_serial_one(pytester):
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "strings.yaml")
+    copy_catalog(pytester.path)
     common = ["--autoevolve", "strings.yaml", "--autoevolve-cache", "off", "-k", "incumbent"]
     pytester.runpytest_subprocess(*common)
     pytester.runpytest_subprocess(*common, "--autoevolve-concurrency", "16")
-    serial, batched = run_ids(pytester)
+    serial, batched = run_dirs(pytester.path)
     assert outputs(serial) == outputs(batched)
     assert len(outputs(serial)) == 140
 
@@ -155,13 +149,11 @@ def test_concurrent_greedy_calls_share_generate_calls_and_answer_as_alone():
 
     model = HFModel.load(ModelSpec("hf", str(TINY_DIR), {"batch_size": 8}), REPO)
     prompts = [f"reverse {w}" for w in ("abc", "hello", "stop", "flow", "tram", "pots", "zyx", "kite", "lamp", "moon")]
-    alone = [model.generate([{"role": "user", "content": p}], scenario=None, seed=0, repeat=0) for p in prompts]
+    alone = [model.generate(ModelRequest([{"role": "user", "content": p}], 0, 0)) for p in prompts]
     assert set(model._batcher.batches) == {1}
     with ThreadPoolExecutor(10) as pool:
         together = list(
-            pool.map(
-                lambda p: model.generate([{"role": "user", "content": p}], scenario=None, seed=0, repeat=0), prompts
-            )
+            pool.map(lambda p: model.generate(ModelRequest([{"role": "user", "content": p}], 0, 0)), prompts)
         )
     assert [r.output for r in together] == [r.output for r in alone]
     assert [r.completion_tokens for r in together] == [r.completion_tokens for r in alone]

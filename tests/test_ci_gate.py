@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,52 +12,17 @@ import git
 import pytest
 from junitparser import JUnitXml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.projects import commit_all, git_project
+from tests.support.runs import read_jsonl, run_dirs
+
 AUTOEVOLVE = str(Path(sys.executable).with_name("autoevolve"))
-
-AGENT = """
-import os
-import zlib
-
-LEVEL = 1
-
-
-def level(scenario, n):
-    right = zlib.crc32(scenario.id.encode()) % 4 < n
-    return (scenario.expected or "") if right else "?"
-
-
-def weak(messages, scenario):
-    with open(os.environ["AGENT_CALLS"], "a") as log:  # counts the base side's model calls
-        log.write(scenario.id + "\\n")
-    return level(scenario, 1)
-
-
-def strong(messages, scenario):
-    return level(scenario, 3)
-
-
-def answer(messages, scenario):
-    return level(scenario, LEVEL)
-"""
-
-
-def commit_all(repo: git.Repo, message: str) -> str:
-    repo.git.add("--all")
-    return str(repo.index.commit(message).hexsha)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git repo: the strings catalog, a python: agent, autoevolve.yaml naming the weak agent; committed."""
-    root = tmp_path / "project"
-    (root / "scenarios").mkdir(parents=True)
-    shutil.copy(REPO / "scenarios" / "strings.yaml", root / "scenarios" / "strings.yaml")
-    (root / "agent.py").write_text(AGENT, encoding="utf-8")
-    (root / "autoevolve.yaml").write_text("candidate: python:agent:weak\ngate:\n  min_paired: 10\n", encoding="utf-8")
-    (root / ".gitignore").write_text("__pycache__/\n", encoding="utf-8")
-    commit_all(git.Repo.init(root), "base")
-    return root
+    config = "candidate: python:agent:weak\ngate:\n  min_paired: 10\n"
+    return git_project(tmp_path / "project", config, gitignore="__pycache__/\n", message="base")
 
 
 def ci_gate(root: Path, base: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -182,16 +146,16 @@ def test_replay_answers_with_the_recorded_trials(pytester: pytest.Pytester, writ
     pytester.runpytest(
         "--autoevolve", f"--autoevolve-incumbent=python:{agents}:boom", f"--autoevolve-candidate=python:{agents}:answer"
     )
-    recorded = next((pytester.path / ".autoevolve" / "runs").iterdir()) / "trajectories.jsonl"
-    trials = {(t["role"], t["scenario_id"]): t for t in map(json.loads, recorded.read_text().splitlines())}
+    recorded = run_dirs(pytester.path)[0] / "trajectories.jsonl"
+    trials = {(t["role"], t["scenario_id"]): t for t in read_jsonl(recorded)}
     path = recorded.relative_to(pytester.path)
-    before = set((pytester.path / ".autoevolve" / "runs").iterdir())
+    before = set(run_dirs(pytester.path))
     result = pytester.runpytest(
         "--autoevolve", "--autoevolve-only=candidate", f"--autoevolve-candidate=replay:{path}+role=incumbent"
     )
     result.assert_outcomes(failed=2)
-    (run,) = set((pytester.path / ".autoevolve" / "runs").iterdir()) - before
-    replayed = [json.loads(line) for line in (run / "trajectories.jsonl").read_text().splitlines()]
+    (run,) = set(run_dirs(pytester.path)) - before
+    replayed = read_jsonl(run / "trajectories.jsonl")
     assert {t["role"] for t in replayed} == {"candidate"}  # --autoevolve-only: one role's items
     for trial in replayed:
         assert trial["error"] == "TrialError: recorded: RuntimeError: model exploded"

@@ -6,7 +6,6 @@ import json
 import re
 import textwrap
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from pytest_autoevolve.loops.dataset import DATASET_FORMAT_VERSION, LeakageError
 from pytest_autoevolve.loops.examples import DatasetError, example_sha256, prompt_sha256, validate_example
 from pytest_autoevolve.records import Trajectory
 from pytest_autoevolve.run.runner import grade
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.projects import REPO
+from tests.support.runs import read_jsonl
 
 # A user's agent whose behaviour each scenario picks through its metadata.
 CURATION_AGENTS = """
@@ -158,10 +157,15 @@ def catalog_of(pytester):
 
 
 @pytest.fixture
-def mixed_run(pytester, write_scenarios):
-    """A real run of `mixed` (2 repeats) over the catalog, plus two records no run of this catalog makes."""
+def cagents(pytester):
+    """The curation agents, importable in runs as the module ``cagents``."""
     pytester.makepyfile(cagents=CURATION_AGENTS)
     pytester.syspathinsert()
+
+
+@pytest.fixture
+def mixed_run(pytester, write_scenarios, cagents):
+    """A real run of `mixed` (2 repeats) over the catalog, plus two records no run of this catalog makes."""
     write_catalog(write_scenarios)
     folder = run(pytester, "mixed", "--autoevolve-repeats", "2")
     writer = TrajectoryWriter(folder / "trajectories.jsonl")
@@ -178,10 +182,6 @@ def mixed_run(pytester, write_scenarios):
     writer.append(Trajectory(**ungraded))  # a trial never graded: not passed, no grades
     writer.append(Trajectory(**{**ungraded, "scenario_id": "gone", "passed": True}))  # not in the catalog
     return folder
-
-
-def lines(path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def scenario_of(row):
@@ -205,7 +205,7 @@ def test_rules_reject_and_count_by_reason(pytester, mixed_run, tmp_path):
     assert counts["failed_graders"] == {"contains": 2}
     assert counts["kept"] == 48 and counts["duplicates"] == 0
     assert dataset.train + dataset.val == 48
-    rows = lines(dataset.path / "train.jsonl") + lines(dataset.path / "val.jsonl")
+    rows = read_jsonl(dataset.path / "train.jsonl") + read_jsonl(dataset.path / "val.jsonl")
     assert {scenario_of(r) for r in rows} == {f"good-{n}" for n in GOOD}
     for row in rows:  # the final assistant reply is the graded output, prompt first
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
@@ -221,7 +221,7 @@ def test_dedupe_by_whole_example(pytester, mixed_run, tmp_path):
     dataset = curate([mixed_run, second], catalog_of(pytester), tmp_path / "ds", max_latency_s=0.2, max_cost=1.0)
     counts = dataset.manifest["counts"]
     assert counts["kept"] == 48 and counts["duplicates"] == 48
-    rows = lines(dataset.path / "train.jsonl") + lines(dataset.path / "val.jsonl")
+    rows = read_jsonl(dataset.path / "train.jsonl") + read_jsonl(dataset.path / "val.jsonl")
     hashes = [example_sha256(r) for r in rows]
     assert len(set(hashes)) == len(hashes) == 48
     # one reply per scenario and repeat: "same" answers identically on every repeat, so only one is kept
@@ -240,7 +240,7 @@ def test_split_by_scenario_is_deterministic(pytester, mixed_run, tmp_path):
     assert len(val_ids) == 6 and len(train_ids) == 18  # a quarter of 24 scenarios
     assert again.manifest["scenarios"] == first.manifest["scenarios"]
     assert (again.path / "train.jsonl").read_bytes() == (first.path / "train.jsonl").read_bytes()
-    train_rows, val_rows = lines(first.path / "train.jsonl"), lines(first.path / "val.jsonl")
+    train_rows, val_rows = read_jsonl(first.path / "train.jsonl"), read_jsonl(first.path / "val.jsonl")
     assert {scenario_of(r) for r in train_rows} == set(train_ids)
     assert {scenario_of(r) for r in val_rows} == set(val_ids)
     assert not set(train_ids) & set(val_ids)
@@ -386,9 +386,7 @@ def test_too_small_or_one_sided_dataset_is_an_error(pytester, mixed_run, tmp_pat
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_a_single_scenario_cannot_fill_both_splits(pytester, write_scenarios, tmp_path):
-    pytester.makepyfile(cagents=CURATION_AGENTS)
-    pytester.syspathinsert()
+def test_a_single_scenario_cannot_fill_both_splits(pytester, write_scenarios, cagents, tmp_path):
     write_scenarios(
         "scenarios:\n  - id: only\n    input: 'echo 5'\n    expected: 'the answer is 5'\n    split: train\n"
     )
@@ -404,9 +402,7 @@ def test_no_trajectories_is_an_error(tmp_path):
         curate([tmp_path / "nothing"], catalog, tmp_path / "ds")
 
 
-def test_tool_call_trajectories_keep_openai_format(pytester, write_scenarios, tmp_path):
-    pytester.makepyfile(cagents=CURATION_AGENTS)
-    pytester.syspathinsert()
+def test_tool_call_trajectories_keep_openai_format(pytester, write_scenarios, cagents, tmp_path):
     write_scenarios(TOOLS)
     folder = run(pytester, "tooler")
     dataset = curate([folder], catalog_of(pytester), tmp_path / "ds", min_examples=4, val_fraction=0.25)

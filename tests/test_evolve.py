@@ -3,69 +3,26 @@
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import git
 import pytest
-from fake_openai import Request, completion, fake_openai
 
 from pytest_autoevolve.loops.evolve import Loop
 from pytest_autoevolve.loops.proposers import Context, Edit, EvolveError, ProposalError, SpaceProposer, parse_reply
-
-REPO = Path(__file__).resolve().parents[1]
-
-AGENT = """
-import time
-import zlib
-
-LEVEL = 1
-
-
-def level(scenario, n):
-    right = zlib.crc32(scenario.id.encode()) % 4 < n
-    return {"output": (scenario.expected or "") if right else "?"}
-
-
-def answer(messages, scenario):
-    return level(scenario, LEVEL)
-
-
-def bad(messages, scenario):
-    return level(scenario, 0)
-
-
-def weak(messages, scenario):
-    return level(scenario, 1)
-
-
-def strong(messages, scenario):
-    return level(scenario, 3)
-
-
-def slow(messages, scenario):
-    time.sleep(1)
-    return level(scenario, 3)
-"""
+from tests.support.agents import LEVEL_AGENT
+from tests.support.fake_openai import Request, completion, fake_openai
+from tests.support.projects import commit_all, copy_catalog, git_project
+from tests.support.runs import read_jsonl
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git repo with the strings catalog, a python: agent and autoevolve.yaml, all committed."""
-    root = tmp_path / "project"
-    (root / "scenarios").mkdir(parents=True)
-    shutil.copy(REPO / "scenarios" / "strings.yaml", root / "scenarios" / "strings.yaml")
-    (root / "agent.py").write_text(AGENT, encoding="utf-8")
-    (root / "autoevolve.yaml").write_text(
-        "incumbent: python:agent:weak\ncandidate: python:agent:answer\ngate:\n  min_paired: 10\n", encoding="utf-8"
-    )
-    (root / ".gitignore").write_text(".autoevolve/\n__pycache__/\n", encoding="utf-8")
-    repo = git.Repo.init(root)
-    repo.index.add(["scenarios/strings.yaml", "agent.py", "autoevolve.yaml", ".gitignore"])
-    repo.index.commit("start")
-    return root
+    config = "incumbent: python:agent:weak\ncandidate: python:agent:answer\ngate:\n  min_paired: 10\n"
+    return git_project(tmp_path / "project", config, gitignore=".autoevolve/\n__pycache__/\n", message="start")
 
 
 def space(root: Path, *values: str) -> SpaceProposer:
@@ -75,8 +32,7 @@ def space(root: Path, *values: str) -> SpaceProposer:
 
 
 def log(root: Path, tag: str) -> list[dict[str, Any]]:
-    lines = (root / ".autoevolve" / "evolve" / tag / "log.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    return read_jsonl(root / ".autoevolve" / "evolve" / tag / "log.jsonl")
 
 
 def clean(root: Path) -> bool:
@@ -112,7 +68,7 @@ def test_space_keeps_a_good_edit_reverts_a_bad_one_and_gates(project: Path):
 
 
 def test_dirty_tree_is_refused(project: Path):
-    (project / "agent.py").write_text(AGENT + "\n# wip\n")
+    (project / "agent.py").write_text(LEVEL_AGENT + "\n# wip\n")
     with pytest.raises(EvolveError, match="uncommitted"):
         Loop(project, space(project, "python:agent:strong"), tag="t2", progress=lambda _: None).run(1)
     assert git.Repo(project).active_branch.name == "master"
@@ -169,7 +125,7 @@ def test_a_crash_mid_iteration_restores_the_last_kept_commit(project: Path, erro
     kept = log(project, "t4")
     assert [e["decision"] for e in kept] == ["kept", "crashed"] and "loop stopped" in kept[1]["error"]
     assert repo.head.commit.hexsha == kept[0]["commit"] and clean(project)
-    assert (project / "agent.py").read_text() == AGENT
+    assert (project / "agent.py").read_text() == LEVEL_AGENT
 
 
 GOOD = """HYPOTHESIS: a higher level answers more scenarios
@@ -254,10 +210,9 @@ def test_parse_reply_errors():
 
 
 def test_the_fixture_runs_a_short_loop_on_a_clone(pytester: pytest.Pytester):
-    (pytester.path / "scenarios").mkdir()
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    copy_catalog(pytester.path / "scenarios")
     pytester.makepyfile(
-        agent=AGENT,
+        agent=LEVEL_AGENT,
         test_loop="""
         def test_a_stronger_agent_is_kept(autoevolve_evolve):
             result = autoevolve_evolve("space:space.yaml", iterations=3, tag="mine")
@@ -270,7 +225,6 @@ def test_the_fixture_runs_a_short_loop_on_a_clone(pytester: pytest.Pytester):
     )
     (pytester.path / "autoevolve.yaml").write_text("candidate: python:agent:answer\ngate:\n  min_paired: 10\n")
     repo = git.Repo.init(pytester.path)
-    repo.git.add("--all")
-    repo.index.commit("start")
+    commit_all(repo, "start")
     pytester.runpytest("-p", "no:cacheprovider", "test_loop.py").assert_outcomes(passed=1)
     assert repo.active_branch.name == "master" and "autoevolve/mine" not in [h.name for h in repo.heads]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ import pytest
 from pytest_autoevolve.loops import finetune, project, promotion
 from pytest_autoevolve.loops.lora import LoraSettings, encode, train_lora
 from pytest_autoevolve.tiny import TINY_DIR
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.projects import copy_catalog
 
 
 def small_dataset(folder: Path) -> Path:
@@ -115,8 +113,7 @@ def test_cli_promote_and_rollback(tmp_path, monkeypatch, capsys):
 
 
 def test_improve_end_to_end_on_part_of_the_demo(pytester):
-    pytester.mkdir("scenarios")
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    copy_catalog(pytester.path / "scenarios")
     results = finetune.improve(pytester.path, rounds=1, k=2, progress=lambda _: None)
     (result,) = results
     dataset = pytester.path / result.dataset
@@ -136,16 +133,14 @@ def test_improve_end_to_end_on_part_of_the_demo(pytester):
 
 
 def test_dry_run_trains_nothing(pytester):
-    pytester.mkdir("scenarios")
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    copy_catalog(pytester.path / "scenarios")
     (result,) = finetune.improve(pytester.path, dry_run=True, k=1, progress=lambda _: None)
     assert result.model == "" and result.examples > 0
     assert not (pytester.path / "finetune" / "models").exists()
 
 
 def test_fixture_runs_a_small_cycle(pytester):
-    pytester.mkdir("scenarios")
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "scenarios" / "strings.yaml")
+    copy_catalog(pytester.path / "scenarios")
     pytester.makepyfile(
         test_cycle="""
         import json

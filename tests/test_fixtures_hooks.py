@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from conftest import read_run
+from tests.support.runs import read_jsonl, read_run
 
 CATALOG = """
 scenarios:
@@ -27,6 +27,9 @@ SHOW_AGENT = """
 def show(messages):
     return " | ".join(f"{m['role']}:{m['content']}" for m in messages)
 """
+
+# The echo agent in both roles.
+MODELS = ("--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:echo")
 
 USER_TESTS = """
 from pytest_autoevolve.run.runner import trial_seed
@@ -182,8 +185,7 @@ def test_autoevolve_yaml_named_model_with_system_prompt_and_cli_override(pyteste
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*greet?incumbent? PASSED*", "*greet?candidate? FAILED*"])
     runs = sorted((pytester.path / ".autoevolve" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
-    lines = (runs[-1] / "trajectories.jsonl").read_text(encoding="utf-8").splitlines()
-    trajectories = [json.loads(line) for line in lines]
+    trajectories = read_jsonl(runs[-1] / "trajectories.jsonl")
     assert len(trajectories) == 6  # repeats: 3 from pyproject, for both roles
     incumbent = [t for t in trajectories if t["role"] == "incumbent"]
     assert {t["output"] for t in incumbent} == {"system:be brief | user:hello"}
@@ -277,9 +279,7 @@ def test_hook_adds_grader(pytester, write_scenarios, agents):
               - starts_with: "hello"
         """
     )
-    result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:echo"
-    )
+    result = pytester.runpytest("--autoevolve", *MODELS)
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*grader starts_with said no: 'goodbye' does not start with 'hello'*"])
     trajectories, _ = read_run(pytester.path)
@@ -297,9 +297,7 @@ def test_hook_grader_bad_value_is_a_collection_error(pytester, write_scenarios, 
               - starts_with: [1, 2]
         """
     )
-    result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:echo"
-    )
+    result = pytester.runpytest("--autoevolve", *MODELS)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*scenarios/demo.yaml*starts-bad-value*expect[[]0[]].starts_with*takes a string*"])
 
@@ -315,9 +313,7 @@ def test_unknown_grader_lists_hook_grader(pytester, write_scenarios, agents):
               - start_with: "x"
         """
     )
-    result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:echo"
-    )
+    result = pytester.runpytest("--autoevolve", *MODELS)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*unknown grader 'start_with'*starts_with*"])
 
@@ -462,9 +458,6 @@ def _catalog_and_python_tests(pytester, write_scenarios):
     (tests / "test_app.py").write_text("def test_app():\n    assert True\n", encoding="utf-8")
     extra = pytester.mkdir("extra")
     (extra / "more.yaml").write_text("scenarios:\n  - id: more-1\n    input: hi\n    expected: hi\n", encoding="utf-8")
-
-
-MODELS = ("--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:echo")
 
 
 def test_autoevolve_without_paths_collects_only_the_catalog(pytester, write_scenarios, agents):

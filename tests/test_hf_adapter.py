@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-from conftest import read_run
-
 from pytest_autoevolve.tiny import TINY_DIR
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.projects import copy_catalog
+from tests.support.runs import read_run
 
 
 def make_adapter(folder: Path, seed: int) -> Path:
@@ -30,7 +26,7 @@ def make_adapter(folder: Path, seed: int) -> Path:
 def test_adapter_is_loaded_and_changes_the_answers(pytester, tmp_path):
     adapter = make_adapter(tmp_path / "adapter", seed=3)
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in adapter.iterdir()}
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "strings.yaml")
+    copy_catalog(pytester.path)
     result = pytester.runpytest_subprocess(
         "--autoevolve",
         "strings.yaml",
@@ -51,7 +47,7 @@ def test_adapter_is_loaded_and_changes_the_answers(pytester, tmp_path):
 
 
 def test_missing_adapter_folder_is_every_trials_error(pytester, tmp_path):
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "strings.yaml")
+    copy_catalog(pytester.path)
     pytester.runpytest_subprocess(
         "--autoevolve",
         "strings.yaml",
@@ -60,6 +56,6 @@ def test_missing_adapter_folder_is_every_trials_error(pytester, tmp_path):
         "--autoevolve-candidate",
         f"hf:{TINY_DIR}+adapter={tmp_path / 'nowhere'}",
     )
-    lines = (next((pytester.path / ".autoevolve" / "runs").iterdir()) / "trajectories.jsonl").read_text().splitlines()
-    errors = [json.loads(line)["error"] for line in lines]
+    trajectories, _ = read_run(pytester.path)
+    errors = [t["error"] for t in trajectories]
     assert errors and all("not found" in e for e in errors)

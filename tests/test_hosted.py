@@ -1,6 +1,6 @@
 """Hosted fine-tuning against a faithful local server of the OpenAI Files and Fine-tuning APIs.
 
-Real HTTP on 127.0.0.1 (tests/fake_finetune.py) and the real ``openai`` client; polling intervals of
+Real HTTP on 127.0.0.1 (tests/support/fake_finetune.py) and the real ``openai`` client; polling intervals of
 milliseconds keep every test well under a second or two.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_finetune import FakeFineTune, JobScript, example_tokens, fake_finetune
-from fake_openai import Answer, error
 
 from pytest_autoevolve.loops.hosted import HostedFineTuneError, HostedJob, submit_fine_tune
+from tests.support.fake_finetune import FakeFineTune, JobScript, example_tokens, fake_finetune
+from tests.support.fake_openai import Answer, error
 
 KEY = "sk-proj-SECRETKEY-0123456789abcdef"
 BASE = "gpt-4o-mini-2024-07-18"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import read_run
 
 from pytest_autoevolve.catalog.loader import load_catalog
 from pytest_autoevolve.cli import main, scaffold
@@ -19,6 +18,7 @@ from pytest_autoevolve.graders.builtin import default_registry
 from pytest_autoevolve.loops.proposers import SpaceProposer
 from pytest_autoevolve.providers.base import parse_spec
 from pytest_autoevolve.settings import GateConfig, load_settings
+from tests.support.runs import read_run
 
 REPO = Path(__file__).resolve().parents[1]
 STARTERS = ["autoevolve.yaml", "scenarios/example.yaml", "evolve-space.yaml"]

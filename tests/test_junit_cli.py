@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import read_run
 from junitparser import JUnitXml, Properties
 
 from pytest_autoevolve.cli import app as cli
 from pytest_autoevolve.gate.junit import JunitError, read_junit
 from pytest_autoevolve.gate.results import ItemResult
+from tests.support.agents import SAY_AGENTS
+from tests.support.runs import read_run
 
 # 15 scenarios "say N" -> "N" in two files (so a run can be sharded by file); q-3 is critical.
 NUMBERS = """
@@ -25,26 +26,6 @@ scenarios:
     category: {category}
     vars:
       n: {numbers}
-"""
-
-LEVELS = """
-def _n(messages):
-    return int(messages[-1]["content"].split()[-1])
-
-def strong(messages):
-    return str(_n(messages))
-
-def weak(messages):
-    n = _n(messages)
-    return str(n) if n % 3 == 0 else "?"
-
-def flaky(messages, scenario, seed, repeat):
-    n = _n(messages)
-    return str(n) if (seed + n) % 4 else "?"
-
-def shaky(messages, scenario, seed, repeat):
-    n = _n(messages)
-    return str(n) if (seed + n) % 2 else "?"
 """
 
 # The gate part of summary.json that `report --json` must reproduce exactly.
@@ -86,7 +67,7 @@ def catalog(pytester, write_scenarios, agents):
     """Two scenario files (q-1..q-9 "low", q-10..q-15 "high"), the `levels` models and `agents`."""
     write_scenarios(NUMBERS.format(category="low", numbers=list(range(1, 10))), name="low")
     write_scenarios(NUMBERS.format(category="high", numbers=list(range(10, 16))), name="high")
-    pytester.makepyfile(levels=LEVELS)
+    pytester.makepyfile(levels=SAY_AGENTS)
     return pytester
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_autoevolve.graders.builtin import equals
-from pytest_autoevolve.providers.base import ModelSpec, ModelSpecError, Reply, parse_spec, reply_from
+from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, parse_spec, reply_from
 from pytest_autoevolve.providers.python import PythonModel
 from pytest_autoevolve.providers.registry import default_registry
 from pytest_autoevolve.records import NamedCheck, Scenario
@@ -317,14 +317,14 @@ def test_python_model_bad_targets(user_agents, target, message):
 def test_only_messages_when_nothing_else_is_declared(user_agents):
     model = python_model(user_agents, "plain")
     messages = [{"role": "user", "content": "hi"}]
-    reply = model.generate(messages, scenario=make_scenario(), seed=7, repeat=1)
+    reply = model.generate(ModelRequest.for_trial(messages, make_scenario(), 7, 1))
     assert reply == Reply(output="plain reply")
     assert calls(model) == [("plain", messages, {})]
 
 
 def test_declared_seed_only(user_agents):
     model = python_model(user_agents, "wants_seed")
-    reply = model.generate([{"role": "user", "content": "hi"}], scenario=make_scenario(), seed=7, repeat=1)
+    reply = model.generate(ModelRequest.for_trial([{"role": "user", "content": "hi"}], make_scenario(), 7, 1))
     assert reply.output == "seed=7"
     assert calls(model)[-1][2] == {"seed": 7}
 
@@ -332,41 +332,41 @@ def test_declared_seed_only(user_agents):
 def test_declared_keyword_only_parameters(user_agents):
     model = python_model(user_agents, "wants_all")
     scenario = make_scenario("s-1")
-    reply = model.generate([{"role": "user", "content": "hi"}], scenario=scenario, seed=5, repeat=2)
+    reply = model.generate(ModelRequest.for_trial([{"role": "user", "content": "hi"}], scenario, 5, 2))
     assert reply.output == "s-1/5/2"
     assert calls(model)[-1][2] == {"scenario": scenario, "seed": 5, "repeat": 2}
 
 
 def test_other_parameters_keep_their_defaults(user_agents):
     model = python_model(user_agents, "wants_repeat_and_more")
-    model.generate([{"role": "user", "content": "hi"}], scenario=make_scenario(), seed=5, repeat=3)
+    model.generate(ModelRequest.for_trial([{"role": "user", "content": "hi"}], make_scenario(), 5, 3))
     assert calls(model)[-1][2] == {"repeat": 3, "temperature": 0.5}
 
 
 def test_var_keyword_gets_everything(user_agents):
     model = python_model(user_agents, "takes_kwargs")
     scenario = make_scenario()
-    reply = model.generate([{"role": "user", "content": "hi"}], scenario=scenario, seed=1, repeat=0)
+    reply = model.generate(ModelRequest.for_trial([{"role": "user", "content": "hi"}], scenario, 1, 0))
     assert reply.output == "repeat,scenario,seed"
     assert calls(model)[-1][2] == {"scenario": scenario, "seed": 1, "repeat": 0}
 
 
 def test_callable_object(user_agents):
     model = python_model(user_agents, "agent_object")
-    reply = model.generate([{"role": "user", "content": "hi"}], scenario=make_scenario(), seed=9, repeat=0)
+    reply = model.generate(ModelRequest.for_trial([{"role": "user", "content": "hi"}], make_scenario(), 9, 0))
     assert reply.output == "callable object, seed 9"
 
 
 def test_messages_are_the_first_argument(user_agents):
     model = python_model(user_agents, "plain")
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "add 12+34="}]
-    model.generate(messages, scenario=make_scenario(), seed=0, repeat=0)
+    model.generate(ModelRequest.for_trial(messages, make_scenario(), 0, 0))
     assert calls(model)[-1][1] == messages
 
 
 def test_mapping_reply_with_extras(user_agents):
     model = python_model(user_agents, "mapping")
-    reply = model.generate([{"role": "user", "content": "add 12+34="}], scenario=make_scenario(), seed=0, repeat=0)
+    reply = model.generate(ModelRequest.for_trial([{"role": "user", "content": "add 12+34="}], make_scenario(), 0, 0))
     assert reply.output == "46"
     assert reply.messages is not None and [m["role"] for m in reply.messages] == ["user", "tool", "assistant"]
     assert reply.tool_calls == [{"name": "calc", "arguments": {"expr": "12+34"}, "result": 46}]
@@ -375,7 +375,7 @@ def test_mapping_reply_with_extras(user_agents):
 
 def test_mapping_reply_with_output_only(user_agents):
     model = python_model(user_agents, "output_only")
-    reply = model.generate([{"role": "user", "content": "x"}], scenario=make_scenario(), seed=0, repeat=0)
+    reply = model.generate(ModelRequest.for_trial([{"role": "user", "content": "x"}], make_scenario(), 0, 0))
     assert reply == Reply(output="46")
 
 

@@ -1,6 +1,6 @@
 """The ``openai:`` provider against a local OpenAI-compatible server that misbehaves on purpose.
 
-Real HTTP on 127.0.0.1 (tests/fake_openai.py), the real ``openai`` client, catalogs run
+Real HTTP on 127.0.0.1 (tests/support/fake_openai.py), the real ``openai`` client, catalogs run
 through pytester: retries recover what can be recovered, the rest are recorded errors,
 tools run in the agent loop, and the API key is never written anywhere.
 """
@@ -17,18 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_run
-from fake_openai import Answer, Request, completion, error, fake_openai, scripted, tool_call
 
 from pytest_autoevolve.catalog.loader import load_file
 from pytest_autoevolve.graders.builtin import default_registry as default_graders
 from pytest_autoevolve.providers._http import RateLimiter, cost_of, retry_after_seconds
-from pytest_autoevolve.providers.base import ModelSpecError, TrialError, parse_spec
+from pytest_autoevolve.providers.base import ModelRequest, ModelSpecError, TrialError, parse_spec
 from pytest_autoevolve.providers.openai import OPENAI_KEYS, OpenAIModel
 from pytest_autoevolve.providers.registry import default_registry
 from pytest_autoevolve.records import Scenario
+from tests.support.fake_openai import Answer, Request, completion, error, fake_openai, scripted, tool_call
+from tests.support.runs import read_run, run_dirs
 
 FAST = {"backoff_s": 0.01, "timeout_s": 0.5, "max_retries": 3, "max_tokens": 16}
+ONE_SCENARIO = "scenarios:\n  - id: one\n    input: hi\n    expected: ok\n"
 
 
 def toml_value(value: Any) -> str:
@@ -76,7 +77,7 @@ def model(url: str | None = None, **params: Any) -> OpenAIModel:
 
 def ask(agent: OpenAIModel, text: str = "x", sc: Scenario | None = None) -> Any:
     """One trial of ``agent`` on a one-message conversation."""
-    return agent.generate([{"role": "user", "content": text}], scenario=sc or scenario(text), seed=1, repeat=0)
+    return agent.generate(ModelRequest.for_trial([{"role": "user", "content": text}], sc or scenario(text), 1, 0))
 
 
 @pytest.fixture
@@ -196,7 +197,7 @@ def test_failing_server_every_trial_recorded_recoverable_ones_recovered(
 
 
 def test_spec_string_form_and_connection_refused(pytester, write_scenarios, agents, api_key, monkeypatch):
-    write_scenarios("scenarios:\n  - id: one\n    input: hi\n    expected: ok\n")
+    write_scenarios(ONE_SCENARIO)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: nothing listens
     pytester.runpytest(
         "--autoevolve",
@@ -400,7 +401,7 @@ def test_failure_mid_loop_keeps_the_tool_calls_made(tmp_path, api_key, monkeypat
     with fake_openai(respond) as server:
         agent = model(server.url, backoff_s=0, max_retries=1)
         with pytest.raises(TrialError) as caught:
-            agent.generate(list(sc.messages), scenario=sc, seed=1, repeat=0)
+            agent.generate(ModelRequest.for_trial(list(sc.messages), sc, 1, 0))
     assert "gave up after 2 attempt(s); last error: HTTP 500" in str(caught.value)
     partial = caught.value.reply
     assert partial is not None
@@ -510,7 +511,7 @@ def test_api_key_is_never_written_anywhere(pytester, write_scenarios, agents, mo
     trajectories, _ = read_run(pytester.path)
     errors = [t["error"] for t in trajectories if t["role"] == "candidate"]
     assert all("HTTP 401: Incorrect API key provided: ***. " in e for e in errors), errors
-    run_dir = next((pytester.path / ".autoevolve" / "runs").iterdir())
+    run_dir = run_dirs(pytester.path)[0]
     written = {path.name: path.read_text(encoding="utf-8") for path in run_dir.iterdir() if path.is_file()}
     assert {"trajectories.jsonl", "summary.json", "report.md", "report.html"} <= set(written)
     written["junit.xml"] = (pytester.path / "junit.xml").read_text(encoding="utf-8")
@@ -685,10 +686,9 @@ def test_rpm_applies_across_threads_and_models_of_one_endpoint(api_key):
 def test_generation_parameters_reach_the_api(api_key):
     with fake_openai() as server:
         model(server.url, temperature=0.7, top_p=0.9, max_new_tokens=12, system_prompt="ignored here").generate(
-            [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}],
-            scenario=scenario(),
-            seed=1234,
-            repeat=2,
+            ModelRequest.for_trial(
+                [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}], scenario(), 1234, 2
+            )
         )
     body = server.requests[0].body
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}]
@@ -764,7 +764,7 @@ def test_missing_key_is_a_spec_error_naming_the_variable(monkeypatch):
 
 def test_missing_key_is_recorded_in_every_trial(pytester, write_scenarios, agents, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    write_scenarios("scenarios:\n  - id: one\n    input: hi\n    expected: ok\n")
+    write_scenarios(ONE_SCENARIO)
     pytester.runpytest(
         "--autoevolve", "--autoevolve-candidate", "openai:gpt-4o-mini", "--autoevolve-incumbent", "python:agents:answer"
     )

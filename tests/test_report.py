@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import read_run
 
 from pytest_autoevolve.report.format import LIST_CAP
 from pytest_autoevolve.report.github import github_outputs
+from tests.support.runs import read_run, run_dirs
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "screenshot_report.py"
@@ -54,6 +54,12 @@ def catalog() -> str:
     return "\n".join(lines) + "\n"
 
 
+def q_catalog(count: int) -> str:
+    """Scenarios q-0.. that the answer agent passes and the echo agent fails."""
+    lines = ["scenarios:"] + [f"  - id: q-{n}\n    input: 'q {n}'\n    expected: 'a {n}'" for n in range(count)]
+    return "\n".join(lines) + "\n"
+
+
 def line_of(path: Path, scenario: str) -> int:
     """The 1-based line of a scenario's ``- id:`` entry."""
     text = path.read_text(encoding="utf-8").splitlines()
@@ -63,13 +69,6 @@ def line_of(path: Path, scenario: str) -> int:
 def no_latency_guardrail(pytester) -> None:
     """Python models answer in microseconds, so one scheduler hiccup on a loaded machine would breach it."""
     pytester.makefile(".yaml", autoevolve="gate:\n  max_latency_increase: null\n")
-
-
-@pytest.fixture(autouse=True)
-def _outside_github(monkeypatch):
-    """These runs must not write to a real step summary when the suite itself runs on GitHub Actions."""
-    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def gate_run(pytester, write_scenarios):
             *extra,
         )
         _, summary = read_run(pytester.path)
-        run_dir = next((pytester.path / ".autoevolve" / "runs").iterdir())
+        run_dir = run_dirs(pytester.path)[0]
         return result, run_dir, summary, path
 
     return run
@@ -172,7 +171,7 @@ def test_inconclusive_run_still_writes_both_reports(pytester, write_scenarios, a
     _, summary = read_run(pytester.path)
     assert summary["verdict"] == "inconclusive"
     assert summary["test"] is None and summary["lift"] is None and summary["categories"] == []
-    run_dir = next((pytester.path / ".autoevolve" / "runs").iterdir())
+    run_dir = run_dirs(pytester.path)[0]
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     assert md.startswith("## ⚠️ autoevolve gate: INCONCLUSIVE")
     assert "- every candidate trial errored: nothing to compare" in md
@@ -197,12 +196,11 @@ def test_repeats_show_flaky_scenarios_and_pass_hat_k(gate_run):
 
 
 def test_long_lists_are_cut_with_a_count(pytester, write_scenarios, agents):
-    lines = ["scenarios:"] + [f"  - id: q-{n}\n    input: 'q {n}'\n    expected: 'a {n}'" for n in range(60)]
-    write_scenarios("\n".join(lines) + "\n")
+    write_scenarios(q_catalog(60))
     pytester.runpytest(
         "--autoevolve", "--autoevolve-incumbent", "python:agents:answer", "--autoevolve-candidate", "python:agents:echo"
     )
-    run_dir = next((pytester.path / ".autoevolve" / "runs").iterdir())
+    run_dir = run_dirs(pytester.path)[0]
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     section = md.split("### Regressions (60)\n", 1)[1].split("###", 1)[0]
     assert len([line for line in section.splitlines() if line.startswith("- `q-")]) == LIST_CAP
@@ -230,8 +228,7 @@ def test_step_summary_is_appended_and_regressions_are_annotated(gate_run, monkey
 
 
 def test_a_passing_gate_is_a_notice(pytester, write_scenarios, agents, monkeypatch):
-    lines = ["scenarios:"] + [f"  - id: q-{n}\n    input: 'q {n}'\n    expected: 'a {n}'" for n in range(12)]
-    write_scenarios("\n".join(lines) + "\n")
+    write_scenarios(q_catalog(12))
     no_latency_guardrail(pytester)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = pytester.runpytest(
@@ -273,7 +270,7 @@ def test_report_md_is_the_same_under_xdist(gate_run, pytester):
         "2",
     )
     assert result.ret == 1
-    parallel_dir = next((pytester.path / ".autoevolve" / "runs").iterdir())
+    parallel_dir = run_dirs(pytester.path)[0]
     assert stable_lines(parallel_dir) == serial
     assert len(serial) > 40
     assert "<b>down-1</b>" in (parallel_dir / "report.html").read_text(encoding="utf-8")

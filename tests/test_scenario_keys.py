@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_run
 
 from pytest_autoevolve.catalog.loader import load_catalog, load_file
 from pytest_autoevolve.errors import ScenarioError
 from pytest_autoevolve.graders.builtin import default_registry
 from pytest_autoevolve.records import Scenario
-
-ECHO = "python:agents:echo"
+from tests.support.runs import read_run, run_models
 
 GRADERS = """
 def is_46(output, trajectory, scenario):
@@ -43,13 +41,6 @@ MORE_AGENTS = """
 def roles(messages):
     return "|".join(f"{m['role']}:{m['content']}" for m in messages)
 """
-
-
-def run(pytester: pytest.Pytester, *args: str, model: str = ECHO, candidate: str | None = None) -> Any:
-    """Run the catalog with ``model`` in both roles (or ``candidate`` as the candidate)."""
-    return pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", model, "--autoevolve-candidate", candidate or model, *args
-    )
 
 
 def by_scenario(root: Path) -> dict[str, list[dict[str, Any]]]:
@@ -95,7 +86,7 @@ def test_node_ids_name_file_scenario_and_role(pytester, write_scenarios, agents)
             expected: "4"
         """
     )
-    result = run(pytester, "--collect-only", "-q")
+    result = run_models(pytester, "--collect-only", "-q")
     lines = result.stdout.lines
     for node_id in (
         "scenarios/demo.yaml::add-1[incumbent]",
@@ -146,7 +137,7 @@ def test_messages_reach_the_model_with_their_roles(pytester, write_scenarios, ag
             expected: "system:be terse|user:hi|assistant:hello|user:add 1+2="
         """
     )
-    result = run(pytester, model="python:more_agents:roles")
+    result = run_models(pytester, model="python:more_agents:roles")
     result.assert_outcomes(passed=2)
     grouped = by_scenario(pytester.path)
     for trajectory in grouped["convo"]:
@@ -171,7 +162,7 @@ def test_expected_is_a_whitespace_trimmed_exact_match(pytester, write_scenarios,
           - {id: fail-case, input: "Yes", expected: "yes"}
         """
     )
-    result = run(pytester)
+    result = run_models(pytester)
     result.assert_outcomes(passed=8, failed=8)
     assert_named_verdicts(pytester.path, 8)
     result.stdout.fnmatch_lines(["*expected: '46'*", "*got:      '460'*", "*grader equals said no: expected '46'*"])
@@ -202,7 +193,7 @@ def test_builtin_graders_decide(pytester, write_scenarios, agents):
           - {id: fail-expected-and-expect, input: "46", expected: "46", expect: [contains: "7"]}
         """
     )
-    result = run(pytester)
+    result = run_models(pytester)
     result.assert_outcomes(passed=14, failed=12)
     grouped = assert_named_verdicts(pytester.path, 13)
     grades = grouped["fail-one-of-many"][0]["grades"]
@@ -230,7 +221,7 @@ def test_json_schema_grader(pytester, write_scenarios, agents):
           - {id: fail-not-json, input: 'answer: 46'}
         """
     )
-    result = run(pytester)
+    result = run_models(pytester)
     result.assert_outcomes(passed=4, failed=8)
     grouped = assert_named_verdicts(pytester.path, 6)
 
@@ -269,7 +260,7 @@ def test_python_graders(pytester, write_scenarios, agents):
           - {id: pass-after-failures, input: "46", expected: "46"}
         """
     )
-    result = run(pytester)
+    result = run_models(pytester)
     result.assert_outcomes(passed=14, failed=14)
     out = result.stdout.str()
     assert "INTERNALERROR" not in out
@@ -368,7 +359,7 @@ scenarios:
 )
 def test_tags_ids_and_category_select(pytester, write_scenarios, agents, args, selected):
     write_scenarios(TAGGED)
-    result = run(pytester, *args)
+    result = run_models(pytester, *args)
     items = 1 if "candidate" in " ".join(args) else 2
     result.assert_outcomes(passed=items * len(selected), deselected=8 - items * len(selected))
     assert set(by_scenario(pytester.path)) == selected
@@ -376,7 +367,7 @@ def test_tags_ids_and_category_select(pytester, write_scenarios, agents, args, s
 
 def test_tags_are_pytest_markers(pytester, write_scenarios, agents):
     write_scenarios(TAGGED)
-    result = run(pytester, "--strict-markers", "--collect-only", "-q", "-m", "smoke")
+    result = run_models(pytester, "--strict-markers", "--collect-only", "-q", "-m", "smoke")
     assert "scenarios/demo.yaml::add-1[incumbent]" in result.stdout.lines
     assert "scenarios/demo.yaml::greet[incumbent]" not in result.stdout.lines
     assert "not found in `markers`" not in result.stdout.str()
@@ -402,7 +393,7 @@ scenarios:
 )
 def test_split_selects_what_is_collected(pytester, write_scenarios, agents, args, collected):
     write_scenarios(SPLITS)
-    result = run(pytester, "--collect-only", "-q", *args)
+    result = run_models(pytester, "--collect-only", "-q", *args)
     ids = {line.split("::")[1].split("[")[0] for line in result.stdout.lines if "::" in line}
     assert ids == collected
     assert "error" not in result.stdout.str().lower()
@@ -410,7 +401,7 @@ def test_split_selects_what_is_collected(pytester, write_scenarios, agents, args
 
 def test_train_split_runs_and_is_recorded_as_train(pytester, write_scenarios, agents):
     write_scenarios(SPLITS)
-    result = run(pytester, "--autoevolve-split", "train")
+    result = run_models(pytester, "--autoevolve-split", "train")
     result.assert_outcomes(passed=2)
     grouped = by_scenario(pytester.path)
     assert set(grouped) == {"tr-1"}
@@ -429,7 +420,7 @@ def test_repeats(pytester, write_scenarios, agents, cli, default_trials):
           - {id: default, input: b, expected: b}
         """
     )
-    result = run(pytester, *cli)
+    result = run_models(pytester, *cli)
     result.assert_outcomes(passed=4)
     grouped = by_scenario(pytester.path)
     for scenario_id, trials in (("three", 3), ("default", default_trials)):
@@ -446,7 +437,7 @@ def test_one_failing_repeat_fails_the_item(pytester, write_scenarios, agents):
         flaky="def second_fails(messages, repeat):\n    return 'bad' if repeat == 1 else messages[-1]['content']\n"
     )
     write_scenarios("scenarios: [{id: flaky, input: a, expected: a, repeats: 3}]")
-    result = run(pytester, model="python:flaky:second_fails")
+    result = run_models(pytester, model="python:flaky:second_fails")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*2 of 3 trials passed*", "*got:      'bad'  (trial 1, seed*"])
     assert [t["passed"] for t in by_scenario(pytester.path)["flaky"]] == [True, False, True] * 2
@@ -472,7 +463,7 @@ def test_timeout_is_a_trial_error(pytester, write_scenarios, agents):
           - {id: slow-one, input: a, expected: late, timeout_s: 0.2}
         """
     )
-    result = run(pytester, model="python:agents:slow")
+    result = run_models(pytester, model="python:agents:slow")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*error:    TimeoutError: the model did not answer within timeout_s=0.2*"])
     trajectories = by_scenario(pytester.path)["slow-one"]
@@ -485,7 +476,7 @@ def test_timeout_is_a_trial_error(pytester, write_scenarios, agents):
 
 def test_timeout_that_is_met_passes(pytester, write_scenarios, agents):
     write_scenarios("scenarios: [{id: quick, input: a, expected: a, timeout_s: 5}]")
-    run(pytester).assert_outcomes(passed=2)
+    run_models(pytester).assert_outcomes(passed=2)
 
 
 # --- vars ---------------------------------------------------------------------------------
@@ -564,7 +555,7 @@ def test_vars_expand_into_items(pytester, write_scenarios, agents):
             vars: {w: [one, two]}
         """
     )
-    result = run(pytester, "--collect-only", "-q")
+    result = run_models(pytester, "--collect-only", "-q")
     assert "scenarios/demo.yaml::echo-one[candidate]" in result.stdout.lines
     assert "scenarios/demo.yaml::echo-two[incumbent]" in result.stdout.lines
 
@@ -601,7 +592,7 @@ def test_junit_properties(pytester, write_scenarios, agents):
           - {id: echo-1, input: "hi", expect: [contains: hi], repeats: 2}
         """
     )
-    result = run(pytester, "--junitxml=out.xml", candidate="python:agents:answer")
+    result = run_models(pytester, "--junitxml=out.xml", candidate="python:agents:answer")
     result.assert_outcomes(passed=2, failed=2)
     root = ET.parse(pytester.path / "out.xml").getroot()
     cases = {}

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import read_run
+from tests.support.runs import read_run
 
 
 def test_python_model_runs_both_roles(pytester, write_scenarios, agents):

@@ -7,14 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read_run
 
 from pytest_autoevolve.catalog.loader import load_catalog
 from pytest_autoevolve.graders.builtin import default_registry
+from pytest_autoevolve.providers.base import ModelRequest
 from pytest_autoevolve.tiny import TINY_DIR, demo
 from pytest_autoevolve.tiny.train import HYPERPARAMETERS, solve, train
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.projects import REPO, copy_catalog
+from tests.support.runs import read_run
 
 
 def test_shipped_folder_loads_with_auto_classes():
@@ -84,7 +84,7 @@ def test_training_is_deterministic_on_one_machine(tmp_path):
 
 
 def test_sampling_is_reproducible_by_seed(pytester):
-    shutil.copy(REPO / "scenarios" / "strings.yaml", pytester.path / "strings.yaml")
+    copy_catalog(pytester.path)
 
     def outputs(seed: int) -> list[str]:
         for run in (pytester.path / ".autoevolve" / "runs").glob("*"):
@@ -112,10 +112,10 @@ def test_votes_return_the_most_frequent_of_n_samples():
     single = HFModel.load(parse_spec("hf:" + str(TINY_DIR) + "+temperature=0.7"), Path.cwd())
     messages = [{"role": "user", "content": "reverse abcd"}]
     scenario = Scenario(id="v", messages=tuple(messages), graders=(), path="<test>")
-    voted = model.generate(messages, scenario=scenario, seed=3, repeat=0)
-    one = single.generate(messages, scenario=scenario, seed=3, repeat=0)
+    voted = model.generate(ModelRequest.for_trial(messages, scenario, 3, 0))
+    one = single.generate(ModelRequest.for_trial(messages, scenario, 3, 0))
     assert voted.completion_tokens is not None and one.completion_tokens is not None
     assert voted.completion_tokens > 2 * one.completion_tokens  # five samples were drawn
-    assert voted.output == model.generate(messages, scenario=scenario, seed=3, repeat=0).output  # seeded
+    assert voted.output == model.generate(ModelRequest.for_trial(messages, scenario, 3, 0)).output  # seeded
     with pytest.raises(ModelSpecError, match="votes"):
         HFModel.load(parse_spec("hf:" + str(TINY_DIR) + "+votes=0"), Path.cwd())

@@ -11,12 +11,12 @@ import time
 from datetime import datetime
 
 import pytest
-from conftest import read_run
 
 from pytest_autoevolve.errors import FormatError
 from pytest_autoevolve.files import read_trajectories
 from pytest_autoevolve.records import FORMAT_VERSION, Grade, Trajectory
 from pytest_autoevolve.run.runner import trial_seed
+from tests.support.runs import read_run, run_dirs
 
 # A user's agent with tools and costs, to see every field of a trajectory filled in.
 TOOL_AGENT = """
@@ -64,8 +64,14 @@ scenarios:
 """
 
 
-def run_dirs(root, artifacts=".autoevolve"):
-    return sorted((root / artifacts / "runs").iterdir())
+# A run of the echo agent as the incumbent and the answer agent as the candidate.
+ECHO_VS_ANSWER = (
+    "--autoevolve",
+    "--autoevolve-incumbent",
+    "python:agents:echo",
+    "--autoevolve-candidate",
+    "python:agents:answer",
+)
 
 
 def test_record_has_every_field(pytester, write_scenarios, agents):
@@ -216,16 +222,11 @@ def seeds_of(trajectories):
 
 def test_seeds_pair_up_and_follow_the_base_seed(pytester, write_scenarios, agents):
     write_scenarios(REPEATED)
-    models = (
-        "--autoevolve",
-        "--autoevolve-incumbent",
-        "python:agents:echo",
-        "--autoevolve-candidate",
-        "python:agents:answer",
+    pytester.runpytest(*ECHO_VS_ANSWER, "--autoevolve-artifacts", "base0").assert_outcomes(passed=4)
+    pytester.runpytest(*ECHO_VS_ANSWER, "--autoevolve-artifacts", "base0-again").assert_outcomes(passed=4)
+    pytester.runpytest(*ECHO_VS_ANSWER, "--autoevolve-artifacts", "base9", "--autoevolve-seed", "9").assert_outcomes(
+        passed=4
     )
-    pytester.runpytest(*models, "--autoevolve-artifacts", "base0").assert_outcomes(passed=4)
-    pytester.runpytest(*models, "--autoevolve-artifacts", "base0-again").assert_outcomes(passed=4)
-    pytester.runpytest(*models, "--autoevolve-artifacts", "base9", "--autoevolve-seed", "9").assert_outcomes(passed=4)
     first = seeds_of(read_run(pytester.path, "base0")[0])
     again = seeds_of(read_run(pytester.path, "base0-again")[0])
     nine = seeds_of(read_run(pytester.path, "base9")[0])
@@ -303,9 +304,7 @@ def test_each_run_gets_its_own_folder(pytester, write_scenarios, agents):
 
 def test_artifacts_folder_is_gitignored(pytester, write_scenarios, agents):
     write_scenarios(ADD)
-    pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:answer"
-    ).assert_outcomes(passed=1, failed=1)
+    pytester.runpytest(*ECHO_VS_ANSWER).assert_outcomes(passed=1, failed=1)
     ignore = pytester.path / ".autoevolve" / ".gitignore"
     lines = ignore.read_text(encoding="utf-8").splitlines()
     assert "*" in lines
@@ -315,22 +314,13 @@ def test_existing_gitignore_is_kept(pytester, write_scenarios, agents):
     write_scenarios(ADD)
     folder = pytester.mkdir(".autoevolve")
     (folder / ".gitignore").write_text("runs/\n", encoding="utf-8")
-    pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:answer"
-    ).assert_outcomes(passed=1, failed=1)
+    pytester.runpytest(*ECHO_VS_ANSWER).assert_outcomes(passed=1, failed=1)
     assert (folder / ".gitignore").read_text(encoding="utf-8") == "runs/\n"
 
 
 def test_artifacts_option_and_setting(pytester, write_scenarios, agents):
     write_scenarios(ADD)
-    args = (
-        "--autoevolve",
-        "--autoevolve-incumbent",
-        "python:agents:echo",
-        "--autoevolve-candidate",
-        "python:agents:answer",
-    )
-    result = pytester.runpytest(*args, "--autoevolve-artifacts", "out/gate")
+    result = pytester.runpytest(*ECHO_VS_ANSWER, "--autoevolve-artifacts", "out/gate")
     result.assert_outcomes(passed=1, failed=1)
     assert not (pytester.path / ".autoevolve").exists()
     assert (pytester.path / "out" / "gate" / ".gitignore").is_file()
@@ -339,7 +329,7 @@ def test_artifacts_option_and_setting(pytester, write_scenarios, agents):
     result.stdout.fnmatch_lines(["*out/gate/runs/*/trajectories.jsonl*"])
 
     pytester.makepyprojecttoml('[tool.autoevolve]\nartifacts = "from-config"\n')
-    pytester.runpytest(*args).assert_outcomes(passed=1, failed=1)
+    pytester.runpytest(*ECHO_VS_ANSWER).assert_outcomes(passed=1, failed=1)
     assert len(read_run(pytester.path, "from-config")[0]) == 2
     assert not (pytester.path / ".autoevolve").exists()
 
@@ -462,9 +452,7 @@ def test_file_round_trip(tmp_path):
 
 def test_read_trajectories_of_a_real_run(pytester, write_scenarios, agents):
     write_scenarios(ADD)
-    pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:answer"
-    ).assert_outcomes(passed=1, failed=1)
+    pytester.runpytest(*ECHO_VS_ANSWER).assert_outcomes(passed=1, failed=1)
     path = run_dirs(pytester.path)[0] / "trajectories.jsonl"
     trajectories = list(read_trajectories(path))
     assert [t.role for t in trajectories] == ["incumbent", "candidate"]
@@ -538,16 +526,9 @@ XDIST_CATALOG = "scenarios:\n" + "".join(_xdist_entry(i) for i in range(8))
 
 def test_xdist_writes_one_run_like_a_serial_run(pytester, write_scenarios, agents):
     write_scenarios(XDIST_CATALOG)
-    args = (
-        "--autoevolve",
-        "--autoevolve-incumbent",
-        "python:agents:echo",
-        "--autoevolve-candidate",
-        "python:agents:answer",
-    )
-    serial = pytester.runpytest(*args, "--autoevolve-artifacts", "serial")
+    serial = pytester.runpytest(*ECHO_VS_ANSWER, "--autoevolve-artifacts", "serial")
     serial.assert_outcomes(passed=8 + 3, failed=8 - 3)
-    parallel = pytester.runpytest(*args, "--autoevolve-artifacts", "parallel", "-n", "2")
+    parallel = pytester.runpytest(*ECHO_VS_ANSWER, "--autoevolve-artifacts", "parallel", "-n", "2")
     parallel.assert_outcomes(passed=8 + 3, failed=8 - 3)
     parallel.stdout.fnmatch_lines(["*2 workers*"])
     serial_trajectories, serial_summary = read_run(pytester.path, "serial")

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import read_run
 
 from pytest_autoevolve.tiny import TINY_DIR
+from tests.support.projects import REPO
+from tests.support.runs import read_run
 
-REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 90
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import read_run
+
+from tests.support.agents import SAY_AGENTS
+from tests.support.runs import read_run
 
 CATALOG = """
 scenarios:
@@ -19,28 +21,14 @@ scenarios:
           21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40]
 """
 
-MODELS = """
-def _number(messages):
-    return int(messages[-1]["content"].split()[-1])
 
-def half(messages):
-    n = _number(messages)
-    return str(n) if n % 2 == 0 else "?"
+@pytest.fixture
+def project(pytester, write_scenarios):
+    """The catalog, and the "say N" agents as the module ``models``, importable in runs."""
+    write_scenarios(CATALOG)
+    pytester.makepyfile(models=SAY_AGENTS)
+    pytester.syspathinsert()
 
-def better(messages):
-    return str(_number(messages))
-
-def worse(messages):
-    n = _number(messages)
-    return str(n) if n % 4 == 0 else "?"
-
-def breaks_critical(messages):
-    n = _number(messages)
-    return "?" if n == 0 else str(n)
-
-def erroring(messages):
-    raise ConnectionError("endpoint down")
-"""
 
 CASES = [
     ("better", "pass", 0),
@@ -53,10 +41,7 @@ CASES = [
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 @pytest.mark.parametrize(("candidate", "verdict", "status"), CASES, ids=[c[0] for c in CASES])
-def test_verdict_and_exit_status(pytester, write_scenarios, candidate, verdict, status, workers):
-    write_scenarios(CATALOG)
-    pytester.makepyfile(models=MODELS)
-    pytester.syspathinsert()
+def test_verdict_and_exit_status(pytester, project, candidate, verdict, status, workers):
     result = pytester.runpytest_subprocess(
         "--autoevolve",
         "--autoevolve-incumbent",
@@ -79,10 +64,7 @@ def test_verdict_and_exit_status(pytester, write_scenarios, candidate, verdict, 
         assert sorted(summary["improvements"]) == sorted(f"q-{n}" for n in range(1, 41, 2))
 
 
-def test_xdist_and_serial_give_the_same_numbers(pytester, write_scenarios):
-    write_scenarios(CATALOG)
-    pytester.makepyfile(models=MODELS)
-    pytester.syspathinsert()
+def test_xdist_and_serial_give_the_same_numbers(pytester, project):
     args = [
         "--autoevolve",
         "--autoevolve-incumbent",

@@ -35,10 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from fake_openai import Answer, Request, error, send_answer
-from local_server import LocalServer
+from tests.support.fake_openai import Answer, Request, error, json_body, send_answer
+from tests.support.local_server import LocalServer
 
 DEFAULT_MODELS = (
     "gpt-4o-mini-2024-07-18",
@@ -491,22 +490,9 @@ class FakeFineTune(LocalServer):
             def _serve(self, method: str) -> None:
                 arrived = time.monotonic()
                 raw = self._body()
-                parts = urlsplit(self.path)
                 content_type = self.headers.get("content-type") or ""
-                body: Any = {}
-                if raw and "multipart/form-data" not in content_type:
-                    try:
-                        body = json.loads(raw)
-                    except ValueError:
-                        body = {"unparsed": raw.decode("utf-8", "replace")}
-                request = Request(
-                    method,
-                    parts.path,
-                    parse_qs(parts.query),
-                    {k.lower(): v for k, v in self.headers.items()},
-                    body,
-                    arrived,
-                )
+                body = {} if "multipart/form-data" in content_type else json_body(raw)
+                request = Request.received(self, method, body, arrived)
                 self._send(server.handle(request, raw, content_type))
 
             def _body(self) -> bytes:

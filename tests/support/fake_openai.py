@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local_server import LocalServer
+from tests.support.local_server import LocalServer
 
 
 @dataclass
@@ -57,6 +57,16 @@ def send_answer(handler: BaseHTTPRequestHandler, answer: Answer, bytes_type: str
         handler.close_connection = True
 
 
+def json_body(raw: bytes) -> Any:
+    """A request body as JSON: ``{}`` when empty, ``{"unparsed": text}`` when it is not JSON."""
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"unparsed": raw.decode("utf-8", "replace")}
+
+
 @dataclass
 class Request:
     """One request the server received."""
@@ -68,6 +78,13 @@ class Request:
     body: Any
     at: float
     """`time.monotonic` when it arrived."""
+
+    @classmethod
+    def received(cls, handler: BaseHTTPRequestHandler, method: str, body: Any, at: float) -> Request:
+        """The request ``handler`` serves: its path, query and headers (names in lower case), with ``body``."""
+        parts = urlsplit(handler.path)
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        return cls(method, parts.path, parse_qs(parts.query), headers, body, at)
 
     @property
     def user(self) -> str:
@@ -168,21 +185,9 @@ class FakeOpenAI(LocalServer):
                 arrived = time.monotonic()
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {"unparsed": raw.decode("utf-8", "replace")}
-                parts = urlsplit(self.path)
-                request = Request(
-                    "POST",
-                    parts.path,
-                    parse_qs(parts.query),
-                    {k.lower(): v for k, v in self.headers.items()},
-                    body,
-                    arrived,
-                )
-                if not parts.path.endswith("/chat/completions"):
-                    self._send(Answer(404, {"error": {"message": f"no route {parts.path}"}}))
+                request = Request.received(self, "POST", json_body(raw), arrived)
+                if not request.path.endswith("/chat/completions"):
+                    self._send(Answer(404, {"error": {"message": f"no route {request.path}"}}))
                     return
                 seen = server._record(request)
                 answer = server.respond(request, seen)

@@ -62,7 +62,10 @@ def expanded_size(node: yaml.Node, limit: int) -> int:
 
 def _parse(path: Path, text: str, max_nodes: int) -> tuple[Any, list[int]]:
     """The YAML document and the line of each entry under `scenarios:`; aliases may not expand past ``max_nodes``."""
-    loader = _LineLoader(text)
+    try:
+        loader = _LineLoader(text)  # the reader refuses control characters already here
+    except yaml.YAMLError as exc:
+        raise ScenarioError(path, f"not a YAML text: {exc}") from None
     try:
         node = loader.get_single_node()
         if node is not None and expanded_size(node, max_nodes) > max_nodes:

@@ -177,10 +177,19 @@ def reply_from(result: Any, source: str) -> Reply:
         if not isinstance(usage, Mapping):
             raise TypeError(f"{source} returned usage {usage!r}; expected a mapping of token counts")
         counts = {key: _count(usage.get(key), f"usage {key}", source) for key in USAGE_KEYS}
+        messages, calls = result.get("messages"), result.get("tool_calls") or []
+        if messages is not None and not _objects(messages, "role"):
+            raise TypeError(
+                f"{source} returned messages {_short(messages)}; expected a list of {{role, content}} objects"
+            )
+        if not _objects(calls, "name"):
+            raise TypeError(
+                f"{source} returned tool_calls {_short(calls)}; expected a list of {{name, arguments}} objects"
+            )
         return Reply(
             output=result["output"],
-            messages=list(result["messages"]) if result.get("messages") is not None else None,
-            tool_calls=list(result.get("tool_calls") or []),
+            messages=[dict(m) for m in messages] if messages is not None else None,
+            tool_calls=[dict(c) for c in calls],
             prompt_tokens=counts["prompt_tokens"],
             completion_tokens=counts["completion_tokens"],
             total_tokens=counts["total_tokens"],
@@ -209,3 +218,13 @@ def _amount(value: Any, source: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
         raise TypeError(f"{source} returned cost {value!r}; expected a number of USD of at least 0")
     return float(value)
+
+
+def _objects(value: Any, key: str) -> bool:
+    """Whether ``value`` is a list of mappings that each have ``key``."""
+    return isinstance(value, list) and all(isinstance(item, Mapping) and key in item for item in value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."

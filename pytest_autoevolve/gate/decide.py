@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.gate import stats
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.settings import GateConfig
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 VERDICTS = ("pass", "fail", "inconclusive")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RoleStats:
     """Aggregate numbers of one role over the paired scenarios."""
 
@@ -32,6 +35,85 @@ class RoleStats:
     p95_latency_s: float | None
     cost: float | None
     tokens: int
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    """One guardrail: the candidate's value against the incumbent's, within a limit."""
+
+    name: str
+    incumbent: float
+    candidate: float
+    limit: float
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    """Both roles' pass rates over one category, with Wilson intervals, lift and Holm-adjusted p-value."""
+
+    category: str
+    n: int
+    lift: float
+    p_value: float
+    incumbent_pass_rate: float | None
+    incumbent_ci: tuple[float, float]
+    candidate_pass_rate: float | None
+    candidate_ci: tuple[float, float]
+    p_holm: float
+
+    def __getitem__(self, key: str) -> Any:
+        """A value by its ``summary.json`` key, as when the rows were dicts: ``row['p_holm']``."""
+        return _by_key(self, key)
+
+
+@dataclass(frozen=True)
+class ScenarioRole:
+    """One role's trials of one paired scenario, with the unbiased pass^k and pass@k."""
+
+    trials: int
+    passes: int
+    errors: int
+    pass_rate: float
+    stability: str
+    k: int
+    pass_hat_k: float | None
+    pass_at_k: float | None
+
+    def __getitem__(self, key: str) -> Any:
+        """A value by its ``summary.json`` key, as when the rows were dicts: ``role["pass^2"]``."""
+        named = {f"pass^{self.k}": self.pass_hat_k, f"pass@{self.k}": self.pass_at_k}
+        return named[key] if key in named else _by_key(self, key)
+
+
+@dataclass(frozen=True)
+class ScenarioRow:
+    """One paired scenario: where it is, how it changed, and both roles' trials."""
+
+    id: str
+    category: str
+    critical: bool
+    file: str
+    line: int
+    outcome: str
+    incumbent: ScenarioRole
+    candidate: ScenarioRole
+
+    def role(self, name: str) -> ScenarioRole:
+        """The incumbent's or the candidate's trials, by role name."""
+        return self.candidate if name == "candidate" else self.incumbent
+
+    def __getitem__(self, key: str) -> Any:
+        """A value by its ``summary.json`` key, as when the rows were dicts: ``row['outcome']``."""
+        return _by_key(self, key)
+
+
+def _by_key(row: DataclassInstance, key: str) -> Any:
+    """The field ``key`` of a row; KeyError when it has none."""
+    if key not in {f.name for f in fields(row)}:
+        raise KeyError(key)
+    return getattr(row, key)
 
 
 def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
@@ -102,36 +184,9 @@ class GateResult:
     critical_regressions: list[str] = field(default_factory=list)
     minimum_detectable_lift: float | None = None
     discordance: float | None = None
-    guardrails: list[dict[str, Any]] = field(default_factory=list)
-    categories: list[dict[str, Any]] = field(default_factory=list)
-    scenarios: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_summary(self) -> dict[str, Any]:
-        """The gate's part of ``summary.json``."""
-        test = self.test
-        return {
-            "verdict": self.verdict,
-            "reasons": self.reasons,
-            "incumbent": asdict(self.incumbent),
-            "candidate": asdict(self.candidate),
-            "lift": test.lift if test else None,
-            "ci_low": test.ci_low if test else None,
-            "ci_high": test.ci_high if test else None,
-            "p_value": test.p_value if test else None,
-            "test": test.test if test else None,
-            "alpha": self.config.alpha,
-            "mode": self.config.mode,
-            "n_paired": self.n_paired,
-            "regressions": self.regressions,
-            "improvements": self.improvements,
-            "critical_regressions": self.critical_regressions,
-            "minimum_detectable_lift": self.minimum_detectable_lift,
-            "discordance": self.discordance,
-            "guardrails": self.guardrails,
-            "categories": self.categories,
-            "scenarios": self.scenarios,
-            "thresholds": asdict(self.config),
-        }
+    guardrails: list[Guardrail] = field(default_factory=list)
+    categories: list[CategoryRow] = field(default_factory=list)
+    scenarios: list[ScenarioRow] = field(default_factory=list)
 
 
 def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
@@ -203,7 +258,7 @@ def _failures(result: GateResult) -> list[str]:
     reasons = []
     if result.critical_regressions:
         reasons.append(f"critical scenario(s) regressed: {', '.join(result.critical_regressions)}")
-    reasons += [f"guardrail {g['name']} breached: {g['detail']}" for g in result.guardrails if not g["passed"]]
+    reasons += [f"guardrail {g.name} breached: {g.detail}" for g in result.guardrails if not g.passed]
     rejected = test.p_value < config.alpha
     if config.mode == "superiority":
         rejected = rejected and test.lift >= config.min_lift and test.lift > 0
@@ -212,7 +267,7 @@ def _failures(result: GateResult) -> list[str]:
     return reasons
 
 
-def _guardrails(incumbent: RoleStats, candidate: RoleStats, config: GateConfig) -> list[dict[str, Any]]:
+def _guardrails(incumbent: RoleStats, candidate: RoleStats, config: GateConfig) -> list[Guardrail]:
     """Error rate, p95 latency and cost of the candidate against the incumbent's, within margins."""
     rows = []
     if config.max_error_rate_increase is not None and incumbent.error_rate is not None:
@@ -229,59 +284,56 @@ def _guardrails(incumbent: RoleStats, candidate: RoleStats, config: GateConfig) 
     return rows
 
 
-def _guardrail(name: str, incumbent: float, candidate: float, limit: float, detail: str) -> dict[str, Any]:
+def _guardrail(name: str, incumbent: float, candidate: float, limit: float, detail: str) -> Guardrail:
     passed = candidate <= limit + 1e-12
-    return {
-        "name": name,
-        "incumbent": incumbent,
-        "candidate": candidate,
-        "limit": limit,
-        "passed": passed,
-        "detail": "" if passed else detail,
-    }
+    return Guardrail(name, incumbent, candidate, limit, passed, "" if passed else detail)
 
 
-def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> list[dict[str, Any]]:
+def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> list[CategoryRow]:
     """Per-category pass rates with Wilson intervals, lift and Holm-adjusted p-values."""
     groups: dict[str, list[tuple[ItemResult, ItemResult]]] = {}
     for pair_ in pairs:
         groups.setdefault(pair_[0].category or "(none)", []).append(pair_)
+    names = sorted(groups)
+    tests = [paired_test(groups[name], config, interval=False) for name in names]
     rows = []
-    for name, group in sorted(groups.items()):
-        test = paired_test(group, config, interval=False)
-        row: dict[str, Any] = {"category": name, "n": len(group), "lift": test.lift, "p_value": test.p_value}
-        for role, index in (("incumbent", 0), ("candidate", 1)):
-            trials = sum(p[index].trials for p in group)
-            passes = sum(p[index].passes for p in group)
-            row[f"{role}_pass_rate"] = passes / trials if trials else None
-            row[f"{role}_ci"] = list(wilson(passes, trials))
-        rows.append(row)
-    for row, adjusted in zip(rows, stats.holm([r["p_value"] for r in rows]), strict=True):
-        row["p_holm"] = adjusted
+    for name, test, p_holm in zip(names, tests, stats.holm([t.p_value for t in tests]), strict=True):
+        group = groups[name]
+        (inc_rate, inc_ci), (cand_rate, cand_ci) = (_category_rate([p[index] for p in group]) for index in (0, 1))
+        rows.append(
+            CategoryRow(name, len(group), test.lift, test.p_value, inc_rate, inc_ci, cand_rate, cand_ci, p_holm)
+        )
     return rows
 
 
-def _scenario_row(incumbent: ItemResult, candidate: ItemResult, k: int) -> dict[str, Any]:
-    def role(item: ItemResult) -> dict[str, Any]:
-        return {
-            "trials": item.trials,
-            "passes": item.passes,
-            "errors": item.errors,
-            "pass_rate": item.pass_rate,
-            "stability": item.stability,
-            f"pass^{k}": stats.pass_hat_k(item.passes, item.trials, k),
-            f"pass@{k}": stats.pass_at_k(item.passes, item.trials, k),
-        }
+def _category_rate(items: Sequence[ItemResult]) -> tuple[float | None, tuple[float, float]]:
+    """One role's pass rate over a category's trials and its Wilson interval."""
+    trials = sum(i.trials for i in items)
+    passes = sum(i.passes for i in items)
+    return passes / trials if trials else None, wilson(passes, trials)
+
+
+def _scenario_row(incumbent: ItemResult, candidate: ItemResult, k: int) -> ScenarioRow:
+    def role(item: ItemResult) -> ScenarioRole:
+        return ScenarioRole(
+            trials=item.trials,
+            passes=item.passes,
+            errors=item.errors,
+            pass_rate=item.pass_rate,
+            stability=item.stability,
+            k=k,
+            pass_hat_k=stats.pass_hat_k(item.passes, item.trials, k),
+            pass_at_k=stats.pass_at_k(item.passes, item.trials, k),
+        )
 
     change = candidate.pass_rate - incumbent.pass_rate
-    outcome = "improved" if change > 0 else "regressed" if change < 0 else "same"
-    return {
-        "id": incumbent.scenario,
-        "category": incumbent.category,
-        "critical": incumbent.critical,
-        "file": incumbent.file,
-        "line": incumbent.line,
-        "outcome": outcome,
-        "incumbent": role(incumbent),
-        "candidate": role(candidate),
-    }
+    return ScenarioRow(
+        id=incumbent.scenario,
+        category=incumbent.category,
+        critical=incumbent.critical,
+        file=incumbent.file,
+        line=incumbent.line,
+        outcome="improved" if change > 0 else "regressed" if change < 0 else "same",
+        incumbent=role(incumbent),
+        candidate=role(candidate),
+    )

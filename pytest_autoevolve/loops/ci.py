@@ -23,13 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pytest_autoevolve.errors import LoopError
+from pytest_autoevolve.errors import FormatError, LoopError
 
 if TYPE_CHECKING:
     import git
 
+    from pytest_autoevolve.gate.summary import RunSummary
     from pytest_autoevolve.settings import Settings
 
 KEY_VERSION = 1
@@ -53,12 +54,12 @@ class BaseRun:
 
 @dataclass
 class GateOutcome:
-    """The exit status of the gate run and where its results are."""
+    """The exit status of the gate run, where its results are, and its summary (None when it wrote none)."""
 
     status: int
     base: BaseRun
     outputs: Path
-    summary: dict[str, Any]
+    summary: RunSummary | None
 
 
 def open_repo(root: Path) -> git.Repo:
@@ -219,6 +220,7 @@ def gate_against_base(
     progress: Callable[[str], None] = print,
 ) -> GateOutcome:
     """Gate the working tree's candidate against the repository at ``ref`` on the eval split."""
+    from pytest_autoevolve.gate.summary import RunSummary
     from pytest_autoevolve.loops.project import FineTuneError
     from pytest_autoevolve.loops.subprocess import run_pytest
 
@@ -241,7 +243,10 @@ def gate_against_base(
         if run is not None and (run / name).is_file():
             shutil.copyfile(run / name, outputs / name)
     made = outputs / "summary.json"
-    summary = json.loads(made.read_text(encoding="utf-8")) if made.is_file() else {}
+    try:
+        summary = RunSummary.load(made) if made.is_file() else None
+    except FormatError as exc:
+        raise CIGateError(f"the gate run's summary cannot be read: {exc}") from None
     return GateOutcome(status, base, outputs, summary)
 
 
@@ -263,9 +268,9 @@ def main_gate(ref: str, *, artifacts: str, refresh: bool) -> int:
         if outcome.outputs.is_relative_to(Path.cwd().resolve())
         else outcome.outputs
     )
-    verdict = str(outcome.summary.get("verdict", "inconclusive")).upper()
+    verdict = (outcome.summary.gate.verdict if outcome.summary else "inconclusive").upper()
     print(
         f"autoevolve ci gate: {verdict} (base {outcome.base.commit[:10]}, incumbent "
         f"{'reused' if outcome.base.reused else 'run now'}); results in {shown}/"
     )
-    return outcome.status if outcome.summary else max(outcome.status, 1)
+    return outcome.status if outcome.summary is not None else max(outcome.status, 1)

@@ -364,9 +364,12 @@ class Loop:
         except CIGateError as exc:
             result.gate_summary = {"verdict": "inconclusive", "reasons": [f"the gate could not run: {exc}"]}
             return
-        summary = outcome.summary or {"verdict": "inconclusive", "reasons": ["the gate run wrote no summary"]}
+        if outcome.summary is None:
+            summary: dict[str, Any] = {"verdict": "inconclusive", "reasons": ["the gate run wrote no summary"]}
+        else:
+            summary = outcome.summary.to_json()
         summary["path"] = str((outcome.outputs / "summary.json").relative_to(self.root))
-        result.gate_summary, result.verdict = summary, str(summary.get("verdict", "inconclusive"))
+        result.gate_summary, result.verdict = summary, str(summary["verdict"])
 
     def _scored(self, entry: Iteration, t0: float, **options: Any) -> Score | None:
         """Score the working tree against the best kept run; None (with the error logged) when it failed."""

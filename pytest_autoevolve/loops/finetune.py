@@ -9,13 +9,13 @@ candidate live in ``autoevolve.yaml``; promotions and rollbacks are appended to
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_autoevolve.gate.summary import RunSummary
 from pytest_autoevolve.loops.project import WORK_DIR, FineTuneError, project_catalog, read_config, write_config
 from pytest_autoevolve.loops.promotion import promote
 from pytest_autoevolve.loops.subprocess import run_pytest
@@ -32,12 +32,16 @@ def sample(root: Path, spec: str, *, k: int = 8, temperature: float = 1.0, artif
 
 
 def gate(root: Path, incumbent: str, candidate: str, artifacts: str = ".autoevolve") -> dict[str, Any]:
-    """Gate ``candidate`` against ``incumbent`` on the eval split; the run's summary (verdict inside)."""
+    """Gate ``candidate`` against ``incumbent`` on the eval split; the run's summary (verdict inside).
+
+    The summary is read with its format checked (`RunSummary.load`) and returned as its JSON,
+    with ``path`` added: where it is, relative to ``root`` when inside it.
+    """
     _, run = run_pytest(root, ["--autoevolve-incumbent", incumbent, "--autoevolve-candidate", candidate], artifacts)
     summary_path = run / "summary.json" if run else None
     if summary_path is None or not summary_path.is_file():
         return {"verdict": "inconclusive", "reasons": ["the gate run wrote no summary: nothing ran"], "path": None}
-    summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
+    summary = RunSummary.load(summary_path).to_json()
     summary["path"] = str(summary_path.relative_to(root) if summary_path.is_relative_to(root) else summary_path)
     return summary
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_autoevolve.gate.summary import GateSummary
 from pytest_autoevolve.loops.project import FineTuneError, read_config, write_config
 
 HISTORY_FILE = "autoevolve-history.jsonl"
@@ -31,17 +32,19 @@ def _now() -> str:
 
 
 def promote(root: Path, summary_path: Path | None, *, force: bool = False, reason: str = "") -> dict[str, Any]:
-    """Make the configured candidate the incumbent, after a passing gate of exactly that pair (or ``force``)."""
+    """Make the configured candidate the incumbent, after a passing gate of exactly that pair (or ``force``).
+
+    The gate's summary is read with its format version checked; an abbreviated summary, with
+    no more than the verdict and the two specs, is accepted too (`GateSummary.load` ``partial``).
+    """
     config = read_config(root)
     candidate, incumbent = config.get("candidate"), config.get("incumbent", "tiny")
     if not candidate or candidate == incumbent:
         raise FineTuneError("nothing to promote: autoevolve.yaml names no candidate different from the incumbent")
-    summary: dict[str, Any] = {}
-    if summary_path is not None:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    passed = summary.get("verdict") == "pass" and _same(summary, incumbent, candidate)
+    gate = GateSummary.load(summary_path, partial=True) if summary_path is not None else None
+    passed = gate is not None and gate.verdict == "pass" and _same(gate, incumbent, candidate)
     if not passed and not force:
-        why = "no gate summary given" if not summary else f"the gate said {summary.get('verdict')!r} for this pair"
+        why = "no gate summary given" if gate is None else f"the gate said {gate.verdict!r} for this pair"
         raise FineTuneError(f"refusing to promote {candidate}: {why}; run the gate, or pass --force with a reason")
     digest = hashlib.sha256(summary_path.read_bytes()).hexdigest() if summary_path else None
     entry = {
@@ -50,7 +53,7 @@ def promote(root: Path, summary_path: Path | None, *, force: bool = False, reaso
         "previous": incumbent,
         "incumbent": candidate,
         "gate_summary_sha256": digest,
-        "verdict": summary.get("verdict"),
+        "verdict": gate.verdict if gate else None,
         "override": not passed,
         "reason": reason,
     }
@@ -61,14 +64,13 @@ def promote(root: Path, summary_path: Path | None, *, force: bool = False, reaso
     return entry
 
 
-def _same(summary: dict[str, Any], incumbent: str, candidate: str) -> bool:
+def _same(gate: GateSummary, incumbent: str, candidate: str) -> bool:
     from pytest_autoevolve.providers.base import parse_spec
 
     def shown(spec: str) -> str:
         return parse_spec(spec).display
 
-    specs = (summary.get("incumbent", {}).get("spec"), summary.get("candidate", {}).get("spec"))
-    return specs == (shown(incumbent), shown(candidate))
+    return (gate.incumbent.spec, gate.candidate.spec) == (shown(incumbent), shown(candidate))
 
 
 def rollback(root: Path) -> dict[str, Any]:

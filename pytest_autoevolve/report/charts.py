@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable
 
-from pytest_autoevolve.gate.decide import wilson
-from pytest_autoevolve.report.format import CATEGORY_CAP, ROLES, _all_passed, _finite, _interval, _pct, _shorten
+from pytest_autoevolve.gate.decide import ScenarioRow, wilson
+from pytest_autoevolve.gate.summary import GateSummary
+from pytest_autoevolve.report.format import CATEGORY_CAP, ROLES, all_passed, finite, interval, pct, shorten
 
 COLORS = {"incumbent": "#0072b2", "candidate": "#e69f00"}
 
@@ -21,16 +21,17 @@ OUTCOME_COLORS = {
     "both fail": "#475569",
 }
 
+_Rate = tuple[str, float | None, tuple[float, float]]
 
-def lift_svg(summary: Mapping[str, Any]) -> str:
-    """The lift and its interval on an axis with zero and the rule's line (min_lift or -margin)."""
-    lift, low, high = float(summary["lift"]), float(summary["ci_low"]), float(summary["ci_high"])
-    thresholds = summary.get("thresholds") or {}
-    mode = summary.get("mode", "superiority")
-    if mode == "non_inferiority":
-        line, line_label = -float(thresholds.get("margin", 0.0)), "-margin"
+"""A role, its pass rate and the rate's Wilson interval: one bar of the category chart."""
+
+
+def lift_svg(gate: GateSummary, lift: float, low: float, high: float) -> str:
+    """The lift and its interval [low, high] on an axis with zero and the rule's line (min_lift or -margin)."""
+    if gate.mode == "non_inferiority":
+        line, line_label = -float(gate.thresholds.margin), "-margin"
     else:
-        line, line_label = float(thresholds.get("min_lift", 0.0)), "min lift"
+        line, line_label = float(gate.thresholds.min_lift), "min lift"
     values = [0.0, lift, low, high, line]
     lo, hi = min(values), max(values)
     span = max(hi - lo, 0.1)
@@ -42,8 +43,8 @@ def lift_svg(summary: Mapping[str, Any]) -> str:
     def x(value: float) -> float:
         return left + (value - lo) / (hi - lo) * (right - left)
 
-    color = VERDICT_COLORS.get(str(summary.get("verdict")), "#374151")
-    aria = f"lift {_pct(lift, signed=True)} with interval {_interval(low, high, signed=True)}"
+    color = VERDICT_COLORS.get(gate.verdict, "#374151")
+    aria = f"lift {pct(lift, signed=True)} with interval {interval(low, high, signed=True)}"
     out = [f'<svg viewBox="0 0 {width} 140" width="{width}" height="140" role="img" aria-label="{aria}">']
     if hi > line:  # the side of the rule's line where a candidate clears it
         out.append(
@@ -52,7 +53,7 @@ def lift_svg(summary: Mapping[str, Any]) -> str:
         )
     for tick in _ticks(lo, hi, step):
         out.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="26" y2="{axis_y + 4}" stroke="#e5e7eb"/>')
-        text = _pct(tick, signed=True, digits=0 if step >= 0.01 else 1)
+        text = pct(tick, signed=True, digits=0 if step >= 0.01 else 1)
         out.append(
             f'<text x="{x(tick):.1f}" y="{axis_y + 17}" font-size="11" text-anchor="middle" '
             f'fill="#4b5563">{text}</text>'
@@ -64,7 +65,7 @@ def lift_svg(summary: Mapping[str, Any]) -> str:
             f'<line x1="{x(line):.1f}" x2="{x(line):.1f}" y1="20" y2="{axis_y}" stroke="#15803d" '
             'stroke-width="1.5" stroke-dasharray="5 3"/>'
         )
-        out.append(_svg_label(x(line), 14, f"{line_label} {_pct(line, signed=True)}", width, fill="#15803d"))
+        out.append(_svg_label(x(line), 14, f"{line_label} {pct(line, signed=True)}", width, fill="#15803d"))
         out.append(_svg_label(x(0), 14, "0", width, fill="#111827") if abs(x(line) - x(0)) > 60 else "")
     else:
         out.append(
@@ -82,7 +83,7 @@ def lift_svg(summary: Mapping[str, Any]) -> str:
             f'<line x1="{x(end):.1f}" x2="{x(end):.1f}" y1="{y - 9}" y2="{y + 9}" stroke="{color}" stroke-width="2"/>'
         )
     out.append(f'<circle cx="{x(lift):.1f}" cy="{y}" r="7" fill="{color}" stroke="#fff" stroke-width="2"/>')
-    label = f"{_pct(lift, signed=True)}  [{_pct(low, signed=True)}, {_pct(high, signed=True)}]"
+    label = f"{pct(lift, signed=True)}  [{pct(low, signed=True)}, {pct(high, signed=True)}]"
     out.append(_svg_label(x(lift), y - 15, label, width, fill="#111827", size=13, bold=True))
     out.append(f'<text x="{left}" y="134" font-size="11" fill="#6b7280">← candidate worse</text>')
     out.append(f'<text x="{right}" y="134" font-size="11" fill="#6b7280" text-anchor="end">candidate better →</text>')
@@ -90,28 +91,29 @@ def lift_svg(summary: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def paired_outcomes(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def paired_outcomes(rows: Iterable[ScenarioRow]) -> dict[str, int]:
     """Counts of both pass / only incumbent / only candidate / both fail (passed = every trial passed)."""
     counts = dict.fromkeys(OUTCOME_COLORS, 0)
     for row in rows:
-        inc, cand = _all_passed(row.get("incumbent")), _all_passed(row.get("candidate"))
+        inc, cand = all_passed(row.incumbent), all_passed(row.candidate)
         key = "both pass" if inc and cand else "only incumbent" if inc else "only candidate" if cand else "both fail"
         counts[key] += 1
     return counts
 
 
-def category_svg(summary: Mapping[str, Any]) -> str:
+def category_svg(gate: GateSummary) -> str:
     """Horizontal grouped bars: each category's pass rate for both roles, Wilson intervals as error bars."""
-    groups: list[tuple[str, int, list[tuple[str, Any, Any]]]] = []
-    overall = []
+    overall: list[_Rate] = []
     for role in ROLES:
-        stat = summary.get(role) or {}
-        interval = wilson(int(stat.get("passed") or 0), int(stat.get("n") or 0))
-        overall.append((role, stat.get("pass_rate"), list(interval)))
-    groups.append(("all scenarios", int(summary.get("n_paired") or 0), overall))
-    for c in (summary.get("categories") or [])[:CATEGORY_CAP]:
-        rates = [(role, c.get(f"{role}_pass_rate"), c.get(f"{role}_ci")) for role in ROLES]
-        groups.append((str(c["category"]), int(c.get("n") or 0), rates))
+        stat = gate.role(role)
+        overall.append((role, stat.pass_rate, wilson(stat.passed, stat.n)))
+    groups: list[tuple[str, int, list[_Rate]]] = [("all scenarios", gate.n_paired, overall)]
+    for c in gate.categories[:CATEGORY_CAP]:
+        rates: list[_Rate] = [
+            ("incumbent", c.incumbent_pass_rate, c.incumbent_ci),
+            ("candidate", c.candidate_pass_rate, c.candidate_ci),
+        ]
+        groups.append((c.category, c.n, rates))
     width, x0, x1, top, bar_h, group_h = 1000, 230, 900, 40, 14, 46
     height = top + len(groups) * group_h + 30
 
@@ -124,7 +126,7 @@ def category_svg(summary: Mapping[str, Any]) -> str:
     ]
     legend_x = x0
     for role in ROLES:
-        spec = _shorten(str((summary.get(role) or {}).get("spec", "")), 34)
+        spec = shorten(gate.role(role).spec, 34)
         out.append(f'<rect x="{legend_x}" y="10" width="12" height="12" rx="2" fill="{COLORS[role]}"/>')
         out.append(
             f'<text x="{legend_x + 17}" y="20" font-size="12" fill="#111827">{role} '
@@ -146,7 +148,7 @@ def category_svg(summary: Mapping[str, Any]) -> str:
         weight = ' font-weight="600"' if index == 0 else ""
         out.append(
             f'<text x="{x0 - 10}" y="{y + 17}" font-size="12.5" text-anchor="end" fill="#111827"{weight}>'
-            f"<title>{html.escape(name)}</title>{html.escape(_shorten(name, 28))}</text>"
+            f"<title>{html.escape(name)}</title>{html.escape(shorten(name, 28))}</text>"
         )
         out.append(
             f'<text x="{x0 - 10}" y="{y + 32}" font-size="11" text-anchor="end" fill="#6b7280">'
@@ -155,13 +157,13 @@ def category_svg(summary: Mapping[str, Any]) -> str:
         for offset, (role, rate, ci) in enumerate(rates):
             by = y + 4 + offset * (bar_h + 4)
             mid = by + bar_h / 2
-            if not _finite(rate):
+            if not finite(rate):
                 out.append(f'<text x="{x0 + 6}" y="{mid + 4:.1f}" font-size="11" fill="#6b7280">n/a</text>')
                 continue
-            tip = f"{name} · {role}: {_pct(rate)}"
-            has_ci = isinstance(ci, Sequence) and len(ci) == 2 and all(_finite(v) for v in ci)
+            tip = f"{name} · {role}: {pct(rate)}"
+            has_ci = all(finite(v) for v in ci)
             if has_ci:
-                tip += f" (95% Wilson interval {_interval(ci[0], ci[1])})"
+                tip += f" (95% Wilson interval {interval(ci[0], ci[1])})"
             out.append(
                 f'<rect x="{x0}" y="{by}" width="{x(rate) - x0:.1f}" height="{bar_h}" fill="{COLORS[role]}">'
                 f"<title>{html.escape(tip)}</title></rect>"
@@ -179,7 +181,7 @@ def category_svg(summary: Mapping[str, Any]) -> str:
                         f'<line x1="{cap:.1f}" x2="{cap:.1f}" y1="{mid - 5:.1f}" y2="{mid + 5:.1f}" '
                         'stroke="#111827" stroke-width="1.5"/>'
                     )
-            out.append(f'<text x="{end + 6:.1f}" y="{mid + 4:.1f}" font-size="11" fill="#111827">{_pct(rate)}</text>')
+            out.append(f'<text x="{end + 6:.1f}" y="{mid + 4:.1f}" font-size="11" fill="#111827">{pct(rate)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -211,5 +213,6 @@ def _svg_label(x: float, y: float, text: str, width: int, fill: str, size: float
     )
 
 
-def _alpha_hex(opacity: float) -> str:
+def alpha_hex(opacity: float) -> str:
+    """An opacity as the two hex digits of an ``#rrggbbaa`` colour."""
     return f"{round(max(0.0, min(1.0, opacity)) * 255):02x}"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeGuard
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeGuard
+
+from pytest_autoevolve.gate.decide import Guardrail, ScenarioRole, ScenarioRow
+from pytest_autoevolve.gate.summary import GateSummary
 
 ROLES = ("incumbent", "candidate")
 
@@ -40,107 +44,127 @@ VERDICT_ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 # --------------------------------------------------------------------------- shared pieces
 
 
-def _statistics(summary: Mapping[str, Any], markdown: bool) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class RoleStability:
+    """How many paired scenarios were stable-pass, stable-fail and flaky on one role, and the flaky ones."""
+
+    counts: dict[str, int]
+    flaky: list[ScenarioRow]
+
+
+def statistics(gate: GateSummary, markdown: bool) -> list[tuple[str, str]]:
     """Label and value of the gate's numbers, for both reports."""
     bold = ("**", "**") if markdown else ("<b>", "</b>")
-    test = summary.get("test")
-    thresholds = summary.get("thresholds") or {}
-    mode = str(summary.get("mode", "superiority"))
-    if mode == "non_inferiority":
-        rule = f"non-inferiority (margin {_pct(thresholds.get('margin'))})"
+    if gate.mode == "non_inferiority":
+        rule = f"non-inferiority (margin {pct(gate.thresholds.margin)})"
     else:
-        rule = f"superiority (lift ≥ {_pct(thresholds.get('min_lift', 0.0), signed=True)})"
-    test_text = f"{TEST_NAMES.get(str(test), str(test))} ({test})" if test else "n/a (not run)"
-    lift = _pct(summary.get("lift"), signed=True)
+        rule = f"superiority (lift ≥ {pct(gate.thresholds.min_lift, signed=True)})"
+    test_text = f"{TEST_NAMES.get(gate.test, gate.test)} ({gate.test})" if gate.test else "n/a (not run)"
+    lift = pct(gate.lift, signed=True)
     return [
         ("lift (candidate - incumbent)", f"{bold[0]}{lift}{bold[1]}" if lift != "n/a" else lift),
-        (f"{_ci_level(summary)} confidence interval", _interval(summary.get("ci_low"), summary.get("ci_high"), True)),
-        ("p-value (one-sided)", _p(summary.get("p_value"))),
+        (f"{ci_level(gate)} confidence interval", interval(gate.ci_low, gate.ci_high, True)),
+        ("p-value (one-sided)", p(gate.p_value)),
         ("test", test_text),
-        ("alpha", f"{summary.get('alpha', 0.05):g}"),
+        ("alpha", f"{gate.alpha:g}"),
         ("mode", rule),
-        ("paired scenarios", str(summary.get("n_paired", 0))),
-        ("minimum detectable lift (80% power)", _pct(summary.get("minimum_detectable_lift"))),
+        ("paired scenarios", str(gate.n_paired)),
+        ("minimum detectable lift (80% power)", pct(gate.minimum_detectable_lift)),
     ]
 
 
-def _stability(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def stability(rows: Sequence[ScenarioRow]) -> dict[str, RoleStability]:
+    """Each role's stability counts over the paired scenarios, and its flaky scenarios."""
+    out: dict[str, RoleStability] = {}
     for role in ROLES:
         counts = {"stable-pass": 0, "stable-fail": 0, "flaky": 0}
-        flaky = []
         for row in rows:
-            kind = str((row.get(role) or {}).get("stability", ""))
-            if kind in counts:
-                counts[kind] += 1
-            if kind == "flaky":
-                flaky.append(row)
-        out[role] = {"counts": counts, "flaky": flaky}
+            counts[row.role(role).stability] += 1
+        out[role] = RoleStability(counts, [row for row in rows if row.role(role).stability == "flaky"])
     return out
 
 
-def _k_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = {key for row in rows for role in ROLES for key in (row.get(role) or {}) if key[:5] in ("pass^", "pass@")}
+def repeated(rows: Sequence[ScenarioRow]) -> bool:
+    """Whether any scenario ran more than one trial on a role (so flakiness, pass^k and pass@k can show)."""
+    return any(row.role(role).trials > 1 for row in rows for role in ROLES)
+
+
+def k_keys(rows: Sequence[ScenarioRow]) -> list[str]:
+    """The pass^k and pass@k columns of the stability tables, pass^k first."""
+    keys = {f"pass{kind}{row.role(role).k}" for row in rows for role in ROLES for kind in "^@"}
     return sorted(keys, key=lambda key: (key[4] != "^", key))
 
 
-def _mean_cell(rows: Sequence[Mapping[str, Any]], role: str, key: str) -> str:
-    found = [(row.get(role) or {}).get(key) for row in rows]
-    values = [float(v) for v in found if _finite(v)]
+def k_value(stat: ScenarioRole, key: str) -> float | None:
+    """The role's pass^k or pass@k named by ``key`` (None for another k)."""
+    if key == f"pass^{stat.k}":
+        return stat.pass_hat_k
+    return stat.pass_at_k if key == f"pass@{stat.k}" else None
+
+
+def mean_cell(rows: Sequence[ScenarioRow], role: str, key: str) -> str:
+    """The mean of a pass^k or pass@k column over the scenarios that have it."""
+    values = [v for v in (k_value(row.role(role), key) for row in rows) if finite(v)]
     if not values:
         return "n/a"
     mean = f"{sum(values) / len(values):.1%}"
     return mean if len(values) == len(rows) else f"{mean} ({len(values)} of {len(rows)} scenarios)"
 
 
-def _detail_order(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def detail_order(rows: Sequence[ScenarioRow]) -> list[ScenarioRow]:
     """Regressions (critical first), improvements, unchanged with a failure, the rest; stable otherwise."""
 
-    def key(row: Mapping[str, Any]) -> tuple[int, int]:
-        outcome = row.get("outcome")
-        if outcome == "regressed":
-            return 0, 0 if row.get("critical") else 1
-        if outcome == "improved":
+    def key(row: ScenarioRow) -> tuple[int, int]:
+        if row.outcome == "regressed":
+            return 0, 0 if row.critical else 1
+        if row.outcome == "improved":
             return 1, 0
-        failing = not (_all_passed(row.get("incumbent")) and _all_passed(row.get("candidate")))
+        failing = not (all_passed(row.incumbent) and all_passed(row.candidate))
         return 2, 0 if failing else 1
 
     return sorted(rows, key=key)
 
 
-def _ordered_regressions(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    regressed = [row for row in rows if row.get("outcome") == "regressed"]
-    return sorted(regressed, key=lambda row: not row.get("critical"))
+def ordered_regressions(rows: Iterable[ScenarioRow]) -> list[ScenarioRow]:
+    """The regressed scenarios, critical ones first."""
+    regressed = [row for row in rows if row.outcome == "regressed"]
+    return sorted(regressed, key=lambda row: not row.critical)
 
 
-def _all_passed(role: Any) -> bool:
-    return isinstance(role, Mapping) and int(role.get("trials") or 0) > 0 and role.get("passes") == role.get("trials")
+def all_passed(stat: ScenarioRole) -> bool:
+    """Whether every trial of the role passed (and there was one)."""
+    return stat.trials > 0 and stat.passes == stat.trials
 
 
-def _location(row: Mapping[str, Any]) -> str:
-    if not row.get("file"):
+def location(row: ScenarioRow) -> str:
+    """``file:line`` of the scenario ("" when unknown)."""
+    if not row.file:
         return ""
-    return f"{row['file']}:{row['line']}" if row.get("line") else str(row["file"])
+    return f"{row.file}:{row.line}" if row.line else row.file
 
 
-def _finite(value: Any) -> TypeGuard[float]:
+def finite(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is a finite number (not None, NaN, infinite or a boolean)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _pct(value: Any, signed: bool = False, digits: int = 1) -> str:
-    if not _finite(value):
+def pct(value: float | None, signed: bool = False, digits: int = 1) -> str:
+    """A share as a percentage ("n/a" when not a finite number)."""
+    if not finite(value):
         return "n/a"
     if round(value * 100, digits) == 0:
         value = 0.0  # no "-0.0%"
     return f"{value:+.{digits}%}" if signed and value != 0 else f"{value:.{digits}%}"
 
 
-def _p(value: Any) -> str:
-    return f"{value:.4g}" if _finite(value) else "n/a"
+def p(value: float | None) -> str:
+    """A p-value to four significant digits."""
+    return f"{value:.4g}" if finite(value) else "n/a"
 
 
-def _seconds(value: Any) -> str:
-    if not _finite(value):
+def seconds(value: float | None) -> str:
+    """A duration in seconds or milliseconds."""
+    if not finite(value):
         return "n/a"
     if abs(value) >= 1:
         return f"{value:.2f} s"
@@ -148,38 +172,38 @@ def _seconds(value: Any) -> str:
     return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms" if ms >= 1 else f"{ms:.2f} ms"
 
 
-def _cost(value: Any) -> str:
-    return f"{value:.4f}" if _finite(value) else "n/a"
+def cost(value: float | None) -> str:
+    """A cost to four decimals."""
+    return f"{value:.4f}" if finite(value) else "n/a"
 
 
-def _interval(low: Any, high: Any, signed: bool = False) -> str:
-    if not (_finite(low) and _finite(high)):
+def interval(low: float | None, high: float | None, signed: bool = False) -> str:
+    """An interval of shares as ``[low, high]`` percentages."""
+    if not (finite(low) and finite(high)):
         return "n/a"
-    return f"[{_pct(low, signed)}, {_pct(high, signed)}]"
+    return f"[{pct(low, signed)}, {pct(high, signed)}]"
 
 
-def _ci_text(ci: Any) -> str:
-    if isinstance(ci, Sequence) and len(ci) == 2:
-        return f'<span class="muted">{_interval(ci[0], ci[1])}</span>'
-    return ""
+def ci_text(ci: tuple[float, float]) -> str:
+    """A muted interval for a table cell."""
+    return f'<span class="muted">{interval(ci[0], ci[1])}</span>'
 
 
-def _ci_level(summary: Mapping[str, Any]) -> str:
-    alpha = summary.get("alpha")
-    return f"{100 - 200 * float(alpha):g}%" if _finite(alpha) else "two-sided"
+def ci_level(gate: GateSummary) -> str:
+    """The confidence level of the lift's interval, from alpha (90% for alpha 0.05, one-sided)."""
+    return f"{100 - 200 * float(gate.alpha):g}%" if finite(gate.alpha) else "two-sided"
 
 
-def _guardrail_value(guardrail: Mapping[str, Any], key: str) -> str:
-    value = guardrail.get(key)
-    name = guardrail.get("name")
-    if name == "error_rate":
-        return _pct(value)
-    if name == "p95_latency_s":
-        return _seconds(value)
-    return _cost(value)
+def guardrail_value(guardrail: Guardrail, value: float) -> str:
+    """A value of a guardrail in its unit: a share, seconds or a cost."""
+    if guardrail.name == "error_rate":
+        return pct(value)
+    if guardrail.name == "p95_latency_s":
+        return seconds(value)
+    return cost(value)
 
 
-def _verdict_icon(verdict: str) -> str:
+def verdict_icon(verdict: str) -> str:
     """A check, a cross or an exclamation mark in a circle, drawn (emoji fonts are not everywhere)."""
     marks = {
         "pass": '<path d="M7 12.5l3.2 3.2L17 9" fill="none" stroke="currentColor" stroke-width="2.6"/>',
@@ -197,9 +221,11 @@ def _verdict_icon(verdict: str) -> str:
     )
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _clip(text: str, limit: int = TEXT_CAP) -> str:
+def clip(text: str, limit: int = TEXT_CAP) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from pytest_autoevolve.gate.decide import wilson
+from pytest_autoevolve.gate.decide import Guardrail, wilson
+from pytest_autoevolve.gate.summary import GateSummary, RunSummary
 from pytest_autoevolve.records import Trajectory
 from pytest_autoevolve.report.charts import (
     COLORS,
     OUTCOME_COLORS,
     VERDICT_COLORS,
-    _alpha_hex,
+    alpha_hex,
     category_svg,
     lift_svg,
     paired_outcomes,
@@ -24,25 +24,26 @@ from pytest_autoevolve.report.format import (
     PASS_K_NOTE,
     ROLES,
     TRIAL_CAP,
-    _ci_level,
-    _ci_text,
-    _clip,
-    _cost,
-    _detail_order,
-    _finite,
-    _guardrail_value,
-    _interval,
-    _k_keys,
-    _location,
-    _mean_cell,
-    _p,
-    _pct,
-    _seconds,
-    _stability,
-    _statistics,
-    _verdict_icon,
+    ci_level,
+    ci_text,
+    clip,
+    cost,
+    detail_order,
+    finite,
+    guardrail_value,
+    interval,
+    k_keys,
+    location,
+    mean_cell,
+    p,
+    pct,
+    repeated,
+    seconds,
+    stability,
+    statistics,
+    verdict_icon,
 )
-from pytest_autoevolve.report.markdown import _footer
+from pytest_autoevolve.report.markdown import footer
 
 # --------------------------------------------------------------------------- HTML
 
@@ -102,45 +103,46 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sa
 
 
 def render_html(
-    summary: dict[str, Any], trajectories: Mapping[tuple[str, str], Sequence[Trajectory]], unreadable: int = 0
+    summary: RunSummary, trajectories: Mapping[tuple[str, str], Sequence[Trajectory]], unreadable: int = 0
 ) -> str:
     """The text of ``report.html``: one file, no scripts, nothing fetched."""
-    verdict = str(summary.get("verdict", "inconclusive"))
+    gate = summary.gate
+    verdict = gate.verdict
     e = html.escape
-    reasons = "".join(f"<li>{e(str(r))}</li>" for r in summary.get("reasons") or [])
-    meta = [f"run {summary.get('run_id', '?')}", str(summary.get("created_at", ""))]
-    if summary.get("git_commit"):
-        meta.append(f"commit {str(summary['git_commit'])[:12]}")
+    reasons = "".join(f"<li>{e(r)}</li>" for r in gate.reasons)
+    meta = [f"run {summary.run_id}", summary.created_at]
+    if summary.git_commit:
+        meta.append(f"commit {summary.git_commit[:12]}")
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>autoevolve gate: {e(verdict.upper())} · {e(str(summary.get('run_id', '')))}</title>",
+        f"<title>autoevolve gate: {e(verdict.upper())} · {e(summary.run_id)}</title>",
         f"<style>{CSS}</style></head><body><main>",
         f'<section class="verdict" style="background:{VERDICT_COLORS.get(verdict, "#374151")}">',
-        f"<h1>{_verdict_icon(verdict)} autoevolve gate: {e(verdict.upper())}</h1>",
+        f"<h1>{verdict_icon(verdict)} autoevolve gate: {e(verdict.upper())}</h1>",
         f"<ul>{reasons}</ul>",
         f'<p class="meta">{e(" · ".join(m for m in meta if m))}</p>',
         '<nav><a href="#lift">lift</a><a href="#outcomes">paired outcomes</a>'
         '<a href="#categories">categories</a><a href="#guardrails">guardrails</a>'
         '<a href="#stability">stability</a><a href="#scenarios">scenarios</a></nav>',
         "</section>",
-        _html_roles(summary),
+        _html_roles(gate),
         '<div class="grid">',
-        f'<div class="card" id="lift"><h2>Lift (candidate &minus; incumbent)</h2>{_html_lift(summary)}</div>',
-        f'<div class="card" id="outcomes"><h2>Paired outcomes</h2>{_html_outcomes(summary)}</div>',
+        f'<div class="card" id="lift"><h2>Lift (candidate &minus; incumbent)</h2>{_html_lift(gate)}</div>',
+        f'<div class="card" id="outcomes"><h2>Paired outcomes</h2>{_html_outcomes(gate)}</div>',
         "</div>",
-        f'<section id="categories"><h2>Pass rate by category</h2>{_html_categories(summary)}</section>',
-        f'<section id="guardrails"><h2>Guardrails</h2>{_html_guardrails(summary)}</section>',
-        f'<section id="stability"><h2>Stability</h2>{_html_stability(summary)}</section>',
-        f'<section id="scenarios"><h2>Scenarios</h2>{_html_scenarios(summary, trajectories, unreadable)}</section>',
-        f'<p class="caption">{e(" · ".join(_footer(summary)))}</p>',
+        f'<section id="categories"><h2>Pass rate by category</h2>{_html_categories(gate)}</section>',
+        f'<section id="guardrails"><h2>Guardrails</h2>{_html_guardrails(gate)}</section>',
+        f'<section id="stability"><h2>Stability</h2>{_html_stability(gate)}</section>',
+        f'<section id="scenarios"><h2>Scenarios</h2>{_html_scenarios(gate, trajectories, unreadable)}</section>',
+        f'<p class="caption">{e(" · ".join(footer(summary)))}</p>',
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
 
 
-def _html_roles(summary: Mapping[str, Any]) -> str:
+def _html_roles(gate: GateSummary) -> str:
     e = html.escape
     head = (
         "<tr><th>role</th><th>model</th><th class=num>pass rate</th><th class=num>95% Wilson interval</th>"
@@ -149,39 +151,35 @@ def _html_roles(summary: Mapping[str, Any]) -> str:
     )
     body = []
     for role in ROLES:
-        stat = summary.get(role) or {}
-        n, passed = int(stat.get("n") or 0), int(stat.get("passed") or 0)
-        low, high = wilson(passed, n)
+        stat = gate.role(role)
+        low, high = wilson(stat.passed, stat.n)
         body.append(
             f'<tr><td><span class="swatch" style="background:{COLORS[role]}"></span>{role}</td>'
-            f"<td><code>{e(str(stat.get('spec', '')))}</code></td>"
-            f"<td class=num><b>{_pct(stat.get('pass_rate'))}</b></td>"
-            f"<td class=num>{_interval(low, high)}</td><td class=num>{passed}/{n}</td>"
-            f"<td class=num>{stat.get('errors', 0)} ({_pct(stat.get('error_rate'))})</td>"
-            f"<td class=num>{_seconds(stat.get('p95_latency_s'))}</td><td class=num>{_cost(stat.get('cost'))}</td>"
-            f"<td class=num>{stat.get('tokens', 0)}</td></tr>"
+            f"<td><code>{e(stat.spec)}</code></td><td class=num><b>{pct(stat.pass_rate)}</b></td>"
+            f"<td class=num>{interval(low, high)}</td><td class=num>{stat.passed}/{stat.n}</td>"
+            f"<td class=num>{stat.errors} ({pct(stat.error_rate)})</td>"
+            f"<td class=num>{seconds(stat.p95_latency_s)}</td><td class=num>{cost(stat.cost)}</td>"
+            f"<td class=num>{stat.tokens}</td></tr>"
         )
     return f"<section><h2>Models</h2><table>{head}{''.join(body)}</table></section>"
 
 
-def _html_lift(summary: Mapping[str, Any]) -> str:
-    stats = "".join(
-        f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in _statistics(summary, markdown=False)
-    )
-    table = f'<table style="margin-top:8px">{stats}</table>'
-    lift, low, high = summary.get("lift"), summary.get("ci_low"), summary.get("ci_high")
-    if not (_finite(lift) and _finite(low) and _finite(high)):
+def _html_lift(gate: GateSummary) -> str:
+    numbers = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in statistics(gate, markdown=False))
+    table = f'<table style="margin-top:8px">{numbers}</table>'
+    lift, low, high = gate.lift, gate.ci_low, gate.ci_high
+    if not (finite(lift) and finite(low) and finite(high)):
         note = "No lift was computed: the gate stopped before the paired test (see the reasons above)."
         return f'<p class="muted">{note}</p>{table}'
-    return lift_svg(summary) + (
-        f'<p class="caption">The dot is the lift, the bar its {_ci_level(summary)} confidence interval. '
+    return lift_svg(gate, lift, low, high) + (
+        f'<p class="caption">The dot is the lift, the bar its {ci_level(gate)} confidence interval. '
         "The candidate clears the rule when the interval lies right of the dashed line and the one-sided "
         f"p-value is below alpha.</p>{table}"
     )
 
 
-def _html_outcomes(summary: Mapping[str, Any]) -> str:
-    rows: list[dict[str, Any]] = list(summary.get("scenarios") or [])
+def _html_outcomes(gate: GateSummary) -> str:
+    rows = gate.scenarios
     if not rows:
         return '<p class="muted">No scenario ran on both roles.</p>'
     counts = paired_outcomes(rows)
@@ -191,7 +189,7 @@ def _html_outcomes(summary: Mapping[str, Any]) -> str:
         share = counts[key] / total
         color = OUTCOME_COLORS[key]
         return (
-            f'<td style="background:{color}{_alpha_hex(0.12 + 0.5 * share)}">'
+            f'<td style="background:{color}{alpha_hex(0.12 + 0.5 * share)}">'
             f"<b>{counts[key]}</b>{html.escape(key)}<br><span class=muted>{share:.0%}</span></td>"
         )
 
@@ -218,7 +216,7 @@ def _html_outcomes(summary: Mapping[str, Any]) -> str:
             )
         x += w
     bar.append("</svg>")
-    outcome = {name: sum(1 for row in rows if row.get("outcome") == name) for name in ("improved", "same", "regressed")}
+    outcome = {name: sum(1 for row in rows if row.outcome == name) for name in ("improved", "same", "regressed")}
     legend = " ".join(
         f'<span class="swatch" style="background:{color}"></span>{html.escape(key)} &nbsp;'
         for key, color in OUTCOME_COLORS.items()
@@ -231,9 +229,9 @@ def _html_outcomes(summary: Mapping[str, Any]) -> str:
     )
 
 
-def _html_categories(summary: Mapping[str, Any]) -> str:
-    categories = summary.get("categories") or []
-    chart = category_svg(summary)
+def _html_categories(gate: GateSummary) -> str:
+    categories = gate.categories
+    chart = category_svg(gate)
     caption = (
         '<p class="caption">Bars: pass rate over all trials of the paired scenarios; error bars: 95% Wilson '
         "intervals.</p>"
@@ -248,11 +246,11 @@ def _html_categories(summary: Mapping[str, Any]) -> str:
         "<th class=num>lift</th><th class=num>p</th><th class=num>p (Holm)</th></tr>"
     )
     body = "".join(
-        f"<tr><td><code>{html.escape(str(c['category']))}</code></td><td class=num>{c.get('n', 0)}</td>"
-        f"<td class=num>{_pct(c.get('incumbent_pass_rate'))} {_ci_text(c.get('incumbent_ci'))}</td>"
-        f"<td class=num>{_pct(c.get('candidate_pass_rate'))} {_ci_text(c.get('candidate_ci'))}</td>"
-        f"<td class=num>{_pct(c.get('lift'), signed=True)}</td><td class=num>{_p(c.get('p_value'))}</td>"
-        f"<td class=num>{_p(c.get('p_holm'))}</td></tr>"
+        f"<tr><td><code>{html.escape(c.category)}</code></td><td class=num>{c.n}</td>"
+        f"<td class=num>{pct(c.incumbent_pass_rate)} {ci_text(c.incumbent_ci)}</td>"
+        f"<td class=num>{pct(c.candidate_pass_rate)} {ci_text(c.candidate_ci)}</td>"
+        f"<td class=num>{pct(c.lift, signed=True)}</td><td class=num>{p(c.p_value)}</td>"
+        f"<td class=num>{p(c.p_holm)}</td></tr>"
         for c in categories[:CATEGORY_CAP]
     )
     more = (
@@ -263,8 +261,8 @@ def _html_categories(summary: Mapping[str, Any]) -> str:
     return f"{chart}{caption}<table>{head}{body}</table>{more}"
 
 
-def _html_guardrails(summary: Mapping[str, Any]) -> str:
-    guardrails = summary.get("guardrails") or []
+def _html_guardrails(gate: GateSummary) -> str:
+    guardrails = gate.guardrails
     if not guardrails:
         return '<p class="muted">No guardrail was checked (the gate stopped before them, or none is configured).</p>'
     head = (
@@ -272,8 +270,8 @@ def _html_guardrails(summary: Mapping[str, Any]) -> str:
         "<th>status</th></tr>"
     )
     body = "".join(
-        f"<tr><td>{html.escape(str(g['name']))}</td><td class=num>{_guardrail_value(g, 'incumbent')}</td>"
-        f"<td class=num>{_guardrail_value(g, 'candidate')}</td><td class=num>{_guardrail_value(g, 'limit')}</td>"
+        f"<tr><td>{html.escape(g.name)}</td><td class=num>{guardrail_value(g, g.incumbent)}</td>"
+        f"<td class=num>{guardrail_value(g, g.candidate)}</td><td class=num>{guardrail_value(g, g.limit)}</td>"
         + _status_cell(g)
         + "</tr>"
         for g in guardrails
@@ -281,46 +279,46 @@ def _html_guardrails(summary: Mapping[str, Any]) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _status_cell(guardrail: Mapping[str, Any]) -> str:
-    if guardrail.get("passed"):
+def _status_cell(guardrail: Guardrail) -> str:
+    if guardrail.passed:
         return "<td class=ok>ok</td>"
-    return f"<td class=bad>breached: {html.escape(str(guardrail.get('detail')))}</td>"
+    return f"<td class=bad>breached: {html.escape(guardrail.detail)}</td>"
 
 
-def _html_stability(summary: Mapping[str, Any]) -> str:
-    rows: list[dict[str, Any]] = list(summary.get("scenarios") or [])
+def _html_stability(gate: GateSummary) -> str:
+    rows = gate.scenarios
     if not rows:
         return '<p class="muted">No paired scenarios.</p>'
-    stability = _stability(rows)
-    repeated = any(int((row.get(role) or {}).get("trials") or 0) > 1 for row in rows for role in ROLES)
-    k_keys = _k_keys(rows) if repeated else []
+    by_role = stability(rows)
+    several = repeated(rows)
+    keys = k_keys(rows) if several else []
     head = (
         "<tr><th>role</th><th class=num>stable-pass</th><th class=num>stable-fail</th><th class=num>flaky</th>"
-        + "".join(f"<th class=num>mean {html.escape(k)}</th>" for k in k_keys)
+        + "".join(f"<th class=num>mean {html.escape(k)}</th>" for k in keys)
         + "</tr>"
     )
     body = ""
     for role in ROLES:
-        counts = stability[role]["counts"]
+        counts = by_role[role].counts
         body += (
             f"<tr><td>{role}</td><td class=num>{counts['stable-pass']}</td><td class=num>"
             f"{counts['stable-fail']}</td><td class=num>{counts['flaky']}</td>"
-            + "".join(f"<td class=num>{_mean_cell(rows, role, k)}</td>" for k in k_keys)
+            + "".join(f"<td class=num>{mean_cell(rows, role, k)}</td>" for k in keys)
             + "</tr>"
         )
     out = f"<table>{head}{body}</table>"
-    if not repeated:
+    if not several:
         out += (
             '<p class="caption">Each scenario ran once per role, so flakiness cannot show; repeats give pass^k '
             "and pass@k.</p>"
         )
-    elif k_keys:
+    elif keys:
         out += f'<p class="caption">{html.escape(PASS_K_NOTE)}</p>'
     for role in ROLES:
-        flaky = stability[role]["flaky"]
+        flaky = by_role[role].flaky
         if flaky:
             items = ", ".join(
-                f"<code>{html.escape(str(row['id']))}</code> ({row[role]['passes']}/{row[role]['trials']})"
+                f"<code>{html.escape(row.id)}</code> ({row.role(role).passes}/{row.role(role).trials})"
                 for row in flaky[:100]
             )
             more = f" ... and {len(flaky) - 100} more" if len(flaky) > 100 else ""
@@ -329,12 +327,12 @@ def _html_stability(summary: Mapping[str, Any]) -> str:
 
 
 def _html_scenarios(
-    summary: Mapping[str, Any], trajectories: Mapping[tuple[str, str], Sequence[Trajectory]], unreadable: int
+    gate: GateSummary, trajectories: Mapping[tuple[str, str], Sequence[Trajectory]], unreadable: int
 ) -> str:
-    rows = _detail_order(list(summary.get("scenarios") or []))
+    rows = detail_order(gate.scenarios)
     if not rows:
         return '<p class="muted">No scenario ran on both roles.</p>'
-    specs = {role: str((summary.get(role) or {}).get("spec", "")) for role in ROLES}
+    specs = {role: gate.role(role).spec for role in ROLES}
     out = [
         '<p class="caption">Regressions first, then improvements, then unchanged scenarios that failed, then the '
         f"rest. Up to {TRIAL_CAP} trials per role are shown; every trial is in trajectories.jsonl.</p>"
@@ -342,25 +340,25 @@ def _html_scenarios(
     if unreadable:
         out.append(f'<p class="bad">{unreadable} line(s) of trajectories.jsonl could not be read and are left out.</p>')
     for index, row in enumerate(rows[:DETAIL_CAP]):
-        outcome = str(row.get("outcome", "same"))
-        inc, cand = row.get("incumbent") or {}, row.get("candidate") or {}
+        outcome = row.outcome
+        inc, cand = row.incumbent, row.candidate
         badges = f'<span class="badge {outcome}">{html.escape(outcome)}</span>'
-        if row.get("critical"):
+        if row.critical:
             badges += ' <span class="badge critical">critical</span>'
-        where = " · ".join(x for x in (str(row.get("category") or ""), _location(row)) if x)
+        where = " · ".join(x for x in (row.category, location(row)) if x)
         opened = " open" if index == 0 and outcome == "regressed" else ""
         out.append(
-            f'<details class="scenario {outcome}"{opened}><summary>{badges} <code><b>{html.escape(str(row["id"]))}'
-            f'</b></code> <span class="muted">{html.escape(where)}</span> · incumbent {inc.get("passes")}/'
-            f'{inc.get("trials")} → candidate {cand.get("passes")}/{cand.get("trials")}</summary><div class="pair">'
+            f'<details class="scenario {outcome}"{opened}><summary>{badges} <code><b>{html.escape(row.id)}'
+            f'</b></code> <span class="muted">{html.escape(where)}</span> · incumbent {inc.passes}/'
+            f'{inc.trials} → candidate {cand.passes}/{cand.trials}</summary><div class="pair">'
         )
         for role in ROLES:
-            trials = trajectories.get((str(row["id"]), role), [])
+            trials = trajectories.get((row.id, role), [])
             out.append(f'<div class="side {role}"><h4>{role} · <code>{html.escape(specs[role])}</code></h4>')
             if not trials:
                 out.append('<p class="muted">No trajectory of this role was found in trajectories.jsonl.</p>')
             out += [_html_trial(t) for t in trials]
-            total = int((row.get(role) or {}).get("trials") or 0)
+            total = row.role(role).trials
             if total > len(trials) and trials:
                 out.append(f'<p class="caption">{total - len(trials)} more trial(s) in trajectories.jsonl.</p>')
             out.append("</div>")
@@ -380,7 +378,7 @@ def _html_trial(t: Trajectory) -> str:
         f"trial {t.repeat}",
         f"seed {t.seed}",
         f"<b class={'ok' if t.passed else 'bad'}>{status}</b>",
-        _seconds(t.latency_s),
+        seconds(t.latency_s),
     ]
     if t.total_tokens is not None:
         head.append(f"{t.total_tokens} tokens")
@@ -395,21 +393,21 @@ def _html_trial(t: Trajectory) -> str:
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
         out.append(
             f'<div class="msg"><span class="who">{e(str(message.get("role", "?")))}</span>'
-            f"<pre>{e(_clip(text))}</pre></div>"
+            f"<pre>{e(clip(text))}</pre></div>"
         )
     if t.tool_calls:
         calls = json.dumps(t.tool_calls, ensure_ascii=False, indent=1, default=str)
-        out.append(f'<div class="label">tool calls</div><pre>{e(_clip(calls))}</pre>')
+        out.append(f'<div class="label">tool calls</div><pre>{e(clip(calls))}</pre>')
     if t.error is None or t.output:
-        out.append(f'<div class="label">output</div><pre>{e(_clip(t.output))}</pre>')
+        out.append(f'<div class="label">output</div><pre>{e(clip(t.output))}</pre>')
     if t.grades:
         grades = "".join(
             f"<li><span class={'ok' if g.passed else 'bad'}>{'✓' if g.passed else '✗'}</span> <b>{e(g.grader)}</b>: "
-            f"{e(_clip(g.reason))}</li>"
+            f"{e(clip(g.reason))}</li>"
             for g in t.grades
         )
         out.append(f'<div class="label">grades</div><ul class="grades">{grades}</ul>')
     if t.error is not None:
-        out.append(f'<div class="label">error</div><pre class="error">{e(_clip(t.error))}</pre>')
+        out.append(f'<div class="label">error</div><pre class="error">{e(clip(t.error))}</pre>')
     out.append("</div>")
     return "".join(out)

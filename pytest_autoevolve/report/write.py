@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from pytest_autoevolve.errors import FormatError
+from pytest_autoevolve.gate.summary import RunSummary
 from pytest_autoevolve.records import Trajectory
-from pytest_autoevolve.report.format import DETAIL_CAP, ROLES, TRIAL_CAP, _detail_order
+from pytest_autoevolve.report.format import DETAIL_CAP, ROLES, TRIAL_CAP, detail_order
 from pytest_autoevolve.report.html import render_html
 from pytest_autoevolve.report.markdown import render_markdown
 
 
-def write_reports(run_dir: Path, summary: dict[str, Any]) -> list[Path]:
+def write_reports(run_dir: Path, summary: RunSummary) -> list[Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; return their paths."""
-    rows: list[dict[str, Any]] = list(summary.get("scenarios") or [])
-    shown = [row["id"] for row in _detail_order(rows)[:DETAIL_CAP]]
+    shown = [row.id for row in detail_order(summary.gate.scenarios)[:DETAIL_CAP]]
     trajectories, unreadable = load_trajectories(run_dir / "trajectories.jsonl", set(shown))
     markdown = run_dir / "report.md"
     page = run_dir / "report.html"

@@ -14,14 +14,13 @@ from _pytest.junitxml import xml_key
 from pytest_autoevolve.files import files_sha256, write_json_atomic
 from pytest_autoevolve.gate.decide import GateResult, decide
 from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
 from pytest_autoevolve.providers.base import parse_spec
 from pytest_autoevolve.records import FORMAT_VERSION
 from pytest_autoevolve.report.github import github_outputs
 from pytest_autoevolve.report.terminal import summary_lines
 from pytest_autoevolve.report.write import write_reports
 from pytest_autoevolve.run.context import RunContext
-
-SUMMARY_FORMAT_VERSION = 1
 
 
 class ResultLog:
@@ -42,28 +41,27 @@ class ResultLog:
             if item is not None:
                 self.items.append(item)
 
-    def summary(self, result: GateResult) -> dict[str, Any]:
-        """The run's ``summary.json`` content."""
+    def summary(self, result: GateResult) -> RunSummary:
+        """The run's summary: the gate's result and the run's metadata."""
         settings = self.context.settings
-        return {
-            "format_version": SUMMARY_FORMAT_VERSION,
-            "trajectory_format_version": FORMAT_VERSION,
-            "run_id": self.context.run_id,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            **result.to_summary(),
-            "split": settings.split,
-            "seed": settings.seed,
-            "repeats": settings.repeats,
-            "judge": parse_spec(settings.judge, settings.models).display if settings.judge else None,
-            "cache": {
-                "mode": settings.cache,
-                "hits": sum(i.cached for i in self.items),
-                "model_calls": sum(i.trials - i.cached for i in self.items),
-            },
-            "catalog_sha256": catalog_sha256(self.context),
-            "git_commit": git_commit(self.context.root),
-            "versions": versions(),
-        }
+        return RunSummary(
+            run_id=self.context.run_id,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            gate=GateSummary.from_result(result),
+            split=settings.split,
+            seed=settings.seed,
+            repeats=settings.repeats,
+            judge=parse_spec(settings.judge, settings.models).display if settings.judge else None,
+            cache=CacheStats(
+                mode=settings.cache,
+                hits=sum(i.cached for i in self.items),
+                model_calls=sum(i.trials - i.cached for i in self.items),
+            ),
+            catalog_sha256=catalog_sha256(self.context),
+            git_commit=git_commit(self.context.root),
+            versions=versions(),
+            trajectory_format_version=FORMAT_VERSION,
+        )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -78,13 +76,14 @@ class ResultLog:
         }
         self.result = decide(self.items, settings.gate, specs)
         summary = self.summary(self.result)
-        write_json_atomic(self.context.run_dir / "summary.json", summary)
+        written = summary.to_json()
+        write_json_atomic(self.context.run_dir / "summary.json", written)
         self.reports = write_reports(self.context.run_dir, summary)
-        self.annotations = github_outputs(summary, self.reports[0], os.environ)
+        self.annotations = github_outputs(summary.gate, self.reports[0], os.environ)
         xml = session.config.stash.get(xml_key, None)
         if xml is not None:
             for name in ("verdict", "lift", "ci_low", "ci_high", "p_value", "test", "n_paired", "run_id", "seed"):
-                xml.add_global_property(f"autoevolve_{name}", "" if summary[name] is None else str(summary[name]))
+                xml.add_global_property(f"autoevolve_{name}", "" if written[name] is None else str(written[name]))
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             verdict_ok = self.result.verdict == "pass"
             session.exitstatus = pytest.ExitCode.OK if verdict_ok else pytest.ExitCode.TESTS_FAILED
@@ -94,7 +93,7 @@ class ResultLog:
         if self.result is None:
             return
         terminalreporter.write_sep("=", f"autoevolve gate: {self.result.verdict.upper()}")
-        for line in summary_lines(self.result):
+        for line in summary_lines(GateSummary.from_result(self.result)):
             terminalreporter.write_line(line)
         run_dir = self.context.run_dir
         shown = run_dir.relative_to(self.context.root) if run_dir.is_relative_to(self.context.root) else run_dir

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
+from pytest_autoevolve.graders.tools import tool_called, tool_not_called, tool_sequence
 from pytest_autoevolve.imports import import_object
 from pytest_autoevolve.records import Check, Grade, written_text
 
@@ -177,61 +178,6 @@ def _interpret(ref: str, result: Any, threshold: float) -> Grade:
     raise TypeError(f"grader {ref} returned {result!r}; expected bool, float or (bool, reason)")
 
 
-def _is_subset(want: Any, got: Any) -> bool:
-    """Whether ``want`` is contained in ``got``: mappings key by key (recursively), anything else equal."""
-    if isinstance(want, dict):
-        return isinstance(got, dict) and all(k in got and _is_subset(v, got[k]) for k, v in want.items())
-    return bool(want == got and isinstance(want, bool) == isinstance(got, bool))
-
-
-def _arguments(call: Mapping[str, Any]) -> Any:
-    """A tool call's arguments as data; the OpenAI wire format sends them as a JSON string."""
-    arguments = call.get("arguments")
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments)
-        except json.JSONDecodeError:
-            return arguments
-    return arguments
-
-
-def tool_called(value: Any, _: Path) -> Check:
-    """The agent called a tool: ``tool_called: NAME``, or ``{name: NAME, arguments: {...}}``.
-
-    With ``arguments``, some call of the tool must have had at least those arguments
-    (a subset match: other arguments may be present too; nested mappings match the same way).
-    """
-    shape = "'tool_called' takes a tool name, or a mapping with 'name' and optional 'arguments' (a mapping)"
-    arguments: dict[str, Any] | None = None
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - {"name", "arguments"})
-        if unknown or "name" not in value:
-            raise ValueError(f"{shape}; got keys {', '.join(map(str, value))}")
-        if value.get("arguments") is not None and not isinstance(value["arguments"], dict):
-            raise ValueError(f"{shape}; 'arguments' is {type(value['arguments']).__name__}")
-        arguments = value.get("arguments")
-        value = value["name"]
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{shape}; got {value!r}")
-    name = value.strip()
-    label = f"tool_called:{name}"
-
-    def check(_o: str, trajectory: Trajectory, _s: Scenario) -> Grade:
-        calls = [c for c in trajectory.tool_calls if c.get("name") == name]
-        if not calls:
-            made = sorted({str(c.get("name")) for c in trajectory.tool_calls})
-            return _verdict(label, False, f"{name!r} was not called; calls made: {', '.join(made) or 'none'}")
-        if arguments is None:
-            return _verdict(label, True, f"{name!r} was called {len(calls)} time(s)")
-        for call in calls:
-            if _is_subset(arguments, _arguments(call)):
-                return _verdict(label, True, f"{name!r} was called with {json.dumps(_arguments(call), default=str)}")
-        seen = "; ".join(json.dumps(c.get("arguments"), default=str) for c in calls)
-        return _verdict(label, False, f"{name!r} was never called with {json.dumps(arguments)}; calls had {seen}")
-
-    return check
-
-
 def _limit(name: str, value: Any, *, whole: bool) -> float:
     kind = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int)):
@@ -282,6 +228,8 @@ BUILTIN_GRADERS: dict[str, GraderFactory] = {
     "json_schema": json_schema,
     "python": python,
     "tool_called": tool_called,
+    "tool_not_called": tool_not_called,
+    "tool_sequence": tool_sequence,
     "max_turns": max_turns,
     "max_latency_s": max_latency_s,
     "max_tokens": max_tokens,

@@ -284,7 +284,7 @@ def autoevolve_model(pytestconfig: pytest.Config) -> Callable[[Any], ModelHandle
     ``autoevolve_model("candidate")`` or ``autoevolve_model("hf:./m")``; the handle's
     ``.run(scenario)`` returns a graded, recorded `Trajectory`.
     """
-    return get_context(pytestconfig).handle
+    return get_context(pytestconfig).fixture_handle
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_autoevolve.gate.decide import decide
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
 from pytest_autoevolve.loops import finetune, project, promotion
 from pytest_autoevolve.loops.lora import LoraSettings, encode, train_lora
+from pytest_autoevolve.settings import GateConfig
 from pytest_autoevolve.tiny import TINY_DIR
 from tests.support.projects import copy_catalog
 
@@ -70,9 +74,26 @@ def test_training_writes_a_peft_adapter_and_manifest_and_resumes(tmp_path):
 
 
 def write_summary(path: Path, verdict: str, incumbent: str, candidate: str) -> Path:
-    path.write_text(
-        json.dumps({"verdict": verdict, "incumbent": {"spec": incumbent}, "candidate": {"spec": candidate}})
+    """A real summary.json of a gate between the two specs whose numbers give ``verdict``."""
+    good = verdict == "pass"  # the candidate passes all 12 scenarios, or 2 where the incumbent passes 4
+    items = [ItemResult(f"s{n}", "incumbent", 1, int(n % 3 == 0), line=n) for n in range(12)]
+    items += [ItemResult(f"s{n}", "candidate", 1, int(good or (n % 3 == 0 and n < 6)), line=n) for n in range(12)]
+    result = decide(items, GateConfig(), {"incumbent": incumbent, "candidate": candidate})
+    assert result.verdict == verdict, result.reasons
+    summary = RunSummary(
+        run_id="r",
+        created_at="2026-12-03T00:00:00+00:00",
+        gate=GateSummary.from_result(result),
+        split="eval",
+        seed=0,
+        repeats=1,
+        judge=None,
+        cache=CacheStats("off", 0, 24),
+        catalog_sha256="0" * 64,
+        git_commit=None,
+        versions={},
     )
+    path.write_text(json.dumps(summary.to_json()))
     return path
 
 
@@ -85,6 +106,18 @@ def test_promote_needs_a_passing_gate_of_that_pair_and_rollback_restores(tmp_pat
     with pytest.raises(project.FineTuneError, match="refusing"):
         promotion.promote(tmp_path, other_pair)
     passing = write_summary(tmp_path / "pass.json", "pass", "tiny", "tiny+adapter=models/v1")
+    edited = tmp_path / "edited.json"
+    edited.write_text(failing.read_text().replace('"verdict": "fail"', '"verdict": "pass"'))
+    with pytest.raises(project.FineTuneError, match="says pass but its numbers give 'fail'"):
+        promotion.promote(tmp_path, edited)
+    cut_short = tmp_path / "cut.json"
+    cut_short.write_text(passing.read_text().replace('"complete": true', '"complete": false'))
+    with pytest.raises(project.FineTuneError, match="the run was not complete"):
+        promotion.promote(tmp_path, cut_short)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("<html>not a summary</html>")
+    with pytest.raises(project.FineTuneError, match=r"garbage\.json: not an autoevolve summary"):
+        promotion.promote(tmp_path, garbage)
     entry = promotion.promote(tmp_path, passing)
     assert (entry["previous"], entry["incumbent"], entry["override"]) == ("tiny", "tiny+adapter=models/v1", False)
     assert project.read_config(tmp_path) == {"incumbent": "tiny+adapter=models/v1"}
@@ -98,6 +131,10 @@ def test_promote_needs_a_passing_gate_of_that_pair_and_rollback_restores(tmp_pat
     with pytest.raises(project.FineTuneError, match="nothing to roll back"):
         promotion.rollback(tmp_path)
     assert [e["action"] for e in promotion.history(tmp_path)] == ["promote", "promote", "rollback", "rollback"]
+    with (tmp_path / promotion.HISTORY_FILE).open("a") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(project.FineTuneError, match=r"autoevolve-history.jsonl:5: not a promotion history entry"):
+        promotion.rollback(tmp_path)
 
 
 def test_cli_promote_and_rollback(tmp_path, monkeypatch, capsys):

@@ -187,6 +187,13 @@ class GateResult:
     guardrails: list[Guardrail] = field(default_factory=list)
     categories: list[CategoryRow] = field(default_factory=list)
     scenarios: list[ScenarioRow] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    """The selected scenario items (``id[role]``) that did not finish with recorded trials."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether every selected scenario item finished."""
+        return not self.missing
 
 
 def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
@@ -240,6 +247,29 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
     result.verdict = "fail" if result.reasons else "pass"
     if not result.reasons:
         result.reasons.append(_rule_text(result.test, config, cleared=True))
+    return result
+
+
+def require_complete(result: GateResult, missing: Sequence[ItemResult], why: str) -> GateResult:
+    """Completeness is part of the verdict: with items that never finished, a run cannot pass.
+
+    ``missing`` are the selected items without recorded trials (a crash, a lost worker, ``-x``,
+    ``--maxfail``, Ctrl-C). The verdict becomes ``fail`` when a critical scenario is among them,
+    else ``inconclusive`` unless it already is ``fail``; ``why`` says how the run ended.
+    """
+    if not missing:
+        return result
+    result.missing = sorted(f"{item.scenario}[{item.role}]" for item in missing)
+    shown = ", ".join(result.missing[:5]) + (f", ... ({len(missing) - 5} more)" if len(missing) > 5 else "")
+    critical = sorted({item.scenario for item in missing if item.critical})
+    reasons = [f"{len(missing)} selected scenario item(s) did not finish ({why}): {shown}"]
+    was_pass = result.verdict == "pass"
+    if critical:
+        reasons.append(f"critical scenario(s) did not finish: {', '.join(critical)}")
+        result.verdict = "fail"
+    elif was_pass:
+        result.verdict = "inconclusive"
+    result.reasons = reasons + ([] if was_pass else result.reasons)  # a pass's reasons no longer hold
     return result
 
 

@@ -34,7 +34,7 @@ from pytest_autoevolve.settings import MODES, GateConfig
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-SUMMARY_FORMAT_VERSION = 1
+SUMMARY_FORMAT_VERSION = 2
 
 """The version of ``summary.json``'s layout; bump it when a key appears, goes or changes meaning."""
 
@@ -85,6 +85,10 @@ class GateSummary:
     categories: tuple[CategoryRow, ...]
     scenarios: tuple[ScenarioRow, ...]
     thresholds: GateConfig
+    complete: bool = True
+    """Whether every selected scenario item finished; a run that is not complete never passes."""
+    missing: tuple[str, ...] = ()
+    """The selected items (``id[role]``) that did not finish."""
 
     @property
     def alpha(self) -> float:
@@ -133,12 +137,16 @@ class GateSummary:
             categories=tuple(result.categories),
             scenarios=tuple(result.scenarios),
             thresholds=result.config,
+            complete=result.complete,
+            missing=tuple(result.missing),
         )
 
     def to_json(self) -> dict[str, Any]:
         """The gate's keys of ``summary.json``, in their order."""
         return {
             "verdict": self.verdict,
+            "complete": self.complete,
+            "missing": list(self.missing),
             "reasons": list(self.reasons),
             "incumbent": _flat(self.incumbent),
             "candidate": _flat(self.candidate),

@@ -8,18 +8,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_autoevolve.gate.summary import GateSummary
+from pytest_autoevolve.errors import FormatError
+from pytest_autoevolve.gate.decide import decide
+from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.gate.summary import GateSummary, RunSummary
 from pytest_autoevolve.loops.project import FineTuneError, read_config, write_config
 
 HISTORY_FILE = "autoevolve-history.jsonl"
 
 
 def history(root: Path) -> list[dict[str, Any]]:
-    """Every promotion and rollback, oldest first."""
+    """Every promotion and rollback, oldest first; a garbled history file is a `FineTuneError` naming the line."""
     path = root / HISTORY_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            entry = None
+        if not isinstance(entry, dict) or entry.get("action") not in ("promote", "rollback") or "previous" not in entry:
+            raise FineTuneError(f"{path}:{number}: not a promotion history entry; fix or remove that line")
+        entries.append(entry)
+    return entries
 
 
 def _append_history(root: Path, entry: dict[str, Any]) -> None:
@@ -34,17 +48,18 @@ def _now() -> str:
 def promote(root: Path, summary_path: Path | None, *, force: bool = False, reason: str = "") -> dict[str, Any]:
     """Make the configured candidate the incumbent, after a passing gate of exactly that pair (or ``force``).
 
-    The gate's summary is read with its format version checked; an abbreviated summary, with
-    no more than the verdict and the two specs, is accepted too (`GateSummary.load` ``partial``).
+    The summary must be a whole ``summary.json`` of this format version, of a complete run (every
+    selected scenario finished), whose verdict is pass, and whose numbers give pass again when the
+    gate decides on them: a summary edited to say pass is refused.
     """
     config = read_config(root)
     candidate, incumbent = config.get("candidate"), config.get("incumbent", "tiny")
     if not candidate or candidate == incumbent:
         raise FineTuneError("nothing to promote: autoevolve.yaml names no candidate different from the incumbent")
-    gate = GateSummary.load(summary_path, partial=True) if summary_path is not None else None
-    passed = gate is not None and gate.verdict == "pass" and _same(gate, incumbent, candidate)
+    gate = _read(summary_path) if summary_path is not None else None
+    why = _refusal(gate, incumbent, candidate)
+    passed = why is None
     if not passed and not force:
-        why = "no gate summary given" if gate is None else f"the gate said {gate.verdict!r} for this pair"
         raise FineTuneError(f"refusing to promote {candidate}: {why}; run the gate, or pass --force with a reason")
     digest = hashlib.sha256(summary_path.read_bytes()).hexdigest() if summary_path else None
     entry = {
@@ -62,6 +77,38 @@ def promote(root: Path, summary_path: Path | None, *, force: bool = False, reaso
     write_config(root, config)
     _append_history(root, entry)
     return entry
+
+
+def _read(path: Path) -> GateSummary:
+    try:
+        return RunSummary.load(path).gate
+    except FormatError as exc:
+        raise FineTuneError(f"cannot promote from it: {exc}") from None
+
+
+def _refusal(gate: GateSummary | None, incumbent: str, candidate: str) -> str | None:
+    """Why ``gate`` does not allow promoting ``candidate`` over ``incumbent``; `None` when it does."""
+    if gate is None:
+        return "no gate summary given"
+    if not _same(gate, incumbent, candidate):
+        return f"the summary gates {gate.candidate.spec} against {gate.incumbent.spec}, not this pair"
+    if gate.verdict != "pass":
+        return f"the gate said {gate.verdict!r} for this pair"
+    if not gate.complete:
+        return f"the run was not complete ({len(gate.missing)} scenario items did not finish)"
+    again = decide(_items(gate), gate.thresholds).verdict
+    if again != "pass":
+        return f"the summary says pass but its numbers give {again!r} (was it edited?)"
+    return None
+
+
+def _items(gate: GateSummary) -> list[ItemResult]:
+    """The per-scenario results a summary's rows hold, for the gate to decide on again."""
+    return [
+        ItemResult(row.id, role, side.trials, side.passes, side.errors, category=row.category, critical=row.critical)
+        for row in gate.scenarios
+        for role, side in (("incumbent", row.incumbent), ("candidate", row.candidate))
+    ]
 
 
 def _same(gate: GateSummary, incumbent: str, candidate: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -40,6 +40,8 @@ class RunContext:
         self.root = config.rootpath
         self.run_dir = self.root / settings.artifacts / "runs" / run_id
         self.writer = TrajectoryWriter(self.run_dir / "trajectories.jsonl")
+        self.fixture_writer = TrajectoryWriter(self.run_dir / "fixture-trajectories.jsonl")
+        """Trials that users' own tests ran through the fixtures: kept apart from the gated run's records."""
         self.artifacts = self.root / settings.artifacts
         self.model_cache = ResponseCache(self.artifacts, "models", settings.cache) if settings.cache != "off" else None
         judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
@@ -48,7 +50,7 @@ class RunContext:
         self.providers: ProviderRegistry = registries.providers
         self.collected = Catalog()
         self._catalog: Catalog | None = None
-        self._handles: dict[str, ModelHandle] = {}
+        self._handles: dict[tuple[str, bool], ModelHandle] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._prefetched: dict[tuple[str, str], list[Future[Trajectory]]] = {}
@@ -71,18 +73,32 @@ class RunContext:
         self.writer.append(trajectory)
         self.config.hook.pytest_autoevolve_trajectory(trajectory=trajectory, config=self.config)
 
-    def handle(self, role_or_spec: Any) -> ModelHandle:
-        """The model for a role (``incumbent``, ``candidate``) or any spec, loaded once."""
+    def record_fixture_trial(self, trajectory: Trajectory) -> None:
+        """Append a trial a user's test ran (through a fixture) to its own file, and tell observers."""
+        self.fixture_writer.append(trajectory)
+        self.config.hook.pytest_autoevolve_trajectory(trajectory=trajectory, config=self.config)
+
+    def handle(self, role_or_spec: Any, *, for_fixture: bool = False) -> ModelHandle:
+        """The model for a role (``incumbent``, ``candidate``) or any spec, loaded once.
+
+        Handles ``for_fixture`` record into ``fixture-trajectories.jsonl``: a user's own tests
+        never add trials to the gated run's ``trajectories.jsonl``.
+        """
         roles = self.settings.roles
         role = role_or_spec if isinstance(role_or_spec, str) and role_or_spec in roles else None
         spec = roles[role] if role else role_or_spec
-        key = role or repr(spec)
+        key = (role or repr(spec), for_fixture)
         with self._lock:
             if key not in self._handles:
-                self._handles[key] = self._make_handle(role, spec)
+                observe = self.record_fixture_trial if for_fixture else self.record
+                self._handles[key] = self._make_handle(role, spec, observe)
             return self._handles[key]
 
-    def _make_handle(self, role: str | None, spec: Any) -> ModelHandle:
+    def fixture_handle(self, role_or_spec: Any) -> ModelHandle:
+        """The handle the fixtures hand to users' tests (see `handle`)."""
+        return self.handle(role_or_spec, for_fixture=True)
+
+    def _make_handle(self, role: str | None, spec: Any, observe: Callable[[Trajectory], None]) -> ModelHandle:
         parsed = parse_spec(spec, self.settings.models)
         if role is None:  # a spec, not a role: name it by the config name or the spec without secrets
             role = spec if isinstance(spec, str) and spec in self.settings.models else parsed.display
@@ -97,7 +113,7 @@ class RunContext:
             base_seed=self.settings.seed,
             system_prompt=parsed.params.get("system_prompt"),
             run_id=self.run_id,
-            observe=self.record,
+            observe=observe,
             cache=self.model_cache,
             max_output_chars=self.settings.limits.max_output_chars,
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from _pytest.junitxml import xml_key
 
 from pytest_autoevolve.files import files_sha256, write_json_atomic
-from pytest_autoevolve.gate.decide import GateResult, decide
+from pytest_autoevolve.gate.decide import GateResult, decide, require_complete
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
 from pytest_autoevolve.providers.base import parse_spec
@@ -22,24 +24,75 @@ from pytest_autoevolve.report.terminal import summary_lines
 from pytest_autoevolve.report.write import write_reports
 from pytest_autoevolve.run.context import RunContext
 
+SCENARIO_NODE = re.compile(
+    r"^(?P<file>.+\.ya?ml)::(?P<id>[A-Za-z0-9][A-Za-z0-9_.\-]*)\[(?P<role>incumbent|candidate)\]$"
+)
+"""The node id of a scenario item: ``scenarios/x.yaml::add-2-digit[candidate]``."""
+
 
 class ResultLog:
-    """Controller-only plugin: gathers item results (also from xdist workers), gates, writes the summary."""
+    """Controller-only plugin: gathers item results (also from xdist workers), gates, writes the summary.
+
+    It knows every selected scenario item from collection (on the controller, or from the xdist
+    workers' collections), so an item that never reports its trials (a crash, a lost worker,
+    ``-x``, Ctrl-C) is missing from the verdict, which then cannot pass.
+    """
 
     def __init__(self, context: RunContext) -> None:
         self.context = context
         self.items: list[ItemResult] = []
+        self.selected: dict[str, tuple[str, str, str]] = {}
+        """Every selected scenario item: node id -> (scenario id, role, file)."""
+        self.other_failures: list[str] = []
+        """Ordinary tests of the run that failed: they make the exit status non-zero whatever the gate says."""
         self.result: GateResult | None = None
         self.reports: list[Path] = []
         self.annotations: list[str] = []
 
+    def _select(self, node_ids: Iterable[str]) -> None:
+        for node_id in node_ids:
+            match = SCENARIO_NODE.match(node_id)
+            if match:
+                self.selected[node_id] = (match["id"], match["role"], match["file"])
+
+    @pytest.hookimpl
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The selected scenario items of a run in this process."""
+        self._select(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The selected scenario items, as an xdist worker collected them (the controller collects nothing)."""
+        self._select(ids)
+
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Take the autoevolve properties of each finished scenario item."""
+        """Take the autoevolve properties of each finished scenario item; count ordinary tests that failed."""
         if report.when == "call":
             item = ItemResult.from_properties(dict(report.user_properties))
             if item is not None:
                 self.items.append(item)
+        if report.failed and not SCENARIO_NODE.match(report.nodeid) and report.nodeid not in self.other_failures:
+            self.other_failures.append(report.nodeid)
+
+    def missing(self) -> list[ItemResult]:
+        """The selected scenario items that reported no trials, as empty results (critical ones marked)."""
+        finished = {(item.scenario, item.role) for item in self.items}
+        lost = [entry for entry in self.selected.values() if (entry[0], entry[1]) not in finished]
+        if not lost:
+            return []
+        critical = self._critical({scenario for scenario, _, _ in lost})
+        return [
+            ItemResult(scenario, role, 0, 0, critical=scenario in critical, file=file) for scenario, role, file in lost
+        ]
+
+    def _critical(self, scenarios: set[str]) -> set[str]:
+        """Which of ``scenarios`` are critical, from the catalog (unknown ones count as critical: fail closed)."""
+        try:
+            catalog = {s.id: s for s in self.context.catalog}
+        except Exception:  # the catalog cannot be read again here: assume the worst
+            return scenarios
+        return {s for s in scenarios if s not in catalog or catalog[s].critical}
 
     def summary(self, result: GateResult) -> RunSummary:
         """The run's summary: the gate's result and the run's metadata."""
@@ -57,16 +110,16 @@ class ResultLog:
                 hits=sum(i.cached for i in self.items),
                 model_calls=sum(i.trials - i.cached for i in self.items),
             ),
-            catalog_sha256=catalog_sha256(self.context),
+            catalog_sha256=files_sha256(self.context.root, {file for _, _, file in self.selected.values()}),
             git_commit=git_commit(self.context.root),
             versions=versions(),
             trajectory_format_version=FORMAT_VERSION,
         )
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Decide, set the exit status from the verdict, write summary.json and the junit verdict."""
-        if not self.items:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Decide (completeness included), set the exit status, write summary.json and the junit verdict."""
+        if not self.items and not self.selected:
             return
         settings = self.context.settings
         recorded = {item.role: item.model for item in self.items if item.model}  # what the models call themselves
@@ -74,7 +127,7 @@ class ResultLog:
             role: recorded.get(role) or parse_spec(spec, settings.models).display
             for role, spec in settings.roles.items()
         }
-        self.result = decide(self.items, settings.gate, specs)
+        self.result = require_complete(decide(self.items, settings.gate, specs), self.missing(), _why(session))
         summary = self.summary(self.result)
         written = summary.to_json()
         write_json_atomic(self.context.run_dir / "summary.json", written)
@@ -85,8 +138,8 @@ class ResultLog:
             for name in ("verdict", "lift", "ci_low", "ci_high", "p_value", "test", "n_paired", "run_id", "seed"):
                 xml.add_global_property(f"autoevolve_{name}", "" if written[name] is None else str(written[name]))
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            verdict_ok = self.result.verdict == "pass"
-            session.exitstatus = pytest.ExitCode.OK if verdict_ok else pytest.ExitCode.TESTS_FAILED
+            passed = self.result.verdict == "pass" and not self.other_failures
+            session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The verdict with the numbers behind it, and where the artifacts are."""
@@ -107,13 +160,24 @@ class ResultLog:
         terminalreporter.write_line(f"summary:      {shown / 'summary.json'}")
         for label, path in zip(("report:", "html report:"), self.reports, strict=False):
             terminalreporter.write_line(f"{label:<14}{shown / path.name}")
+        if self.other_failures:
+            terminalreporter.write_line(
+                f"{len(self.other_failures)} ordinary test(s) failed ({', '.join(self.other_failures[:3])}"
+                f"{', ...' if len(self.other_failures) > 3 else ''}): the exit status is 1 whatever the gate says"
+            )
         for line in self.annotations:  # GitHub workflow commands, read from stdout
             terminalreporter.write_line(line)
 
 
-def catalog_sha256(context: RunContext) -> str:
-    """A digest of every collected scenario file (path and content)."""
-    return files_sha256(context.root, {s.path for s in context.collected})
+def _why(session: pytest.Session) -> str:
+    """How a run with unfinished items ended, in a few words."""
+    if session.shouldfail:
+        return str(session.shouldfail)
+    if session.shouldstop:
+        return str(session.shouldstop)
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "the run was interrupted"
+    return "they crashed, or their worker was lost"
 
 
 def git_commit(root: Path) -> str | None:

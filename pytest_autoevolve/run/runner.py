@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.providers.base import Model, ModelRequest, Reply, TrialError
@@ -46,6 +47,35 @@ def _call(function: Callable[[], Reply], timeout_s: float | None) -> Reply:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["reply"]  # type: ignore[no-any-return]
+
+
+class _ExitGuard:
+    """While trials run, ``os._exit`` raises instead: an agent cannot end the run with no verdict."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.lock = threading.Lock()
+        self.original = os._exit
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                self.original = os._exit
+                os._exit = _refuse_exit
+            self.depth += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0:
+                os._exit = self.original
+
+
+def _refuse_exit(status: int) -> NoReturn:
+    raise SystemExit(f"the model called os._exit({status}) during a trial")
+
+
+EXIT_GUARD = _ExitGuard()
 
 
 def grade(trajectory: Trajectory, scenario: Scenario) -> None:
@@ -131,12 +161,13 @@ class ModelHandle:
         started = time.perf_counter()
         answered: Reply | None = None
         try:
-            reply = _call(
-                lambda: self.model.generate(
-                    ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
-                ),
-                scenario.timeout_s,
-            )
+            with EXIT_GUARD:
+                reply = _call(
+                    lambda: self.model.generate(
+                        ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
+                    ),
+                    scenario.timeout_s,
+                )
         except (Exception, SystemExit) as exc:  # the trial's error, recorded (an agent's sys.exit too)
             if isinstance(exc, TrialError) and exc.reply is not None:
                 answered = exc.reply

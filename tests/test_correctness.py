@@ -233,3 +233,32 @@ def test_replay_of_a_two_role_run_needs_a_role(tmp_path):
         ReplayModel(ModelSpec("replay", str(run), {"role": "judge"}), tmp_path)
     chosen = ReplayModel(ModelSpec("replay", str(run), {"role": "incumbent"}), tmp_path)
     assert chosen.trials[("q", 0)].output == "incumbent"
+
+
+def test_role_and_category_rates_are_per_scenario_means_like_the_lift():
+    from pytest_autoevolve.gate.decide import decide
+    from pytest_autoevolve.gate.results import ItemResult
+    from pytest_autoevolve.gate.summary import GateSummary
+    from pytest_autoevolve.report.terminal import summary_lines
+    from pytest_autoevolve.settings import GateConfig
+
+    # one scenario with 5 repeats the candidate lost; two with 1 repeat it won: pooled trials say 71.4% -> 28.6%
+    items = [
+        ItemResult("a", "incumbent", 5, 5, category="c", line=1),
+        ItemResult("a", "candidate", 5, 0, category="c", line=1),
+        ItemResult("b", "incumbent", 1, 0, category="c", line=2),
+        ItemResult("b", "candidate", 1, 1, category="c", line=2),
+        ItemResult("d", "incumbent", 1, 0, category="c", line=3),
+        ItemResult("d", "candidate", 1, 1, category="c", line=3),
+    ]
+    result = decide(items, GateConfig(min_paired=1))
+    assert result.test is not None
+    lift = result.test.lift
+    assert lift == pytest.approx(1 / 3)
+    assert (result.incumbent.pass_rate, result.candidate.pass_rate) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    assert result.candidate.pass_rate - result.incumbent.pass_rate == pytest.approx(lift)  # same sign, same size
+    assert (result.incumbent.trial_pass_rate, result.candidate.trial_pass_rate) == (5 / 7, 2 / 7)  # labelled apart
+    (category,) = result.categories
+    assert category.candidate_pass_rate - category.incumbent_pass_rate == pytest.approx(lift)
+    lines = summary_lines(GateSummary.from_result(result))
+    assert "pass rate  33.3%  (mean of 3 scenarios; 5/7 trials, 0 errors)" in lines[0]

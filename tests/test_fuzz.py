@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_autoevolve.catalog.loader import SCENARIO_KEYS, load_file
 from pytest_autoevolve.errors import ScenarioError
+from pytest_autoevolve.gate.decide import decide, invalid
+from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.graders.builtin import default_registry
 from pytest_autoevolve.providers.base import ModelRequest, Reply, reply_from
 from pytest_autoevolve.records import NamedCheck, Scenario
 from pytest_autoevolve.run.runner import ModelHandle
+from pytest_autoevolve.settings import GateConfig, GateConfigError
 
 scalars = st.one_of(
     st.none(),
@@ -107,3 +112,41 @@ def test_any_agent_return_is_a_graded_trial_or_a_recorded_error(value: Any) -> N
     else:
         assert trajectory.error.startswith("TypeError: python:fuzz:agent returned")
         assert trajectory.passed is False
+
+
+counts = st.one_of(st.integers(-2, 12), st.floats(allow_nan=True), st.booleans(), st.none())
+results = st.builds(
+    ItemResult,
+    scenario=st.sampled_from([f"s{n}" for n in range(14)]),
+    role=st.sampled_from(["incumbent", "candidate"]),
+    trials=counts,
+    passes=counts,
+    errors=st.one_of(st.just(0), counts),
+    critical=st.booleans(),
+    latencies=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=2),
+    cost=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+)
+
+
+def valid(item: ItemResult) -> bool:
+    return invalid(item) is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(items=st.lists(results, max_size=30), mode=st.sampled_from(["superiority", "non_inferiority"]))
+def test_no_nan_or_broken_count_reaches_a_pass(items: list[ItemResult], mode: str) -> None:
+    result = decide(items, GateConfig(mode=mode, min_paired=1, resamples=200))
+    assert result.verdict in ("pass", "fail", "inconclusive")
+    if not all(valid(item) for item in items):
+        assert result.verdict == "inconclusive" and result.reasons[0].startswith("results that are not counts")
+    if result.verdict == "pass":
+        assert result.test is not None and math.isfinite(result.test.p_value) and math.isfinite(result.test.lift)
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [{"margin": -0.5}, {"margin": float("nan")}, {"alpha": float("nan")}, {"min_lift": "a lot"}, {"resamples": 0}],
+)
+def test_gate_settings_that_would_loosen_the_rule_are_refused(gate: dict[str, Any]) -> None:
+    with pytest.raises(GateConfigError):
+        GateConfig.from_mapping(gate)

@@ -23,7 +23,11 @@ VERDICTS = ("pass", "fail", "inconclusive")
 
 @dataclass(frozen=True)
 class RoleStats:
-    """Aggregate numbers of one role over the paired scenarios."""
+    """Aggregate numbers of one role over the paired scenarios.
+
+    ``pass_rate`` is the mean of the scenarios' pass rates, the quantity whose difference is the
+    lift; ``trial_pass_rate`` pools the trials (they differ when scenarios have different repeats).
+    """
 
     spec: str
     pass_rate: float | None
@@ -35,6 +39,7 @@ class RoleStats:
     p95_latency_s: float | None
     cost: float | None
     tokens: int
+    trial_pass_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,9 +126,11 @@ def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
     trials = sum(i.trials for i in items)
     latencies = sorted(x for i in items for x in i.latencies)
     costs = [i.cost for i in items if i.cost is not None]
+    rates = [i.pass_rate for i in items if i.trials]
     return RoleStats(
         spec=spec or next((i.model for i in items if i.model), ""),
-        pass_rate=sum(i.passes for i in items) / trials if trials else None,
+        pass_rate=sum(rates) / len(rates) if rates else None,
+        trial_pass_rate=sum(i.passes for i in items) / trials if trials else None,
         n=trials,
         passed=sum(i.passes for i in items),
         errors=sum(i.errors for i in items),
@@ -212,8 +219,14 @@ def pair(items: Iterable[ItemResult]) -> list[tuple[ItemResult, ItemResult]]:
 
 
 def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, str] | None = None) -> GateResult:
-    """Pair the results and decide, with the reasons."""
+    """Pair the results and decide, with the reasons; results that are not counts fail closed (inconclusive)."""
     specs = specs or {}
+    items = list(items)
+    broken = [problem for item in items if (problem := invalid(item)) is not None]
+    if broken:
+        empty = role_stats([])
+        reasons = [f"results that are not counts: {'; '.join(broken[:5])}"]
+        return GateResult("inconclusive", reasons, empty, empty, config)
     pairs = pair(items)
     result = GateResult(
         verdict="inconclusive",
@@ -248,6 +261,19 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
     if not result.reasons:
         result.reasons.append(_rule_text(result.test, config, cleared=True))
     return result
+
+
+def invalid(item: ItemResult) -> str | None:
+    """What is wrong with a result's numbers (a NaN, more passes than trials, ...); `None` when nothing is."""
+    counts = (item.trials, item.passes, item.errors, item.tokens, item.cached)
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts):
+        return f"{item.scenario}[{item.role}]: counts {counts} are not whole numbers of at least 0"
+    if item.passes > item.trials or item.errors > item.trials:
+        return f"{item.scenario}[{item.role}]: {item.passes} passes and {item.errors} errors of {item.trials} trials"
+    numbers = [item.score, *item.latencies, *([] if item.cost is None else [item.cost])]
+    if any(isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0 for x in numbers):
+        return f"{item.scenario}[{item.role}]: a score, latency or cost that is not a finite number of at least 0"
+    return None
 
 
 def require_complete(result: GateResult, missing: Sequence[ItemResult], why: str) -> GateResult:
@@ -337,10 +363,14 @@ def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConf
 
 
 def _category_rate(items: Sequence[ItemResult]) -> tuple[float | None, tuple[float, float]]:
-    """One role's pass rate over a category's trials and its Wilson interval."""
-    trials = sum(i.trials for i in items)
-    passes = sum(i.passes for i in items)
-    return passes / trials if trials else None, wilson(passes, trials)
+    """One role's mean per-scenario pass rate over a category, with a Wilson interval over its scenarios.
+
+    The scenario is the unit, as for the lift: trials of one scenario are not independent.
+    """
+    rates = [i.pass_rate for i in items if i.trials]
+    if not rates:
+        return None, wilson(0, 0)
+    return sum(rates) / len(rates), wilson(sum(rates), len(rates))
 
 
 def _scenario_row(incumbent: ItemResult, candidate: ItemResult, k: int) -> ScenarioRow:

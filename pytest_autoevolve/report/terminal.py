@@ -12,8 +12,10 @@ def summary_lines(gate: GateSummary) -> list[str]:
     for role in ROLES:
         stat = gate.role(role)
         rate = f"{stat.pass_rate:.1%}" if stat.pass_rate is not None else "n/a"
+        pooled = f"mean of {stat.scenarios} scenarios; " if stat.n != stat.scenarios else ""
         lines.append(
-            f"{role:<10} {stat.spec:<28} pass rate {rate:>6}  ({stat.passed}/{stat.n} trials, {stat.errors} errors)"
+            f"{role:<10} {stat.spec:<28} pass rate {rate:>6}  "
+            f"({pooled}{stat.passed}/{stat.n} trials, {stat.errors} errors)"
         )
     test = gate.paired
     if test is not None:

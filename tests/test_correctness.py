@@ -262,3 +262,16 @@ def test_role_and_category_rates_are_per_scenario_means_like_the_lift():
     assert category.candidate_pass_rate - category.incumbent_pass_rate == pytest.approx(lift)
     lines = summary_lines(GateSummary.from_result(result))
     assert "pass rate  33.3%  (mean of 3 scenarios; 5/7 trials, 0 errors)" in lines[0]
+
+
+def test_a_grader_that_exits_is_a_failed_grade_and_the_run_goes_on(pytester):
+    write(pytester.path, "scenarios: [{id: q, input: hi, expect: [{python: exiting:grade}]}]")
+    pytester.makepyfile(
+        exiting="import sys\n\ndef grade(output, trajectory, scenario):\n    sys.exit(4)\n",
+        exiting_agent="def answer(messages):\n    return 'hi'\n",
+    )
+    pytester.syspathinsert()
+    run_models(pytester, model="python:exiting_agent:answer").assert_outcomes(failed=2)
+    trajectories, summary = read_run(pytester.path)
+    assert [t["grades"][0]["reason"] for t in trajectories] == ["grader raised SystemExit: 4"] * 2
+    assert summary["complete"] is True

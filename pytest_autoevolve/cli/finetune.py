@@ -33,9 +33,9 @@ def _improve(args: argparse.Namespace, _extra: list[str]) -> int:
 
 def _sample(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import sample
-    from pytest_autoevolve.loops.project import read_config
+    from pytest_autoevolve.loops.project import incumbent_of
 
-    spec = args.model or str(read_config(Path.cwd()).get("incumbent", "tiny"))
+    spec = args.model or incumbent_of(Path.cwd())
     run = sample(Path.cwd(), spec, k=args.k, temperature=args.temperature)
     print(f"sampled {spec} into {run.relative_to(Path.cwd()) if run.is_relative_to(Path.cwd()) else run}")
     return 0
@@ -53,14 +53,14 @@ def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
 def _train(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import base_of
     from pytest_autoevolve.loops.lora import LoraSettings, next_version, train_lora
-    from pytest_autoevolve.loops.project import WORK_DIR, read_config, write_config
+    from pytest_autoevolve.loops.project import WORK_DIR, incumbent_of, read_config, write_config
 
     root, dataset = Path.cwd(), Path(args.dataset)
     if not (dataset / "train.jsonl").is_file():
         raise CommandError(f"{dataset} holds no train.jsonl: curate a dataset first (autoevolve finetune curate)")
     if args.backend == "openai":
         return _submit(args, root, dataset)
-    base, prefix = base_of(args.base or str(read_config(root).get("incumbent", "tiny")))
+    base, prefix = base_of(args.base or incumbent_of(root))
     out = Path(args.out) if args.out else next_version(root / WORK_DIR / "models")
     settings = LoraSettings(epochs=args.epochs, learning_rate=args.lr, r=args.r, seed=args.seed)
     manifest = train_lora(base, dataset, out, settings, base_name=prefix)

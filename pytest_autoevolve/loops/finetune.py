@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from pytest_autoevolve.gate.summary import RunSummary
-from pytest_autoevolve.loops.project import WORK_DIR, FineTuneError, project_catalog, read_config, write_config
+from pytest_autoevolve.loops.project import (
+    WORK_DIR,
+    FineTuneError,
+    incumbent_of,
+    project_catalog,
+    read_config,
+    write_config,
+)
 from pytest_autoevolve.loops.promotion import promote
 from pytest_autoevolve.loops.subprocess import run_pytest
 
@@ -93,7 +100,7 @@ def improve(
     for number in range(1, rounds + 1):
         started = time.perf_counter()
         result = RoundResult(number)
-        incumbent = str(read_config(root).get("incumbent", "tiny"))
+        incumbent = incumbent_of(root)
         base, prefix = base_of(incumbent)
         progress(f"round {number}: sampling {incumbent} x{k} per train scenario at temperature {temperature}")
         runs.append(sample(root, incumbent, k=k, temperature=temperature))

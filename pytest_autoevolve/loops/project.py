@@ -16,8 +16,19 @@ class FineTuneError(LoopError):
     """A step of the loop that cannot go on: the message says why and what to do."""
 
 
+def incumbent_of(root: Path) -> str:
+    """The project's incumbent spec, as every run reads it (`load_settings`)."""
+    from pytest_autoevolve.settings import load_settings
+
+    return str(load_settings(root).incumbent)
+
+
 def read_config(root: Path) -> dict[str, Any]:
-    """``autoevolve.yaml`` as a mapping (empty when there is none)."""
+    """``autoevolve.yaml`` as a mapping (empty when there is none), to edit and write back.
+
+    To read a setting, use `pytest_autoevolve.settings.load_settings`, which also reads
+    pyproject.toml and validates.
+    """
     import yaml
 
     path = root / CONFIG_FILE

@@ -6,6 +6,7 @@ Nothing heavy is imported here: the scenario, model and session modules load onl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,13 +220,35 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if not config.getoption("autoevolve") or file_path.suffix not in (".yaml", ".yml"):
         return None
     context = get_context(config)
-    roots = [config.rootpath / entry for entry in context.settings.catalog]
-    named = any(Path(arg.split("::")[0]).resolve() == file_path for arg in config.args)
-    if not named and not any(file_path.is_relative_to(root.resolve()) for root in roots):
-        return None
+    roots = [(config.rootpath / entry).resolve() for entry in context.settings.catalog]
+    named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    if file_path not in named:  # a file named on the command line is always a scenario file
+        if not any(file_path.is_relative_to(folder) for folder in [*roots, *named]):
+            return None
+        if not any(file_path.is_relative_to(root) for root in roots) and not _is_scenario_file(file_path):
+            _note_skipped(config, file_path)  # a YAML file of another kind in a folder named on the command line
+            return None
     from pytest_autoevolve.run.items import ScenarioFile
 
     return ScenarioFile.from_parent(parent, path=file_path)
+
+
+SCENARIO_FILE = re.compile(r"^scenarios\s*:", re.MULTILINE)
+
+
+def _is_scenario_file(path: Path) -> bool:
+    """Whether a YAML file has a top-level ``scenarios:`` key (read as text: cheap, and never an error)."""
+    try:
+        return SCENARIO_FILE.search(path.read_text(encoding="utf-8", errors="replace")) is not None
+    except OSError:
+        return False
+
+
+def _note_skipped(config: pytest.Config, path: Path) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        shown = path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path
+        reporter.write_line(f"autoevolve: skipped {shown}: not a scenario file (no top-level 'scenarios:' key)")
 
 
 @pytest.hookimpl(tryfirst=True)

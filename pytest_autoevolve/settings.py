@@ -8,11 +8,12 @@ at once and builds the gate's rule, `GateConfig`, exactly once; a bad value is a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pytest_autoevolve.errors import ConfigError
 
@@ -21,6 +22,15 @@ CACHE_MODES = ("off", "read", "write", "readwrite")
 ROLES = ("incumbent", "candidate")
 MODES = ("superiority", "non_inferiority")
 CONFIG_FILE = "autoevolve.yaml"
+
+
+OPTIONAL_LIMITS = ("max_error_rate_increase", "max_latency_increase", "max_cost_increase")
+"""Guardrails that ``null`` turns off."""
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 class GateConfigError(ConfigError):
@@ -44,23 +54,49 @@ class GateConfig:
     resamples: int = 10_000
     seed: int = 0
 
+    BASE_OWNED: ClassVar[tuple[str, ...]] = ("gate", "catalog", "split", "repeats", "seed")
+    """The settings ``autoevolve ci gate`` takes from the base commit's config, never the pull request's."""
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], seed: int = 0) -> GateConfig:
-        """Validate a ``gate:`` mapping; unknown keys and bad values raise `GateConfigError`."""
+        """Validate a ``gate:`` mapping; unknown keys and bad values raise `GateConfigError`.
+
+        ``head_may_change`` is read by ``autoevolve ci gate`` alone (`head_may_change`), so it is
+        validated here but is not part of the rule.
+        """
         if not isinstance(values, Mapping):
             raise GateConfigError(f"the gate settings are a mapping, got {type(values).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        known = {*(f.name for f in fields(cls)), "head_may_change"}
+        unknown = sorted(set(values) - known)
         if unknown:
             raise GateConfigError(f"unknown gate setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        config = cls(**{"seed": seed, **values})
+        cls.head_may_change(values)
+        config = cls(**{"seed": seed, **{k: v for k, v in values.items() if k != "head_may_change"}})
         if config.mode not in MODES:
             raise GateConfigError(f"gate mode is one of {', '.join(MODES)}, got {config.mode!r}")
-        if not 0 < config.alpha < 1:
+        if not _number(config.alpha) or not 0 < config.alpha < 1:
             raise GateConfigError(f"gate alpha is between 0 and 1, got {config.alpha!r}")
-        if config.min_paired < 1 or config.k < 1:
-            raise GateConfigError("gate min_paired and k are whole numbers of at least 1")
+        for name in ("min_paired", "k", "resamples"):
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GateConfigError(f"gate {name} is a whole number of at least 1, got {value!r}")
+        for name in ("min_lift", "margin", "latency_slack_s", *OPTIONAL_LIMITS):
+            value = getattr(config, name)
+            if not (value is None and name in OPTIONAL_LIMITS) and (not _number(value) or value < 0):
+                raise GateConfigError(f"gate {name} is a number of at least 0, got {value!r}")
+        if config.margin >= 1:
+            raise GateConfigError(f"gate margin is a share of the pass rate below 1, got {config.margin!r}")
         return config
+
+    @classmethod
+    def head_may_change(cls, values: Mapping[str, Any]) -> tuple[str, ...]:
+        """The base-owned settings a base's ``gate: {head_may_change: [...]}`` lets a pull request change."""
+        names = values.get("head_may_change") or []
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) and n in cls.BASE_OWNED for n in names):
+            raise GateConfigError(
+                f"gate head_may_change is a list of settings among {', '.join(cls.BASE_OWNED)}, got {names!r}"
+            )
+        return tuple(names)
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,22 @@
 """``autoevolve ci gate --base REF``: the working tree gated against the repository as it is at a base commit.
 
+The project is the current directory, which may be a sub-folder of its repository (a monorepo).
+The base owns the rule: the gate settings, the catalog folders, the split, the repeats and the
+seed come from the base commit's config (`GateConfig.BASE_OWNED`); a pull request that changes
+one of them fails unless the base lists it under ``gate: {head_may_change: [...]}``.
+
 The incumbent is the base commit itself: its config, prompts, adapters and agent code, checked
 out with gitpython in a temporary worktree and run there on the head's eval catalog (its
-configured ``candidate`` is the model that commit ships). That run is stored under
-``<artifacts>/ci/incumbent/<key>/`` with a key made of the base commit, the catalog's digest,
-the incumbent's spec, the repeats and the seed, and reused while they are unchanged. The
-candidate is the working tree's configured candidate, run live in an ordinary
-``pytest --autoevolve`` run against the stored base run replayed as the incumbent, so the
-summary, reports, junit, job summary and annotations are the plugin's own. Stable copies of
-the summary, reports and junit go to ``<artifacts>/ci/``.
+configured ``candidate`` is the model that commit ships), with the worktree's own source roots
+first on ``PYTHONPATH`` so an editable install or a ``PYTHONPATH`` into the working tree cannot
+hand it the head's code. That run is stored under ``<artifacts>/ci/incumbent/<key>/`` with a key
+made of the base commit, the project folder, the digest of every file under the catalog folders,
+the incumbent's spec, the split, the repeats and the seed, and reused while they are unchanged
+and it recorded no trial error. The candidate is the working tree's configured candidate, run
+live in an ordinary ``pytest --autoevolve`` run against the stored base run replayed as the
+incumbent and under the base's rule (``-p pytest_autoevolve.loops.ci_rule --autoevolve-ci-rule FILE``),
+so the summary, reports, junit, job summary and annotations are the plugin's own. Stable copies
+of the summary, reports and junit go to ``<artifacts>/ci/``.
 """
 
 from __future__ import annotations
@@ -17,24 +25,33 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_autoevolve.errors import FormatError, LoopError
+from pytest_autoevolve.loops.ci_rule import BaseConfig, rule_changes, ruled_settings
 
 if TYPE_CHECKING:
     import git
 
     from pytest_autoevolve.gate.summary import RunSummary
+    from pytest_autoevolve.providers.base import ModelSpec
     from pytest_autoevolve.settings import Settings
 
-KEY_VERSION = 1
+
+KEY_VERSION = 2
+
 """Bump when what a stored base run means changes, so old entries are not reused."""
+
+SKIPPED = ("__pycache__", "*.pyc")
+
+"""Files under the catalog folders that are neither copied to the base nor digested (Python's byte code)."""
 
 
 class CIGateError(LoopError):
@@ -50,6 +67,8 @@ class BaseRun:
     spec: str
     commit: str
     reused: bool
+    errors: int = 0
+    """Trials of the base run that errored (such a run is never reused)."""
 
 
 @dataclass
@@ -60,6 +79,8 @@ class GateOutcome:
     base: BaseRun
     outputs: Path
     summary: RunSummary | None
+    refused: list[str] = field(default_factory=list)
+    """The base-owned settings the working tree changes without the base's leave: each fails the gate."""
 
 
 def open_repo(root: Path) -> git.Repo:
@@ -101,50 +122,130 @@ def load_settings(folder: Path, where: str) -> Settings:
         raise CIGateError(f"the config {where} is invalid: {exc}") from None
 
 
-def settings_at(commit: git.Commit) -> Settings:
-    """The autoevolve settings the repository had at ``commit`` (autoevolve.yaml over pyproject.toml)."""
+def settings_at(commit: git.Commit, project: str = ".") -> BaseConfig:
+    """The settings of the project folder ``project`` at ``commit``, and what its ``head_may_change`` allows.
+
+    autoevolve.yaml wins over pyproject.toml, as in a run.
+    """
+    from pytest_autoevolve.settings import GateConfig, read_file_settings
+
+    try:
+        tree = commit.tree / project if project != "." else commit.tree
+    except KeyError:
+        raise CIGateError(
+            f"the project folder {project}/ does not exist at the base commit {commit.hexsha[:10]}: "
+            "a new project has no base to gate against; pass a base that has it"
+        ) from None
     with tempfile.TemporaryDirectory(prefix="autoevolve-config-") as folder:
         for name in ("pyproject.toml", "autoevolve.yaml"):
             try:
-                blob = commit.tree / name
+                blob = tree / name
             except KeyError:
                 continue
             (Path(folder) / name).write_bytes(blob.data_stream.read())
-        return load_settings(Path(folder), f"at the base commit {commit.hexsha[:10]}")
+        settings = load_settings(Path(folder), f"at the base commit {commit.hexsha[:10]}")
+        gate = read_file_settings(Path(folder)).get("gate") or {}
+    return BaseConfig(settings, GateConfig.head_may_change(gate))
 
 
 def catalog_digest(root: Path, settings: Settings) -> str:
-    """A digest of every scenario file under the catalog folders (path and content)."""
-    from pytest_autoevolve.catalog.loader import scenario_files
+    """A digest of every file under the catalog folders (path and content), byte code aside."""
     from pytest_autoevolve.files import files_sha256
 
-    files = scenario_files(root / entry for entry in settings.catalog)
-    return files_sha256(root, [path.relative_to(root).as_posix() for path in files])
+    paths: set[str] = set()
+    for entry in settings.catalog:
+        top = root / entry
+        found = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()] if top.is_dir() else []
+        paths.update(os.path.relpath(p, root) for p in found if not _skipped(p))
+    return files_sha256(root, [Path(p).as_posix() for p in paths])
 
 
-def incumbent_key(commit: str, catalog: str, spec: str, settings: Settings) -> str:
-    """The stored base run's key: base commit, catalog digest, incumbent spec, repeats and seed."""
-    fields = [KEY_VERSION, commit, catalog, spec, settings.repeats, settings.seed]
+def _skipped(path: Path) -> bool:
+    return "__pycache__" in path.parts or path.suffix == ".pyc"
+
+
+def incumbent_key(commit: str, project: str, catalog: str, spec: str, settings: Settings) -> str:
+    """The stored base run's key: base commit, project, catalog digest, incumbent spec, split, repeats, seed."""
+    fields = [KEY_VERSION, commit, project, catalog, spec, settings.split, settings.repeats, settings.seed]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
 
 
-def run_base(repo: git.Repo, commit: git.Commit, settings: Settings, folder: Path) -> None:
-    """Run the base commit's candidate on the head's eval catalog in a worktree; store its trajectories."""
+def base_environment(repo_root: Path, worktree: Path, project: Path) -> dict[str, str]:
+    """The environment of the base run: the base project's own source roots first on ``PYTHONPATH``.
+
+    ``project`` and its ``src/`` come first; absolute entries into the working tree at ``repo_root``
+    are moved to the ``worktree``'s copy (or dropped), so the base never imports the head's code.
+    """
+    entries = [str(folder) for folder in (project, project / "src") if folder.is_dir()]
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if not entry or not os.path.isabs(entry):  # relative entries resolve in the worktree already
+            entries += [entry] if entry else []
+            continue
+        path = Path(entry).resolve()
+        if path.is_relative_to(repo_root):
+            copy = worktree / path.relative_to(repo_root)
+            entries += [str(copy)] if copy.exists() else []
+        else:
+            entries.append(entry)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(entries)}
+
+
+def imported_from(folder: Path, module: str, env: Mapping[str, str]) -> Path | None:
+    """Where a Python started in ``folder`` with ``env`` finds the top-level package of ``module`` (None: nowhere)."""
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.find_spec(sys.argv[1])\n"
+        "paths = spec and (spec.submodule_search_locations or [])\n"
+        "where = spec and (spec.origin if spec.has_location else next(iter(paths), ''))\n"
+        "print(where or '')\n"
+    )
+    top = module.split(".")[0]
+    done = subprocess.run(
+        [sys.executable, "-c", code, top], cwd=folder, env=dict(env), capture_output=True, text=True, check=False
+    )
+    found = done.stdout.strip()
+    return Path(found).resolve() if done.returncode == 0 and found else None
+
+
+def check_agent_source(spec: ModelSpec, repo_root: Path, worktree: Path, project: Path, env: Mapping[str, str]) -> None:
+    """Refuse a base run whose ``python:`` agent would be imported from the working tree instead of the base."""
+    from pytest_autoevolve.imports import split_reference
+
+    if spec.provider != "python" or not spec.target:
+        return
+    module = split_reference(spec.target)[0]
+    where = imported_from(project, module, env)
+    if where is not None and where.is_relative_to(repo_root) and not where.is_relative_to(worktree):
+        raise CIGateError(
+            f"the base run would import the agent module {module!r} from the working tree ({where}), not from "
+            "the base commit, so the incumbent would be the pull request's code: it is installed or on PYTHONPATH "
+            "by an absolute path outside the project folder and its src/; keep the package there, or install it "
+            "without -e"
+        )
+
+
+def run_base(
+    repo: git.Repo, commit: git.Commit, project: str, spec: ModelSpec, settings: Settings, folder: Path
+) -> None:
+    """Run the base commit's candidate on the head's catalog in a worktree; store its trajectories."""
     from pytest_autoevolve.loops.project import FineTuneError
     from pytest_autoevolve.loops.subprocess import run_pytest
 
-    root = Path(str(repo.working_tree_dir))
+    repo_root = Path(str(repo.working_tree_dir)).resolve()
+    root = repo_root / project
     with tempfile.TemporaryDirectory(prefix="autoevolve-base-") as temporary:
-        worktree = Path(temporary) / "base"
+        worktree = Path(temporary).resolve() / "base"
         repo.git.worktree("add", "--detach", str(worktree), commit.hexsha)
         try:
+            base = worktree / project
             for entry in settings.catalog:  # the head's scenarios: both sides answer the same catalog
-                shutil.rmtree(worktree / entry, ignore_errors=True)
-                if (root / entry).is_dir():
-                    shutil.copytree(root / entry, worktree / entry)
+                _copy(root / entry, base / entry)
+            env = base_environment(repo_root, worktree, base)
+            check_agent_source(spec, repo_root, worktree, base, env)
             args = [
+                f"--rootdir={base}",
                 "--autoevolve-split",
-                "eval",
+                settings.split,
                 "--autoevolve-only",
                 "candidate",
                 "--autoevolve-repeats",
@@ -155,18 +256,43 @@ def run_base(repo: git.Repo, commit: git.Commit, settings: Settings, folder: Pat
             for entry in settings.catalog:
                 args += ["--autoevolve-catalog", entry]
             try:
-                _, run = run_pytest(worktree, args)
+                _, run = run_pytest(base, args, env=env)
             except FineTuneError as exc:
                 raise CIGateError(f"the base commit's run failed: {exc}") from None
             recorded = run / "trajectories.jsonl" if run else None
             if recorded is None or not recorded.is_file():
-                raise CIGateError("the base run recorded no trajectories: does the catalog have eval scenarios?")
+                raise CIGateError(
+                    f"the base run recorded no trajectories: does the catalog have {settings.split} scenarios?"
+                )
             folder.mkdir(parents=True, exist_ok=True)
             partial = folder / ".trajectories.jsonl.tmp"
             shutil.copyfile(recorded, partial)
             os.replace(partial, folder / "trajectories.jsonl")
         finally:
             repo.git.worktree("remove", "--force", str(worktree))
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Replace ``target`` with a copy of the file or folder ``source`` (byte code left out)."""
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(*SKIPPED))
+    elif source.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def trial_errors(trajectories: Path) -> list[str]:
+    """The errors a stored run recorded, one per errored trial."""
+    from pytest_autoevolve.files import read_trajectories
+
+    try:
+        return [f"{t.scenario_id}: {t.error}" for t in read_trajectories(trajectories) if t.error]
+    except FormatError as exc:
+        raise CIGateError(f"the stored base run cannot be read: {exc}; run again with --refresh") from None
 
 
 def base_run(
@@ -176,38 +302,54 @@ def base_run(
     settings: Settings,
     artifacts: str,
     *,
+    base: BaseConfig,
     refresh: bool,
     progress: Callable[[str], None],
 ) -> BaseRun:
-    """The stored base run for this key: reused when present (unless ``refresh``), else made now."""
+    """The stored run of the ``base`` config's model: reused when present, clean and not ``refresh``, else made now."""
     from pytest_autoevolve.files import write_json_atomic
     from pytest_autoevolve.providers.base import parse_spec
 
-    base = settings_at(commit)
-    raw = base.candidate if base.candidate is not None else base.incumbent
-    spec = parse_spec(raw, base.models).display
+    project = root.relative_to(Path(str(repo.working_tree_dir)).resolve()).as_posix()
+    raw = base.settings.candidate if base.settings.candidate is not None else base.settings.incumbent
+    parsed = parse_spec(raw, base.settings.models)
+    spec = parsed.display
     catalog = catalog_digest(root, settings)
-    key = incumbent_key(commit.hexsha, catalog, json.dumps(raw, sort_keys=True, default=str), settings)
+    key = incumbent_key(commit.hexsha, project, catalog, json.dumps(raw, sort_keys=True, default=str), settings)
     folder = root / artifacts / "ci" / "incumbent" / key
     trajectories = folder / "trajectories.jsonl"
     shown = f"{spec} at {commit.hexsha[:10]}"
     if trajectories.is_file() and (folder / "meta.json").is_file() and not refresh:
-        progress(f"incumbent: reusing the stored run of {shown} ({folder.relative_to(root)})")
-        return BaseRun(key, trajectories, spec, commit.hexsha, reused=True)
-    progress(f"incumbent: running {shown} on the eval split in a worktree of the base commit")
-    run_base(repo, commit, settings, folder)
+        stale = trial_errors(trajectories)
+        if not stale:
+            progress(f"incumbent: reusing the stored run of {shown} ({folder.relative_to(root)})")
+            return BaseRun(key, trajectories, spec, commit.hexsha, reused=True)
+        progress(f"incumbent: the stored run of {shown} recorded {len(stale)} trial error(s); running it again")
+    progress(f"incumbent: running {shown} on the {settings.split} split in a worktree of the base commit")
+    (folder / "meta.json").unlink(missing_ok=True)
+    run_base(repo, commit, project, parsed, settings, folder)
+    errors = trial_errors(trajectories)
+    if errors:
+        progress(
+            f"incumbent: WARNING: the base run recorded {len(errors)} trial error(s) (first: {errors[0]}); they "
+            "count against the incumbent, so the candidate may look better than it is; this run is not reused "
+            "(the next gate runs the base again)"
+        )
     meta = {
         "spec": f"{spec} @ {commit.hexsha[:10]}",
         "base_spec": spec,
         "commit": commit.hexsha,
+        "project": project,
         "catalog_sha256": catalog,
+        "split": settings.split,
         "repeats": settings.repeats,
         "seed": settings.seed,
+        "errors": len(errors),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "key_version": KEY_VERSION,
     }
     write_json_atomic(folder / "meta.json", meta)
-    return BaseRun(key, trajectories, spec, commit.hexsha, reused=False)
+    return BaseRun(key, trajectories, spec, commit.hexsha, reused=False, errors=len(errors))
 
 
 def gate_against_base(
@@ -219,7 +361,7 @@ def gate_against_base(
     stream: bool = True,
     progress: Callable[[str], None] = print,
 ) -> GateOutcome:
-    """Gate the working tree's candidate against the repository at ``ref`` on the eval split."""
+    """Gate the candidate of the project at ``root`` against the repository at ``ref``, by the base's rule."""
     from pytest_autoevolve.gate.summary import RunSummary
     from pytest_autoevolve.loops.project import FineTuneError
     from pytest_autoevolve.loops.subprocess import run_pytest
@@ -227,17 +369,44 @@ def gate_against_base(
     root = root.resolve()
     repo = open_repo(root)
     commit = resolve_base(repo, ref)
-    settings = load_settings(root, "of the working tree")
-    base = base_run(repo, root, commit, settings, artifacts, refresh=refresh, progress=progress)
+    project = root.relative_to(Path(str(repo.working_tree_dir)).resolve()).as_posix()
+    head = load_settings(root, "of the working tree")
+    base = settings_at(commit, project)
+    changes = rule_changes(base.settings, head)
+    allowed = [name for name in changes if name in base.head_may_change]
+    refused = [name for name in changes if name not in base.head_may_change]
+    for name, change in changes.items():
+        verdict = "allowed by the base's gate.head_may_change" if name in allowed else "the base's value applies"
+        progress(f"rule: the working tree changes {name} ({change}): {verdict}")
+    settings = ruled_settings(base, head, allowed)
+    stored = base_run(repo, root, commit, settings, artifacts, base=base, refresh=refresh, progress=progress)
     outputs = root / artifacts / "ci"
     junit = outputs / "junit.xml"
-    replay = f"replay:{base.trajectories.relative_to(root).as_posix()}+role=candidate"
-    progress(f"candidate: running the working tree's {_spec(settings)} against the replayed base run")
-    args = ["--autoevolve-split", "eval", "--autoevolve-incumbent", replay, f"--junitxml={junit}"]
-    try:
-        status, run = run_pytest(root, args, artifacts, capture=not stream)
-    except FineTuneError as exc:
-        raise CIGateError(str(exc)) from None
+    replay = f"replay:{stored.trajectories.relative_to(root).as_posix()}+role=candidate"
+    progress(f"candidate: running the working tree's {_spec(head)} against the replayed base run")
+    with tempfile.TemporaryDirectory(prefix="autoevolve-rule-") as folder:
+        rule = Path(folder) / "gate.json"
+        rule.write_text(json.dumps({k: v for k, v in asdict(settings.gate).items() if k != "seed"}), encoding="utf-8")
+        args = [
+            f"--rootdir={root}",
+            "-p",
+            "pytest_autoevolve.loops.ci_rule",
+            f"--autoevolve-ci-rule={rule}",
+            "--autoevolve-split",
+            settings.split,
+            "--autoevolve-repeats",
+            str(settings.repeats),
+            "--autoevolve-seed",
+            str(settings.seed),
+            *(f"--autoevolve-catalog={entry}" for entry in settings.catalog),
+            "--autoevolve-incumbent",
+            replay,
+            f"--junitxml={junit}",
+        ]
+        try:
+            status, run = run_pytest(root, args, artifacts, capture=not stream)
+        except FineTuneError as exc:
+            raise CIGateError(str(exc)) from None
     for name in ("summary.json", "report.md", "report.html"):  # this run's copies, never an earlier run's
         (outputs / name).unlink(missing_ok=True)
         if run is not None and (run / name).is_file():
@@ -247,7 +416,7 @@ def gate_against_base(
         summary = RunSummary.load(made) if made.is_file() else None
     except FormatError as exc:
         raise CIGateError(f"the gate run's summary cannot be read: {exc}") from None
-    return GateOutcome(status, base, outputs, summary)
+    return GateOutcome(status, stored, outputs, summary, refused)
 
 
 def _spec(settings: Settings) -> str:
@@ -269,8 +438,15 @@ def main_gate(ref: str, *, artifacts: str, refresh: bool) -> int:
         else outcome.outputs
     )
     verdict = (outcome.summary.gate.verdict if outcome.summary else "inconclusive").upper()
-    print(
-        f"autoevolve ci gate: {verdict} (base {outcome.base.commit[:10]}, incumbent "
-        f"{'reused' if outcome.base.reused else 'run now'}); results in {shown}/"
-    )
-    return outcome.status if outcome.summary is not None else max(outcome.status, 1)
+    notes = [f"base {outcome.base.commit[:10]}", f"incumbent {'reused' if outcome.base.reused else 'run now'}"]
+    if outcome.base.errors:
+        notes.append(f"the base run had {outcome.base.errors} trial error(s)")
+    status = outcome.status if outcome.summary is not None else max(outcome.status, 1)
+    if outcome.refused:
+        verdict, status = "FAIL", max(status, 1)
+        notes.append(
+            f"the working tree changes {', '.join(outcome.refused)}, which the base owns: to allow it, list "
+            f"it under gate: head_may_change in the base's config"
+        )
+    print(f"autoevolve ci gate: {verdict} ({'; '.join(notes)}); results in {shown}/")
+    return status

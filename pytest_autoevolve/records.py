@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from pytest_autoevolve.aio import resolve
 from pytest_autoevolve.errors import FormatError
 
 
@@ -194,7 +195,7 @@ class Tool:
             if not isinstance(parsed, dict):
                 raise TypeError(f"arguments must be a JSON object, got {type(parsed).__name__}")
             record["arguments"] = parsed
-            record["result"] = self.function(**parsed)
+            record["result"] = resolve(self.function(**parsed))
         except Exception as exc:  # a failing tool call is recorded and shown to the model
             record["error"] = f"{type(exc).__name__}: {exc}"
         return record

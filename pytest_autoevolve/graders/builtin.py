@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_autoevolve.aio import resolve
 from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
@@ -154,7 +155,7 @@ def python(value: Any, folder: Path) -> Check:
 
     def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
         try:
-            return _interpret(ref, function(output, trajectory, scenario), threshold)
+            return _interpret(ref, resolve(function(output, trajectory, scenario)), threshold)
         except Exception as exc:  # named after the function, so a report says which grader broke
             return Grade(f"python:{ref}", False, 0.0, f"grader raised {type(exc).__name__}: {exc}")
 

@@ -68,11 +68,15 @@ class ModelRequest:
     max_turns: int | None = None
     scenario: Scenario | None = None
     """The whole scenario, for a `python:` agent that asks for it; providers read the fields above."""
+    timeout_s: float | None = None
+    """How long the answer may take (the scenario's ``timeout_s``)."""
 
     @classmethod
     def for_trial(cls, messages: list[dict[str, Any]], scenario: Scenario, seed: int, repeat: int) -> ModelRequest:
         """The request of one trial of ``scenario``."""
-        return cls(messages, seed, repeat, scenario.id, scenario.tools, scenario.max_turns, scenario)
+        return cls(
+            messages, seed, repeat, scenario.id, scenario.tools, scenario.max_turns, scenario, scenario.timeout_s
+        )
 
 
 class Model(Protocol):

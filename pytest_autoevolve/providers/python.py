@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_autoevolve.aio import resolve
 from pytest_autoevolve.imports import import_object
 from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, reply_from
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class PythonModel:
-    """A user callable as the model: the user's own agent (``python:pkg.module:function``)."""
+    """A user callable as the model: the user's own agent (``python:pkg.module:function``), sync or async."""
 
     ACCEPTED = ("scenario", "seed", "repeat")
 
@@ -49,7 +50,7 @@ class PythonModel:
     def generate(self, request: ModelRequest) -> Reply:
         """Call the user's function with the messages (and the scenario, seed and repeat it asks for)."""
         offered = {"scenario": request.scenario, "seed": request.seed, "repeat": request.repeat}
-        result = self.function(request.messages, **{k: offered[k] for k in self.keywords})
+        result = resolve(self.function(request.messages, **{k: offered[k] for k in self.keywords}), request.timeout_s)
         return reply_from(result, self.spec)
 
 

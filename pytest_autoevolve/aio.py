@@ -1,0 +1,65 @@
+"""One event loop for every coroutine a run meets: async agents, graders, tools and judges.
+
+A ``python:`` agent (or grader, or tool) may be ``async def``, or return an awaitable; `resolve`
+runs it on one event loop in a background thread that the whole process shares, so concurrent
+async trials interleave on that loop instead of each starting a loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Awaitable
+from typing import Any
+
+
+class _SharedLoop:
+    """The process's event loop for trials, started on first use in a daemon thread."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        """The running shared loop."""
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="autoevolve-loop", daemon=True)
+                self._thread.start()
+            return self._loop
+
+    def is_current(self) -> bool:
+        """Whether the caller runs on the shared loop's own thread."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+
+SHARED_LOOP = _SharedLoop()
+
+
+def resolve(value: Any, timeout_s: float | None = None) -> Any:
+    """``value`` itself, or its result when it is awaitable: awaited on the shared loop, within ``timeout_s``.
+
+    A coroutine that runs past ``timeout_s`` is cancelled and `TimeoutError` raised.
+    """
+    if not inspect.isawaitable(value):
+        return value
+    if SHARED_LOOP.is_current():
+        raise RuntimeError("a coroutine was handed back to the event loop it runs on; await it instead")
+    future = asyncio.run_coroutine_threadsafe(_within(value, timeout_s), SHARED_LOOP.get())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise
+
+
+async def _within(awaitable: Awaitable[Any], timeout_s: float | None) -> Any:
+    if timeout_s is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, timeout_s)
+    except TimeoutError:
+        raise TimeoutError(f"the coroutine did not finish within timeout_s={timeout_s:g}") from None

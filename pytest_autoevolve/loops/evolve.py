@@ -1,6 +1,7 @@
 """The edit-score-gate loop: propose one edit, score it on the catalog, keep it in git or revert it, gate the best.
 
-Each iteration applies one proposed edit to the allowlisted target files only, scores the
+Each iteration applies one proposed edit to the allowlisted target files only (`guard` says
+which paths and settings an edit may change, and rejects the rest), scores the
 candidate on the scoring split (``train`` by default) with the plugin's own machinery (a
 ``pytest --autoevolve`` run of the candidate), pairs it by scenario with the best kept state's
 recorded run, confirms a promising edit with a second, uncached run under another seed, and
@@ -16,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pytest_autoevolve.gate.results import ItemResult, items_of_run
+from pytest_autoevolve.loops.guard import Guard, Rejected, uncommitted
 from pytest_autoevolve.loops.project import CONFIG_FILE, FineTuneError, read_config
 from pytest_autoevolve.loops.proposers import (
     BudgetSpent,
@@ -35,45 +37,6 @@ from pytest_autoevolve.loops.proposers import (
     make_proposer,
 )
 from pytest_autoevolve.loops.subprocess import run_pytest
-
-PROTECTED_KEYS = ("gate",)
-
-"""Keys of ``autoevolve.yaml`` no edit may change: the gate settings are the evaluation, not the subject."""
-
-PROTECTED_PARTS = ("scenarios", "tests")
-
-PROTECTED_NAMES = ("conftest.py", "pyproject.toml")
-
-
-def protected(path: str) -> bool:
-    """Whether ``path`` is part of the evaluation (scenarios, tests, harness) that no edit may touch."""
-    parts = Path(path).parts
-    return any(p in PROTECTED_PARTS for p in parts) or Path(path).name in PROTECTED_NAMES
-
-
-def check_edit(edit: Edit, root: Path, targets: Sequence[str]) -> str | None:
-    """Why the edit is not allowed, or None when it only touches allowlisted targets (and no gate key)."""
-    import yaml
-
-    if not edit.files:
-        return "the edit changes no file"
-    for path in edit.files:
-        resolved = (root / path).resolve()
-        if not resolved.is_relative_to(root.resolve()):
-            return f"{path} is outside the repository"
-        relative = resolved.relative_to(root.resolve()).as_posix()
-        if protected(relative) or relative not in targets:
-            return f"{relative} is not an allowlisted target ({', '.join(targets)})"
-        if relative == CONFIG_FILE:
-            before = yaml.safe_load((root / path).read_text(encoding="utf-8")) if (root / path).is_file() else {}
-            try:
-                after = yaml.safe_load(edit.files[path])
-            except yaml.YAMLError as exc:
-                return f"{relative} would not be valid YAML: {exc}"
-            for key in PROTECTED_KEYS:
-                if (before or {}).get(key) != (after if isinstance(after, dict) else {}).get(key):
-                    return f"the edit changes '{key}' in {relative}: the gate settings are not a target"
-    return None
 
 
 @dataclass
@@ -175,6 +138,12 @@ class EvolveResult:
     stop_reason: str = ""
 
 
+def missing(root: Path, paths: Iterable[str]) -> list[str]:
+    """The paths, and their parent folders, that do not exist yet: deepest first, as `Loop.restore` removes them."""
+    found = {p for path in paths for p in [Path(path), *Path(path).parents][:-1] if not (root / p).exists()}
+    return [p.as_posix() for p in sorted(found, key=lambda p: (-len(p.parts), p))]
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -202,12 +171,8 @@ class Loop:
             self.repo = git.Repo(self.root)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise EvolveError(f"{root} is not a git repository: the loop keeps edits as commits") from None
-        self.targets = [Path(t).as_posix() for t in targets]
-        bad = [t for t in self.targets if protected(t)]
-        if bad:
-            raise EvolveError(
-                f"{', '.join(bad)} cannot be a target: scenarios, tests and the harness are the evaluation"
-            )
+        self.guard = Guard.of(self.root, targets, artifacts)
+        self.targets = self.guard.targets
         self.proposer, self.split, self.artifacts, self.progress = proposer, split, artifacts, progress
         self.tag = tag or _now()
         self.max_seconds, self.iteration_seconds = max_seconds, iteration_seconds
@@ -222,7 +187,14 @@ class Loop:
         return str(config.get("candidate", config.get("incumbent", "tiny")))
 
     def start(self) -> None:
-        """Refuse a dirty tree, then create and check out the loop's branch."""
+        """Refuse uncommitted targets and a dirty tree, then create and check out the loop's branch."""
+        changed = uncommitted(self.repo, self.targets)
+        if changed:
+            raise EvolveError(
+                f"uncommitted target files: {', '.join(changed)}. A reverted edit restores the targets from git, "
+                "so the loop would lose them: commit them first (git add -f PATH && git commit) "
+                "or leave them out of --targets"
+            )
         if self.repo.is_dirty(untracked_files=False):
             raise EvolveError("the working tree has uncommitted changes to tracked files: commit or stash them first")
         branch = f"autoevolve/{self.tag}"
@@ -232,12 +204,14 @@ class Loop:
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
     def restore(self, commit: str, created: Sequence[str] = ()) -> None:
-        """Back to ``commit`` with a clean tree: tracked changes reset, files an edit created removed."""
+        """Back to ``commit`` with a clean tree: tracked changes reset, files and folders an edit created removed."""
         self.repo.git.reset("--hard", commit)
-        for path in created:
+        for path in created:  # deepest first: a created file, then its created folders
             file = self.root / path
-            if file.is_file() and not self.repo.git.ls_files(path):
+            if file.is_file() and not self.repo.git.ls_files("--", path):
                 file.unlink()
+            elif file.is_dir() and not any(file.iterdir()):
+                file.rmdir()
 
     def log(self, entry: Iteration) -> None:
         """Append one iteration to log.jsonl and results.tsv."""
@@ -306,12 +280,13 @@ class Loop:
                     result.stop_reason = "the proposer has nothing left to try (search space exhausted)"
                     break
                 entry.hypothesis, entry.point = edit.hypothesis, edit.point
-                why = check_edit(edit, self.root, self.targets)
-                if why:
-                    entry.decision, entry.error = "rejected", why
+                try:
+                    edit = self.guard.check(edit)
+                except Rejected as exc:
+                    entry.decision, entry.error = "rejected", str(exc)
                     entry.diff = "\n".join(sorted(edit.files))
                 else:
-                    created = [p for p in edit.files if not (self.root / p).exists()]
+                    created = missing(self.root, edit.files)
                     self._iterate(edit, entry, result, t0)
                     if entry.decision != "kept":
                         self.restore(result.best_commit, created)
@@ -353,6 +328,10 @@ class Loop:
         if result.best_commit == result.start_commit:
             result.gate_summary = {"verdict": "inconclusive", "reasons": ["no edit was kept: nothing to gate"]}
             return
+        drift = self.guard.drift()
+        if drift:  # the gate runs on the working tree's settings: they must be the start's
+            result.gate_summary, result.verdict = {"verdict": "fail", "reasons": [drift]}, "fail"
+            return
         self.progress(
             f"gating {result.best_candidate} (commit {result.best_commit[:10]}) against the start "
             f"{result.start_candidate} (commit {result.start_commit[:10]}) on the eval split"
@@ -385,7 +364,7 @@ class Loop:
             file = self.root / path
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_text(text, encoding="utf-8")
-        new = [p for p in edit.files if not self.repo.git.ls_files(p)]
+        new = [p for p in edit.files if not self.repo.git.ls_files("--", p)]
         if new:
             self.repo.git.add("--intent-to-add", "--", *new)  # so the diff shows them
         entry.diff = self.repo.git.diff("--", *edit.files)

@@ -50,9 +50,10 @@ class Context:
     history: list[dict[str, Any]]
 
     def text(self, path: str) -> str:
-        """The current text of a target ('' when it does not exist yet)."""
-        file = self.root / path
-        return file.read_text(encoding="utf-8") if file.is_file() else ""
+        """The current text of a file inside the root ('' when it does not exist yet, or is outside the root)."""
+        file = (self.root / path).resolve()
+        inside = file.is_relative_to(self.root.resolve())
+        return file.read_text(encoding="utf-8") if inside and file.is_file() else ""
 
 
 class Proposer(Protocol):
@@ -133,7 +134,8 @@ exact text now in the file
 the new text
 >>>>>>> REPLACE
 ```
-Edit only the target files listed. Never edit scenarios, graders, tests or the gate settings."""
+Edit only the target files listed, by the paths shown. Never edit scenarios, graders, tests, or the
+gate, catalog, split, limits, repeats or seed settings: such an edit is rejected."""
 
 
 def parse_reply(reply: str, context: Context) -> Edit:

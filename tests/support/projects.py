@@ -34,3 +34,18 @@ def git_project(root: Path, config: str, *, gitignore: str, message: str, agent:
     (root / ".gitignore").write_text(gitignore, encoding="utf-8")
     commit_all(git.Repo.init(root), message)
     return root
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write each text under ``root`` at its relative path, making folders as needed."""
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text, encoding="utf-8")
+
+
+def git_repo(root: Path, files: dict[str, str], message: str) -> git.Repo:
+    """A git repository at ``root`` holding ``files`` (relative path to text), all committed with ``message``."""
+    write_files(root, files)
+    repo = git.Repo.init(root)
+    commit_all(repo, message)
+    return repo

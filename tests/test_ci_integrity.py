@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from pytest_autoevolve.errors import ConfigError
 from pytest_autoevolve.settings import load_settings
 from tests.support.agents import LEVEL_AGENT
+from tests.support.fake_openai import Answer, Request, completion, error, fake_openai
 from tests.support.projects import REPO, commit_all, git_repo
 
 AUTOEVOLVE = str(Path(sys.executable).with_name("autoevolve"))
@@ -39,16 +41,18 @@ FIXED_TOOL = "def lookup(text: str) -> str:\n    return text.split()[-1]\n"
 
 # An agent whose endpoint answers 429 to its first FLAKY_FAILURES calls (counted in the file FLAKY_COUNT).
 FLAKY_AGENT = """
+import json
 import os
-from pathlib import Path
+import urllib.request
 
 
 def answer(messages, scenario):
-    count = Path(os.environ["FLAKY_COUNT"])
-    calls = int(count.read_text()) if count.exists() else 0
-    count.write_text(str(calls + 1))
-    if calls < int(os.environ["FLAKY_FAILURES"]):
-        raise ConnectionError("429 Too Many Requests")
+    body = json.dumps({"model": "backend", "messages": messages}).encode()
+    request = urllib.request.Request(
+        os.environ["FLAKY_URL"] + "/chat/completions", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:  # a 429 raises: that trial's error
+        json.load(reply)
     return scenario.expected
 """
 
@@ -154,25 +158,30 @@ def test_a_base_run_with_errors_is_reported_and_never_reused(tmp_path: Path):
     base = repo.head.commit.hexsha
     (project / "README.md").write_text("a pull request that leaves the agent as it is\n")
     commit_all(repo, "head")
-    env = {"FLAKY_COUNT": str(tmp_path / "calls"), "FLAKY_FAILURES": "6"}
+    calls = itertools.count()
 
-    first = ci_gate(project, base, **env)  # the base run meets six 429s; the candidate's calls come later
-    assert "the base run recorded 6 trial error(s)" in first.stdout, first.stdout + first.stderr
-    assert "429 Too Many Requests" in first.stdout and "not reused" in first.stdout
-    assert "the base run had 6 trial error(s)" in first.stdout.splitlines()[-1]
-    (stored,) = (project / ".autoevolve" / "ci" / "incumbent").iterdir()
-    assert json.loads((stored / "meta.json").read_text())["errors"] == 6
+    def flaky(request: Request, seen: int) -> Answer | dict[str, Any]:  # the first six requests are rate-limited
+        return error(429, "Too Many Requests") if next(calls) < 6 else completion("ok")
 
-    second = ci_gate(project, base, **env)
-    assert "recorded 6 trial error(s); running it again" in second.stdout, second.stdout + second.stderr
-    assert "reusing" not in second.stdout
-    summary = summary_of(project)
-    assert summary["incumbent"]["pass_rate"] == summary["candidate"]["pass_rate"] == 1.0
-    assert summary["lift"] == 0.0 and summary["verdict"] == "pass"
-    assert json.loads((stored / "meta.json").read_text())["errors"] == 0
+    with fake_openai(flaky) as server:
+        env = {"FLAKY_URL": server.url}
+        first = ci_gate(project, base, **env)  # the base run meets six 429s; the candidate's calls come later
+        assert "the base run recorded 6 trial error(s)" in first.stdout, first.stdout + first.stderr
+        assert "HTTP Error 429" in first.stdout and "not reused" in first.stdout
+        assert "the base run had 6 trial error(s)" in first.stdout.splitlines()[-1]
+        (stored,) = (project / ".autoevolve" / "ci" / "incumbent").iterdir()
+        assert json.loads((stored / "meta.json").read_text())["errors"] == 6
 
-    third = ci_gate(project, base, **env)
-    assert "incumbent: reusing the stored run" in third.stdout, third.stdout + third.stderr  # a clean run is reused
+        second = ci_gate(project, base, **env)
+        assert "recorded 6 trial error(s); running it again" in second.stdout, second.stdout + second.stderr
+        assert "reusing" not in second.stdout
+        summary = summary_of(project)
+        assert summary["incumbent"]["pass_rate"] == summary["candidate"]["pass_rate"] == 1.0
+        assert summary["lift"] == 0.0 and summary["verdict"] == "pass"
+        assert json.loads((stored / "meta.json").read_text())["errors"] == 0
+
+        third = ci_gate(project, base, **env)
+        assert "incumbent: reusing the stored run" in third.stdout, third.stdout + third.stderr  # a clean run is reused
 
 
 def test_a_project_in_a_sub_folder_of_its_repository(tmp_path: Path):

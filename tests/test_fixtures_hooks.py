@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from tests.support.runs import read_jsonl, read_run
+from tests.support.runs import fixture_trials, read_jsonl, read_run, run_dirs
 
 CATALOG = """
 scenarios:
@@ -102,7 +102,8 @@ def test_fixtures_with_pyproject_settings(pytester, write_scenarios, agents):
         ["*test_mine.py::test_each_scenario?greet? PASSED*", "*test_mine.py::test_each_scenario?add-1? PASSED*"]
     )
     result.stdout.no_fnmatch_line("*train-only*")
-    trajectories, _ = read_run(pytester.path)
+    assert not (run_dirs(pytester.path)[0] / "trajectories.jsonl").exists()  # no gated run: users' tests only
+    trajectories = fixture_trials(pytester.path)
     # each_scenario: 2 scenarios x 2 roles; model_by_spec: 1 trial, recorded under its spec
     assert sorted((t["scenario_id"], t["role"]) for t in trajectories) == [
         ("add-1", "candidate"),

@@ -11,7 +11,7 @@ import pytest
 from pytest_autoevolve.providers.base import ModelSpecError, parse_spec, shown_spec
 from tests.support.fake_openai import Answer, error, fake_openai, scripted
 
-PASSWORD = f"pw-{uuid.uuid4().hex[:20]}"
+PASSWORD = f"pw{uuid.uuid4().hex[:20]}"  # random hex: no fragment of it occurs in any other text
 
 
 def fragments(secret: str, size: int = 6) -> set[str]:
@@ -27,7 +27,7 @@ def everything_written(root: Path, *texts: str) -> str:
 
 
 def test_no_key_fragment_in_any_artifact(pytester, monkeypatch):
-    key = f"sk-test-{uuid.uuid4().hex}"
+    key = f"sk{uuid.uuid4().hex}"
     monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     # the key straddles the cuts: error messages are shortened at 500 and quoted bodies at 200 characters
@@ -65,7 +65,7 @@ def test_no_key_fragment_in_any_artifact(pytester, monkeypatch):
 
 
 def test_a_malformed_spec_does_not_print_its_key(pytester):
-    key = f"sk-test-{uuid.uuid4().hex}"
+    key = f"sk{uuid.uuid4().hex}"
     spec = f"openai:gpt+api_key={key}+oops"
     result = pytester.runpytest("--autoevolve", "--autoevolve-candidate", spec, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

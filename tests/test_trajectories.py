@@ -16,7 +16,7 @@ from pytest_autoevolve.errors import FormatError
 from pytest_autoevolve.files import read_trajectories
 from pytest_autoevolve.records import FORMAT_VERSION, Grade, Trajectory
 from pytest_autoevolve.run.runner import trial_seed
-from tests.support.runs import read_run, run_dirs
+from tests.support.runs import fixture_trials, read_run, run_dirs
 
 # A user's agent with tools and costs, to see every field of a trajectory filled in.
 TOOL_AGENT = """
@@ -192,7 +192,9 @@ def test_spec_secrets_never_reach_artifacts(pytester, write_scenarios, agents):
     )
     result.assert_outcomes(passed=2, failed=1)
     assert "SECRET" not in result.stdout.str()
-    trajectories, summary = read_run(pytester.path)
+    gated, summary = read_run(pytester.path)
+    assert len(gated) == 2  # the fixture's trial is kept apart from the gated run's records
+    trajectories = gated + fixture_trials(pytester.path)
     assert len(trajectories) == 3
     assert {t["model"] for t in trajectories if t["role"] != "candidate"} == {"python:agents:echo+temperature=0"}
     assert {t["role"] for t in trajectories} == {"incumbent", "candidate", "python:agents:echo+temperature=0"}
@@ -268,7 +270,8 @@ def test_summary_per_role_and_written_atomically(pytester, write_scenarios, agen
     incumbent, candidate = summary["incumbent"], summary["candidate"]
     assert incumbent["spec"] == "python:agents:echo"
     assert (incumbent["n"], incumbent["errors"]) == (4, 0)
-    assert incumbent["pass_rate"] == pytest.approx(0.75)
+    assert incumbent["pass_rate"] == pytest.approx(2 / 3)  # the mean of the scenarios' pass rates, like the lift
+    assert incumbent["trial_pass_rate"] == pytest.approx(0.75)  # 3 of 4 trials, pooled
     assert candidate["spec"] == "python:agents:boom"
     assert (candidate["n"], candidate["errors"], candidate["pass_rate"]) == (4, 4, 0.0)
     run_dir = run_dirs(pytester.path)[0]
@@ -276,7 +279,7 @@ def test_summary_per_role_and_written_atomically(pytester, write_scenarios, agen
     assert not [p for p in (pytester.path / ".autoevolve").rglob("*") if p.name.endswith(".tmp")]
     result.stdout.fnmatch_lines(
         [
-            "*incumbent*python:agents:echo*75.0%*",
+            "*incumbent*python:agents:echo*66.7%*(mean of 3 scenarios; 3/4 trials*",
             "*candidate*python:agents:boom*0.0%*",
             f"*.autoevolve/runs/{run_dir.name}/trajectories.jsonl*",
         ]

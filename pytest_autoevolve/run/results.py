@@ -119,7 +119,7 @@ class ResultLog:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Decide (completeness included), set the exit status, write summary.json and the junit verdict."""
-        if not self.items and not self.selected:
+        if (not self.items and not self.selected) or session.config.option.collectonly:
             return
         settings = self.context.settings
         recorded = {item.role: item.model for item in self.items if item.model}  # what the models call themselves

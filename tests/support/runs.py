@@ -30,6 +30,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def fixture_trials(root: Path, artifacts: str = ".autoevolve") -> list[dict[str, Any]]:
+    """The trials users' own tests ran through the fixtures, in the single run under ``root``."""
+    (run,) = run_dirs(root, artifacts)
+    path = run / "fixture-trajectories.jsonl"
+    return read_jsonl(path) if path.exists() else []
+
+
 def read_run(root: Path, artifacts: str = ".autoevolve") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The trajectories and summary of the single run under ``root``."""
     runs = run_dirs(root, artifacts)

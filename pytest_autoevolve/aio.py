@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class _SharedLoop:
@@ -63,3 +65,25 @@ async def _within(awaitable: Awaitable[Any], timeout_s: float | None) -> Any:
         return await asyncio.wait_for(awaitable, timeout_s)
     except TimeoutError:
         raise TimeoutError(f"the coroutine did not finish within timeout_s={timeout_s:g}") from None
+
+
+def call_within(function: Callable[[], _T], timeout_s: float | None, what: str = "the model") -> _T:
+    """Call ``function``, raising `TimeoutError` when it runs past ``timeout_s`` (it is left running, unread)."""
+    if timeout_s is None:
+        return function()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="autoevolve-call")
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TimeoutError(f"{what} did not answer within timeout_s={timeout_s:g}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]

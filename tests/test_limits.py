@@ -170,3 +170,23 @@ def test_torn_foreign_and_tampered_cache_entries_are_misses(tmp_path):
     stored.write_text(stored.read_text()[:20])  # torn
     assert cache.get(key) is None
     assert cache.rejected == 4
+
+
+def test_a_python_grader_that_never_returns_makes_the_trial_an_error(pytester, monkeypatch):
+    import pytest_autoevolve.graders.builtin as builtin
+
+    monkeypatch.setattr(builtin, "GRADER_TIMEOUT_S", 0.5)
+    (pytester.path / "scenarios").mkdir()
+    catalog = "scenarios: [{id: q, input: hi, expect: [{python: stuck:grade}]}]\n"
+    (pytester.path / "scenarios" / "stuck.yaml").write_text(catalog, encoding="utf-8")
+    pytester.makepyfile(
+        stuck="import time\n\ndef grade(output, trajectory, scenario):\n    time.sleep(3600)\n",
+        stuck_agent="def answer(messages):\n    return 'hi'\n",
+    )
+    pytester.syspathinsert()
+    started = time.perf_counter()
+    run_models(pytester, model="python:stuck_agent:answer").assert_outcomes(failed=2)
+    assert time.perf_counter() - started < 10
+    trajectories, _ = read_run(pytester.path)
+    error = "GradingError: python: grader stuck:grade did not answer within timeout_s=0.5"
+    assert [t["error"] for t in trajectories] == [error, error]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_autoevolve.aio import resolve
+from pytest_autoevolve.aio import call_within, resolve
 from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
@@ -19,6 +19,9 @@ from pytest_autoevolve.records import Check, Grade, written_text
 if TYPE_CHECKING:
     from pytest_autoevolve.records import Scenario, Trajectory
 
+
+GRADER_TIMEOUT_S = 60.0
+"""How long a ``python:`` grader may take before the trial is an error (it is left running, unread)."""
 
 REGEX_TIMEOUT_S = 2.0
 """How long one ``regex`` match may run before the trial is an error."""
@@ -155,7 +158,12 @@ def python(value: Any, folder: Path) -> Check:
 
     def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
         try:
-            return _interpret(ref, resolve(function(output, trajectory, scenario)), threshold)
+            result = call_within(
+                lambda: resolve(function(output, trajectory, scenario)), GRADER_TIMEOUT_S, f"grader {ref}"
+            )
+            return _interpret(ref, result, threshold)
+        except TimeoutError as exc:  # a grader that never decides: the trial is an error
+            raise GradingError(str(exc)) from None
         except Exception as exc:  # named after the function, so a report says which grader broke
             return Grade(f"python:{ref}", False, 0.0, f"grader raised {type(exc).__name__}: {exc}")
 

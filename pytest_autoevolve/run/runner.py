@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from pytest_autoevolve.aio import call_within
 from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.providers.base import Model, ModelRequest, Reply, TrialError
 from pytest_autoevolve.records import Grade, Scenario, Trajectory
@@ -25,28 +26,6 @@ def trial_seed(base: int, scenario_id: str, repeat: int) -> int:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _call(function: Callable[[], Reply], timeout_s: float | None) -> Reply:
-    """Call ``function``, raising `TimeoutError` when it runs past ``timeout_s``."""
-    if timeout_s is None:
-        return function()
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["reply"] = function()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True, name="autoevolve-trial")
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise TimeoutError(f"the model did not answer within timeout_s={timeout_s:g}")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["reply"]  # type: ignore[no-any-return]
 
 
 class _ExitGuard:
@@ -162,7 +141,7 @@ class ModelHandle:
         answered: Reply | None = None
         try:
             with EXIT_GUARD:
-                reply = _call(
+                reply = call_within(
                     lambda: self.model.generate(
                         ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
                     ),

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,63 @@ def test_a_src_layout_agent_on_pythonpath_runs_the_base_commits_code(tmp_path: P
     summary = summary_of(project)
     assert summary["verdict"] == "fail"
     assert isinstance(summary["lift"], float) and summary["lift"] < 0  # not incumbent == candidate
+    assert summary["incumbent"]["pass_rate"] > 0.5 > summary["candidate"]["pass_rate"]
+
+
+SRC_LAYOUT = """
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "myagent"
+version = "0.1.0"
+
+[tool.setuptools.packages.find]
+where = ["src"]
+"""
+
+
+def editable_venv(tmp_path: Path, project: Path) -> str:
+    """A fresh virtual environment that sees this one's packages, with ``project`` installed by ``pip install -e``."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = sysconfig.get_paths()["purelib"]
+    Path(site, "_these_packages.pth").write_text(f"import site; site.addsitedir({ours!r})\n", encoding="utf-8")
+    install = [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*install, "-e", str(project)], check=True, capture_output=True, timeout=300)
+    return python
+
+
+def test_an_editable_install_of_a_src_layout_agent_runs_the_base_commits_code(tmp_path: Path):
+    project = tmp_path / "project"
+    agent = project / "src" / "myagent" / "__init__.py"
+    repo = level_project(project, "candidate: python:myagent:answer\n", "src/myagent/__init__.py")
+    (project / "pyproject.toml").write_text(SRC_LAYOUT, encoding="utf-8")
+    agent.write_text(agent.read_text().replace("LEVEL = 1", "LEVEL = 3"))
+    base = commit_all(repo, "base: a good agent, an installable package")
+    agent.write_text(agent.read_text().replace("LEVEL = 3", "LEVEL = 1"))  # the pull request makes it worse
+    python = editable_venv(tmp_path, project)
+    imported = subprocess.run([python, "-c", "import myagent; print(myagent.__file__)"], capture_output=True, text=True)
+    assert imported.stdout.strip() == str(agent)  # the editable install points into the working tree
+
+    done = subprocess.run(
+        [python, "-m", "pytest_autoevolve.cli", "ci", "gate", "--base", base],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = summary_of(project)
+    assert summary["verdict"] == "fail" and summary["lift"] < 0  # not incumbent == candidate
     assert summary["incumbent"]["pass_rate"] > 0.5 > summary["candidate"]["pass_rate"]
 
 

@@ -37,8 +37,8 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(fingerprint: str, messages: Any, tools: Any, seed: int, repeat: int) -> str:
-        """The cache key of one call."""
+    def key(fingerprint: str, messages: Any, tools: Any, seed: int, repeat: int, scenario: Any = None) -> str:
+        """The cache key of one call; ``scenario`` is what else the model is handed (metadata, tool code)."""
         payload = {
             "v": CACHE_FORMAT_VERSION,
             "model": fingerprint,
@@ -47,6 +47,8 @@ class ResponseCache:
             "seed": seed,
             "repeat": repeat,
         }
+        if scenario is not None:
+            payload["scenario"] = scenario
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def _path(self, key: str) -> Path:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_autoevolve.aio import call_within
@@ -131,7 +133,7 @@ class ModelHandle:
         key = None
         if self.cache is not None and fingerprint:
             tools = [tool.schema() for tool in scenario.tools]
-            key = self.cache.key(fingerprint, messages, tools, seed, repeat)
+            key = self.cache.key(fingerprint, messages, tools, seed, repeat, handed_over(scenario))
             hit = self.cache.get(key)
             if hit is not None:
                 _apply(trajectory, hit[0], self.max_output_chars)
@@ -170,6 +172,22 @@ def capped(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}…[{len(text) - limit} more characters cut at limits.max_output_chars]"
+
+
+def handed_over(scenario: Scenario) -> dict[str, Any]:
+    """What a trial hands the model besides its messages: the scenario's metadata and its tools' code.
+
+    Both join the cache key, so editing either is a fresh call, never an old answer.
+    """
+    return {"metadata": scenario.metadata, "tools": [_source_digest(tool.function) for tool in scenario.tools]}
+
+
+def _source_digest(function: Callable[..., Any]) -> str:
+    """A digest of the source file a tool is defined in (its qualified name when there is none)."""
+    try:
+        return hashlib.sha256(Path(inspect.getfile(function)).read_bytes()).hexdigest()[:16]
+    except (TypeError, OSError):
+        return getattr(function, "__qualname__", repr(function))
 
 
 def _apply(trajectory: Trajectory, reply: Reply, limit: int) -> None:

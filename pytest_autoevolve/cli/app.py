@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Sequence
 
 from pytest_autoevolve import __version__
+from pytest_autoevolve.cli.cache import add_commands as add_cache_commands
 from pytest_autoevolve.cli.ci import add_commands as add_ci_commands
 from pytest_autoevolve.cli.evolve import add_commands as add_evolve_commands
 from pytest_autoevolve.cli.finetune import add_commands as add_finetune_commands
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_finetune_commands(commands)
     add_evolve_commands(commands)
     add_ci_commands(commands)
+    add_cache_commands(commands)
     add_init_command(commands)
     return parser
 

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +121,54 @@ def _number(value: Any) -> bool:
 
 def _dicts(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+@dataclass(frozen=True)
+class CacheShelf:
+    """What one namespace of the cache holds: its entries, their bytes, and the oldest and newest write."""
+
+    namespace: str
+    entries: int
+    bytes: int
+    oldest: float | None
+    newest: float | None
+
+
+def cache_shelves(artifacts: Path) -> list[CacheShelf]:
+    """Every namespace under ``<artifacts>/cache/``, in name order."""
+    root = artifacts / "cache"
+    shelves = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        stats = [path.stat() for path in _entries(folder)]
+        times = [s.st_mtime for s in stats]
+        shelves.append(
+            CacheShelf(
+                folder.name,
+                len(stats),
+                sum(s.st_size for s in stats),
+                min(times, default=None),
+                max(times, default=None),
+            )
+        )
+    return shelves
+
+
+def remove_entries(artifacts: Path, namespace: str | None = None, older_than_s: float | None = None) -> int:
+    """Delete the entries of ``namespace`` (every one when None) written more than ``older_than_s`` ago; how many."""
+    import time
+
+    root = artifacts / "cache"
+    cutoff = None if older_than_s is None else time.time() - older_than_s
+    removed = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if namespace is not None and folder.name != namespace:
+            continue
+        for path in _entries(folder):
+            if cutoff is None or path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _entries(folder: Path) -> list[Path]:
+    return [path for path in folder.glob("*/*.json") if path.is_file()]

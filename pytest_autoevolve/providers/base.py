@@ -181,29 +181,41 @@ def reply_from(result: Any, source: str) -> Reply:
         if not isinstance(usage, Mapping):
             raise TypeError(f"{source} returned usage {usage!r}; expected a mapping of token counts")
         counts = {key: _count(usage.get(key), f"usage {key}", source) for key in USAGE_KEYS}
-        messages, calls = result.get("messages"), result.get("tool_calls") or []
-        if messages is not None and not _objects(messages, "role"):
-            raise TypeError(
-                f"{source} returned messages {_short(messages)}; expected a list of {{role, content}} objects"
-            )
-        if not _objects(calls, "name"):
-            raise TypeError(
-                f"{source} returned tool_calls {_short(calls)}; expected a list of {{name, arguments}} objects"
-            )
-        return Reply(
-            output=result["output"],
-            messages=[dict(m) for m in messages] if messages is not None else None,
-            tool_calls=[dict(c) for c in calls],
-            prompt_tokens=counts["prompt_tokens"],
-            completion_tokens=counts["completion_tokens"],
-            total_tokens=counts["total_tokens"],
-            cost=_amount(result.get("cost"), source),
-            turns=_count(result.get("turns"), "turns", source) or 1,
-        )
+        return _checked_reply(result, counts, source, turns=_count(result.get("turns"), "turns", source) or 1)
     raise TypeError(f"{source} returned {type(result).__name__}; expected a string or a mapping with 'output'")
 
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def stored_reply(data: Any, source: str) -> Reply:
+    """A reply stored as `dataclasses.asdict` (a cache entry) read back, every field checked (`TypeError`)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("output"), str):
+        raise TypeError(f"{source} has no text output")
+    counts = {key: _count(data.get(key), key, source) for key in USAGE_KEYS}
+    turns = _count(data.get("turns"), "turns", source)
+    reply = _checked_reply(data, counts, source, turns=1 if turns is None else turns)
+    reply.latency_s = _amount(data.get("latency_s"), "latency_s", source)
+    return reply
+
+
+def _checked_reply(data: Mapping[str, Any], counts: Mapping[str, int | None], source: str, *, turns: int) -> Reply:
+    """The `Reply` of a mapping whose ``output`` is text: messages, tool calls and cost checked."""
+    messages, calls = data.get("messages"), data.get("tool_calls") or []
+    if messages is not None and not _objects(messages, "role"):
+        raise TypeError(f"{source} returned messages {_short(messages)}; expected a list of {{role, content}} objects")
+    if not _objects(calls, "name"):
+        raise TypeError(f"{source} returned tool_calls {_short(calls)}; expected a list of {{name, arguments}} objects")
+    return Reply(
+        output=data["output"],
+        messages=[dict(m) for m in messages] if messages is not None else None,
+        tool_calls=[dict(c) for c in calls],
+        prompt_tokens=counts["prompt_tokens"],
+        completion_tokens=counts["completion_tokens"],
+        total_tokens=counts["total_tokens"],
+        cost=_amount(data.get("cost"), "cost", source),
+        turns=turns,
+    )
 
 
 def _count(value: Any, what: str, source: str) -> int | None:
@@ -215,12 +227,12 @@ def _count(value: Any, what: str, source: str) -> int | None:
     return value
 
 
-def _amount(value: Any, source: str) -> float | None:
-    """A finite cost in USD of at least 0, or `TypeError`."""
+def _amount(value: Any, what: str, source: str) -> float | None:
+    """A finite number of at least 0 (a cost in USD, a latency in seconds), or `TypeError`."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
-        raise TypeError(f"{source} returned cost {value!r}; expected a number of USD of at least 0")
+        raise TypeError(f"{source} returned {what} {value!r}; expected a finite number of at least 0")
     return float(value)
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_autoevolve.providers.base import Reply
+from pytest_autoevolve.providers.base import Reply, stored_reply
 
 CACHE_FORMAT_VERSION = 1
 LOG = logging.getLogger("pytest_autoevolve")
@@ -95,32 +95,13 @@ def _entry(entry: Any, key: str) -> tuple[Reply, float]:
         raise ValueError("not a cache entry of this version")
     if entry.get("key") != key:
         raise ValueError("the entry was stored under another key")
-    data, latency = entry.get("reply"), entry.get("latency_s")
-    if not isinstance(data, dict) or not isinstance(data.get("output"), str):
-        raise ValueError("the reply has no text output")
-    if latency is None or not _number(latency):
+    latency = entry.get("latency_s")
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < math.inf:
         raise ValueError(f"latency_s is {latency!r}")
-    for name in ("prompt_tokens", "completion_tokens", "total_tokens", "turns"):
-        value = data.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"{name} is {value!r}")
-    for name in ("cost", "latency_s"):
-        if data.get(name) is not None and not _number(data[name]):
-            raise ValueError(f"{name} is {data[name]!r}")
-    if data.get("messages") is not None and not _dicts(data["messages"]):
-        raise ValueError("messages is not a list of objects")
-    if not _dicts(data.get("tool_calls", [])):
-        raise ValueError("tool_calls is not a list of objects")
-    known = {name: data[name] for name in Reply.__dataclass_fields__ if name in data}
-    return Reply(**known), float(latency)
-
-
-def _number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0
-
-
-def _dicts(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    try:
+        return stored_reply(entry.get("reply"), "the entry"), float(latency)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 @dataclass(frozen=True)

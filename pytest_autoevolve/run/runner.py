@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import os
@@ -182,8 +183,9 @@ def handed_over(scenario: Scenario) -> dict[str, Any]:
     return {"metadata": scenario.metadata, "tools": [_source_digest(tool.function) for tool in scenario.tools]}
 
 
+@functools.cache
 def _source_digest(function: Callable[..., Any]) -> str:
-    """A digest of the source file a tool is defined in (its qualified name when there is none)."""
+    """A digest of the source file a tool is defined in (its qualified name when there is none), read once."""
     try:
         return hashlib.sha256(Path(inspect.getfile(function)).read_bytes()).hexdigest()[:16]
     except (TypeError, OSError):

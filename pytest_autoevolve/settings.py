@@ -51,7 +51,6 @@ class GateConfig:
     latency_slack_s: float = 0.5
     max_cost_increase: float | None = 0.1
     k: int = 2
-    resamples: int = 10_000
     seed: int = 0
 
     BASE_OWNED: ClassVar[tuple[str, ...]] = ("gate", "catalog", "split", "repeats", "seed")
@@ -76,7 +75,7 @@ class GateConfig:
             raise GateConfigError(f"gate mode is one of {', '.join(MODES)}, got {config.mode!r}")
         if not _number(config.alpha) or not 0 < config.alpha < 1:
             raise GateConfigError(f"gate alpha is between 0 and 1, got {config.alpha!r}")
-        for name in ("min_paired", "k", "resamples"):
+        for name in ("min_paired", "k"):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise GateConfigError(f"gate {name} is a whole number of at least 1, got {value!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -20,10 +21,10 @@ def items(incumbent: list[int], candidate: list[int], trials: int = 1, **extra) 
     return made
 
 
-def test_clear_improvement_passes_with_mcnemar():
+def test_clear_improvement_passes_with_the_score_test():
     result = decide(items([1] * 20 + [0] * 20 + [1] * 5, [1] * 20 + [1] * 20 + [0] * 5), GateConfig())
     assert result.verdict == "pass"
-    assert result.test.test == "mcnemar_exact"
+    assert result.test.test == "score"
     assert result.test.lift == pytest.approx(15 / 45)
     assert len(result.improvements) == 20 and len(result.regressions) == 5
     assert result.test.p_value < 0.01
@@ -95,10 +96,10 @@ def test_min_lift_is_required_beside_significance():
     assert decide(results, GateConfig(min_lift=0.2)).verdict == "fail"
 
 
-def test_repeats_use_the_sign_flip_test_and_stability():
+def test_repeats_use_the_lattice_score_test_and_stability():
     results = items([1] * 15 + [2] * 15, [3] * 30, trials=3)
     result = decide(results, GateConfig())
-    assert result.test.test == "sign_flip"
+    assert result.test.test == "score"
     assert result.verdict == "pass"
     row = result.scenarios[0]
     assert row["incumbent"]["stability"] == "flaky" and row["candidate"]["stability"] == "stable-pass"
@@ -143,7 +144,7 @@ def simulate(catalogs: int, scenarios: int, lift: float, seed: int) -> tuple[flo
 
 def test_equal_models_pass_at_most_alpha_of_the_time_where_a_naive_gate_passes_half():
     gate_rate, naive_rate = simulate(catalogs=1000, scenarios=200, lift=0.0, seed=11)
-    assert gate_rate <= 0.05
+    assert gate_rate <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 1000)  # alpha, within two Monte Carlo errors
     assert 0.4 <= naive_rate <= 0.6
 
 

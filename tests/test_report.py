@@ -107,9 +107,9 @@ def test_report_md_shows_verdict_lift_regressions_and_categories(gate_run):
     assert "| lift (candidate - incumbent) | **+11.1%** |" in md  # (4 fixed - 2 broken) / 18
     assert f"| 90% confidence interval | [{summary['ci_low']:+.1%}, {summary['ci_high']:+.1%}] |" in md
     assert f"| p-value (one-sided) | {summary['p_value']:.4g} |" in md
-    assert "| test | exact McNemar (mcnemar_exact) |" in md
+    assert "| test | paired score test (Tango; restricted MLE on the lattice) (score) |" in md
     assert "| paired scenarios | 18 |" in md
-    assert f"| minimum detectable lift (80% power) | {summary['minimum_detectable_lift']:.1%} |" in md
+    assert f"| minimum detectable lift (80% power, prospective) | {summary['minimum_detectable_lift']:.1%} |" in md
     assert "| incumbent | `python:gate_agents:incumbent` | 77.8% | 14/18 | 0 (0.0%) |" in md
     assert "| candidate | `python:gate_agents:candidate` | 88.9% | 16/18 | 0 (0.0%) |" in md
     regressions = md.split("### Regressions (2)\n", 1)[1].split("###", 1)[0]
@@ -139,9 +139,9 @@ def test_report_html_is_self_contained_with_charts_and_side_by_side_trajectories
     links = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
     assert links and all(link.startswith("#") for link in links)
     assert page.count("<svg") >= 4  # verdict icon, lift, paired outcomes, categories
-    # (a) pass rate by category, both roles, Wilson intervals as error bars
+    # (a) pass rate by category, both roles, scenario-clustered intervals as error bars
     math_ci = summary["categories"][0]["incumbent_ci"]
-    assert f"math · incumbent: 75.0% (95% Wilson interval [{math_ci[0]:.1%}, {math_ci[1]:.1%}])" in page
+    assert f"math · incumbent: 75.0% (scenario-clustered interval [{math_ci[0]:.1%}, {math_ci[1]:.1%}])" in page
     assert "text · candidate: 0.0%" in page
     # (b) the paired outcome table
     for count, label in ((12, "both pass"), (2, "only incumbent"), (4, "only candidate"), (0, "both fail")):
@@ -237,7 +237,7 @@ def test_a_passing_gate_is_a_notice(pytester, write_scenarios, agents, monkeypat
     assert result.ret == 0
     commands = [line for line in result.outlines if line.startswith("::")]
     assert len(commands) == 1
-    assert commands[0].startswith("::notice title=autoevolve gate%3A PASS::lift +100.0%25, p = 0.0002441")
+    assert commands[0].startswith("::notice title=autoevolve gate%3A PASS::lift +100.0%25, p = 0.000347")
 
 
 def test_an_unwritable_step_summary_is_reported_not_raised(tmp_path):

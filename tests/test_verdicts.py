@@ -60,7 +60,7 @@ def test_verdict_and_exit_status(pytester, project, candidate, verdict, status, 
         assert summary["p_value"] < 0.05
     if candidate == "better":
         assert summary["lift"] == pytest.approx(20 / 41)
-        assert summary["test"] == "mcnemar_exact"
+        assert summary["test"] == "score"
         assert sorted(summary["improvements"]) == sorted(f"q-{n}" for n in range(1, 41, 2))
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.gate import stats
@@ -40,6 +39,8 @@ class RoleStats:
     cost: float | None
     tokens: int
     trial_pass_rate: float | None = None
+    ci: tuple[float, float] = (math.nan, math.nan)
+    """The (1 - 2·alpha) scenario-clustered interval of ``pass_rate``."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Guardrail:
 
 @dataclass(frozen=True)
 class CategoryRow:
-    """Both roles' pass rates over one category, with Wilson intervals, lift and Holm-adjusted p-value."""
+    """Both roles' pass rates over one category, with scenario-clustered intervals, lift and Holm-adjusted p-value."""
 
     category: str
     n: int
@@ -121,8 +122,8 @@ def _by_key(row: DataclassInstance, key: str) -> Any:
     return getattr(row, key)
 
 
-def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
-    """Pass rate, errors, p95 latency and cost of one role."""
+def role_stats(items: Sequence[ItemResult], spec: str = "", alpha: float = 0.05) -> RoleStats:
+    """Pass rate with its scenario-clustered interval, errors, p95 latency and cost of one role."""
     trials = sum(i.trials for i in items)
     latencies = sorted(x for i in items for x in i.latencies)
     costs = [i.cost for i in items if i.cost is not None]
@@ -139,40 +140,28 @@ def role_stats(items: Sequence[ItemResult], spec: str = "") -> RoleStats:
         p95_latency_s=latencies[min(len(latencies) - 1, math.ceil(0.95 * len(latencies)) - 1)] if latencies else None,
         cost=sum(costs) if costs else None,
         tokens=sum(i.tokens for i in items),
+        ci=stats.clustered_interval(rates, alpha),
     )
+
+
+def differences(pairs: Sequence[tuple[ItemResult, ItemResult]]) -> stats.Differences:
+    """The paired scenarios' differences in pass rate, on their lattice."""
+    return stats.Differences.of((i.passes, i.trials, c.passes, c.trials) for i, c in pairs)
+
+
+def threshold(config: GateConfig) -> float:
+    """The lift the candidate must beat: ``min_lift`` for superiority, ``-margin`` for non-inferiority."""
+    return config.min_lift if config.mode == "superiority" else -config.margin
 
 
 def paired_test(
     pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig, interval: bool = True
 ) -> stats.PairedTest:
-    """Exact McNemar for single binary trials; a sign-flip test on pass-rate differences otherwise.
-
-    ``interval=False`` skips the bootstrap interval (NaN bounds) where only the p-value is wanted.
-    """
-    diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
-    n = len(diffs)
-    lift = sum(diffs) / n
-    shift = config.min_lift if config.mode == "superiority" else -config.margin
-    binary = all(i.trials == 1 and c.trials == 1 for i, c in pairs)
-    if binary and shift == 0:
-        improvements, regressions = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-        p_value = stats.mcnemar_exact(improvements, regressions)[0]
-        low, high = stats.paired_difference_ci(improvements, regressions, n, config.alpha)
-        return stats.PairedTest("mcnemar_exact", lift, low, high, p_value, n)
-    p_value = stats.sign_flip_p(diffs, shift=shift, resamples=config.resamples, seed=config.seed)
-    low, high = stats.bootstrap_ci(diffs, alpha=config.alpha, seed=config.seed) if interval else (math.nan, math.nan)
-    return stats.PairedTest("sign_flip", lift, low, high, p_value, n)
-
-
-def wilson(passes: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Two-sided (1 - alpha) Wilson interval of a pass rate."""
-    if n == 0:
-        return math.nan, math.nan
-    z = NormalDist().inv_cdf(1 - alpha / 2)
-    p = passes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """The lattice score test of "lift > threshold" and, unless ``interval=False``, the interval it inverts to."""
+    diffs = differences(pairs)
+    p_value = stats.score_p(diffs, threshold(config))
+    low, high = stats.score_interval(diffs, config.alpha) if interval else (math.nan, math.nan)
+    return stats.PairedTest("score", diffs.mean, low, high, p_value, diffs.n)
 
 
 @dataclass
@@ -233,8 +222,8 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
         reasons=[],
         config=config,
         n_paired=len(pairs),
-        incumbent=role_stats([i for i, _ in pairs], specs.get("incumbent", "")),
-        candidate=role_stats([c for _, c in pairs], specs.get("candidate", "")),
+        incumbent=role_stats([i for i, _ in pairs], specs.get("incumbent", ""), config.alpha),
+        candidate=role_stats([c for _, c in pairs], specs.get("candidate", ""), config.alpha),
     )
     result.scenarios = [_scenario_row(i, c, config.k) for i, c in pairs]
     if not pairs:
@@ -243,9 +232,11 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
     result.improvements = [i.scenario for i, c in pairs if c.pass_rate > i.pass_rate]
     result.regressions = [i.scenario for i, c in pairs if c.pass_rate < i.pass_rate]
     result.critical_regressions = [i.scenario for i, c in pairs if i.critical and c.pass_rate < i.pass_rate]
-    diffs = [c.pass_rate - i.pass_rate for i, c in pairs]
-    result.discordance = sum(d * d for d in diffs) / len(diffs)
-    result.minimum_detectable_lift = stats.minimum_detectable_lift(len(pairs), result.discordance, config.alpha)
+    diffs = differences(pairs)
+    result.discordance = diffs.second_moment
+    result.minimum_detectable_lift = stats.detectable_lift(
+        diffs.n, diffs.second_moment, threshold(config), config.alpha
+    )
     for role, stat in (("incumbent", result.incumbent), ("candidate", result.candidate)):
         if stat.errors == stat.n:
             result.reasons.append(f"every {role} trial errored: nothing to compare")
@@ -254,6 +245,10 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
     if result.reasons:
         return result
     result.test = paired_test(pairs, config)
+    numbers = (result.test.lift, result.test.p_value, result.test.ci_low, result.test.ci_high)
+    if not all(math.isfinite(x) for x in numbers):
+        result.reasons.append(f"the paired test gave a number that is not finite (lift, p, interval: {numbers})")
+        return result
     result.categories = _categories(pairs, config)
     result.guardrails = _guardrails(result.incumbent, result.candidate, config)
     result.reasons = _failures(result)
@@ -346,7 +341,7 @@ def _guardrail(name: str, incumbent: float, candidate: float, limit: float, deta
 
 
 def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig) -> list[CategoryRow]:
-    """Per-category pass rates with Wilson intervals, lift and Holm-adjusted p-values."""
+    """Per-category pass rates with scenario-clustered intervals, lift and Holm-adjusted p-values."""
     groups: dict[str, list[tuple[ItemResult, ItemResult]]] = {}
     for pair_ in pairs:
         groups.setdefault(pair_[0].category or "(none)", []).append(pair_)
@@ -355,22 +350,22 @@ def _categories(pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConf
     rows = []
     for name, test, p_holm in zip(names, tests, stats.holm([t.p_value for t in tests]), strict=True):
         group = groups[name]
-        (inc_rate, inc_ci), (cand_rate, cand_ci) = (_category_rate([p[index] for p in group]) for index in (0, 1))
+        (inc_rate, inc_ci), (cand_rate, cand_ci) = (
+            _category_rate([p[index] for p in group], config.alpha) for index in (0, 1)
+        )
         rows.append(
             CategoryRow(name, len(group), test.lift, test.p_value, inc_rate, inc_ci, cand_rate, cand_ci, p_holm)
         )
     return rows
 
 
-def _category_rate(items: Sequence[ItemResult]) -> tuple[float | None, tuple[float, float]]:
-    """One role's mean per-scenario pass rate over a category, with a Wilson interval over its scenarios.
+def _category_rate(items: Sequence[ItemResult], alpha: float) -> tuple[float | None, tuple[float, float]]:
+    """One role's mean per-scenario pass rate over a category, with its scenario-clustered interval.
 
     The scenario is the unit, as for the lift: trials of one scenario are not independent.
     """
     rates = [i.pass_rate for i in items if i.trials]
-    if not rates:
-        return None, wilson(0, 0)
-    return sum(rates) / len(rates), wilson(sum(rates), len(rates))
+    return (sum(rates) / len(rates) if rates else None), stats.clustered_interval(rates, alpha)
 
 
 def _scenario_row(incumbent: ItemResult, candidate: ItemResult, k: int) -> ScenarioRow:

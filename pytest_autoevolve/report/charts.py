@@ -6,7 +6,7 @@ import html
 import math
 from collections.abc import Iterable
 
-from pytest_autoevolve.gate.decide import ScenarioRow, wilson
+from pytest_autoevolve.gate.decide import ScenarioRow
 from pytest_autoevolve.gate.summary import GateSummary
 from pytest_autoevolve.report.format import CATEGORY_CAP, ROLES, all_passed, finite, interval, pct, shorten
 
@@ -23,7 +23,7 @@ OUTCOME_COLORS = {
 
 _Rate = tuple[str, float | None, tuple[float, float]]
 
-"""A role, its pass rate and the rate's Wilson interval: one bar of the category chart."""
+"""A role, its pass rate and the rate's scenario-clustered interval: one bar of the category chart."""
 
 
 def lift_svg(gate: GateSummary, lift: float, low: float, high: float) -> str:
@@ -102,11 +102,11 @@ def paired_outcomes(rows: Iterable[ScenarioRow]) -> dict[str, int]:
 
 
 def category_svg(gate: GateSummary) -> str:
-    """Horizontal grouped bars: each category's pass rate for both roles, Wilson intervals as error bars."""
+    """Horizontal grouped bars: each category's pass rate for both roles, scenario-clustered intervals as error bars."""
     overall: list[_Rate] = []
     for role in ROLES:
         stat = gate.role(role)
-        overall.append((role, stat.pass_rate, wilson(stat.passed, stat.n)))
+        overall.append((role, stat.pass_rate, stat.ci))
     groups: list[tuple[str, int, list[_Rate]]] = [("all scenarios", gate.n_paired, overall)]
     for c in gate.categories[:CATEGORY_CAP]:
         rates: list[_Rate] = [
@@ -122,7 +122,7 @@ def category_svg(gate: GateSummary) -> str:
 
     out = [
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-        'aria-label="pass rate by category for both roles, with 95% Wilson intervals">'
+        'aria-label="pass rate by category for both roles, with intervals">'
     ]
     legend_x = x0
     for role in ROLES:
@@ -163,7 +163,7 @@ def category_svg(gate: GateSummary) -> str:
             tip = f"{name} · {role}: {pct(rate)}"
             has_ci = all(finite(v) for v in ci)
             if has_ci:
-                tip += f" (95% Wilson interval {interval(ci[0], ci[1])})"
+                tip += f" (scenario-clustered interval {interval(ci[0], ci[1])})"
             out.append(
                 f'<rect x="{x0}" y="{by}" width="{x(rate) - x0:.1f}" height="{bar_h}" fill="{COLORS[role]}">'
                 f"<title>{html.escape(tip)}</title></rect>"

@@ -37,7 +37,7 @@ PASS_K_NOTE = (
     "(both unbiased estimates from each scenario's trials, averaged over scenarios)."
 )
 
-TEST_NAMES = {"mcnemar_exact": "exact McNemar", "sign_flip": "sign-flip permutation"}
+TEST_NAMES = {"score": "paired score test (Tango; restricted MLE on the lattice)"}
 
 VERDICT_ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
@@ -69,7 +69,7 @@ def statistics(gate: GateSummary, markdown: bool) -> list[tuple[str, str]]:
         ("alpha", f"{gate.alpha:g}"),
         ("mode", rule),
         ("paired scenarios", str(gate.n_paired)),
-        ("minimum detectable lift (80% power)", pct(gate.minimum_detectable_lift)),
+        ("minimum detectable lift (80% power, prospective)", pct(gate.minimum_detectable_lift)),
     ]
 
 

@@ -6,7 +6,7 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 
-from pytest_autoevolve.gate.decide import Guardrail, wilson
+from pytest_autoevolve.gate.decide import Guardrail
 from pytest_autoevolve.gate.summary import GateSummary, RunSummary
 from pytest_autoevolve.records import Trajectory
 from pytest_autoevolve.report.charts import (
@@ -145,14 +145,15 @@ def render_html(
 def _html_roles(gate: GateSummary) -> str:
     e = html.escape
     head = (
-        "<tr><th>role</th><th>model</th><th class=num>pass rate</th><th class=num>95% Wilson interval</th>"
+        "<tr><th>role</th><th>model</th><th class=num>pass rate</th>"
+        f"<th class=num>{ci_level(gate)} interval</th>"
         "<th class=num>trials passed</th><th class=num>errors</th><th class=num>p95 latency</th>"
         "<th class=num>cost</th><th class=num>tokens</th></tr>"
     )
     body = []
     for role in ROLES:
         stat = gate.role(role)
-        low, high = wilson(stat.passed, stat.n)
+        low, high = stat.ci
         body.append(
             f'<tr><td><span class="swatch" style="background:{COLORS[role]}"></span>{role}</td>'
             f"<td><code>{e(stat.spec)}</code></td><td class=num><b>{pct(stat.pass_rate)}</b></td>"
@@ -233,8 +234,8 @@ def _html_categories(gate: GateSummary) -> str:
     categories = gate.categories
     chart = category_svg(gate)
     caption = (
-        '<p class="caption">Bars: pass rate over all trials of the paired scenarios; error bars: 95% Wilson '
-        "intervals.</p>"
+        '<p class="caption">Bars: mean pass rate over the paired scenarios; error bars: '
+        f"{ci_level(gate)} intervals clustered by scenario (trials of one scenario are not independent).</p>"
     )
     if not categories:
         return (

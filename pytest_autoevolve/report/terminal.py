@@ -25,7 +25,10 @@ def summary_lines(gate: GateSummary) -> list[str]:
             f"alpha {gate.alpha:g}, {gate.n_paired} paired scenarios)"
         )
     if gate.minimum_detectable_lift is not None:
-        lines.append(f"smallest lift this catalog can detect (80% power): {gate.minimum_detectable_lift:.1%}")
+        lines.append(
+            f"smallest lift this catalog detects with 80% power (prospective, at this discordance): "
+            f"{gate.minimum_detectable_lift:.1%}"
+        )
     for label, ids in (("regressions", gate.regressions), ("improvements", gate.improvements)):
         shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
         lines.append(f"{label} ({len(ids)}): {shown or '-'}")

@@ -124,6 +124,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run only the incumbent's or the candidate's items (nothing pairs: the gate is "
         "inconclusive); for sampling and scoring runs",
     )
+    group.addoption(
+        "--autoevolve-sequential",
+        action="store_true",
+        default=None,
+        dest="autoevolve_sequential",
+        help="run scenarios in a seeded order and stop at the first look that decides (gate: {sequential: true})",
+    )
+    group.addoption(
+        "--autoevolve-budget",
+        dest="autoevolve_budget",
+        type=budget_option,
+        metavar="calls=N,tokens=N,cost=USD",
+        help="stop starting scenarios once the run has spent this; a fixed gate cut short is inconclusive",
+    )
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -131,6 +145,8 @@ def _settings(config: pytest.Config) -> Settings:
     from pytest_autoevolve.settings import load_settings
 
     cli = {name: config.getoption(dest) for name, dest in CLI_DESTS.items()}
+    gate = {"sequential": config.getoption("autoevolve_sequential"), "budget": config.getoption("autoevolve_budget")}
+    cli["gate"] = {key: value for key, value in gate.items() if value is not None} or None
     try:
         return load_settings(config.rootpath, cli)
     except ConfigError as exc:
@@ -146,6 +162,18 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise pytest.UsageError(f"expected a whole number of at least 1, got {value}")
     return value
+
+
+def budget_option(text: str) -> dict[str, float]:
+    """``calls=N,tokens=N,cost=USD`` (any of them) as a ``gate: {budget: ...}`` mapping."""
+    budget: dict[str, float] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        try:
+            budget[key.strip()] = float(value) if key.strip() == "cost" else int(value)
+        except ValueError:
+            raise pytest.UsageError(f"--autoevolve-budget takes calls=N,tokens=N,cost=USD, got {text!r}") from None
+    return budget
 
 
 def _choice(option: str, allowed: tuple[str, ...]) -> Callable[[str], str]:
@@ -249,6 +277,17 @@ def _note_skipped(config: pytest.Config, path: Path) -> None:
     if reporter is not None:
         shown = path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path
         reporter.write_line(f"autoevolve: skipped {shown}: not a scenario file (no top-level 'scenarios:' key)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With a sequential gate, scenarios run in its seeded order (the same order in every xdist worker)."""
+    if not config.getoption("autoevolve"):
+        return
+    settings = get_context(config).settings
+    if settings.gate.sequential:
+        from pytest_autoevolve.run.items import run_order
+
+        items[:] = run_order(items, settings.seed)
 
 
 @pytest.hookimpl(tryfirst=True)

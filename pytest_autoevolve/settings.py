@@ -38,6 +38,45 @@ class GateConfigError(ConfigError):
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What one gate run may spend, under ``gate: {budget: ...}``; a run that spends it stops starting items."""
+
+    calls: int | None = None
+    """Model calls (cache hits are free)."""
+    tokens: int | None = None
+    cost: float | None = None
+    """Money, in the providers' price unit (USD)."""
+
+    @classmethod
+    def from_mapping(cls, values: Any) -> Budget | None:
+        """Validate a ``budget:`` mapping (None or empty: no budget)."""
+        if values is None or isinstance(values, Budget):
+            return values or None
+        if not isinstance(values, Mapping):
+            raise GateConfigError(f"gate budget is a mapping of calls, tokens and cost, got {values!r}")
+        unknown = sorted(set(values) - {"calls", "tokens", "cost"})
+        if unknown:
+            raise GateConfigError(f"unknown gate budget key(s) {', '.join(unknown)}; known: calls, tokens, cost")
+        for key, value in values.items():
+            whole = key != "cost"
+            if not _number(value) or value <= 0 or (whole and not isinstance(value, int)):
+                kind = "a whole number" if whole else "a number"
+                raise GateConfigError(f"gate budget {key} is {kind} above 0, got {value!r}")
+        return cls(**values) if values else None
+
+    def spent(self, calls: int, tokens: int, cost: float) -> str | None:
+        """What ran out, in words, once any limit is reached; None while all hold."""
+        for name, used, limit in (
+            ("calls", calls, self.calls),
+            ("tokens", tokens, self.tokens),
+            ("cost", cost, self.cost),
+        ):
+            if limit is not None and used >= limit:
+                return f"the budget of {limit:g} {name} is spent ({used:g} used)"
+        return None
+
+
+@dataclass(frozen=True)
 class GateConfig:
     """The gate's rule and guardrails, from ``gate:`` in the config."""
 
@@ -52,6 +91,11 @@ class GateConfig:
     max_cost_increase: float | None = 0.1
     k: int = 2
     seed: int = 0
+    sequential: bool = False
+    """Run scenarios in a seeded order and stop at the first look that decides (`gate.sequential`)."""
+    looks: int = 5
+    """How many looks a sequential gate takes, in equal batches of scenarios."""
+    budget: Budget | None = None
 
     BASE_OWNED: ClassVar[tuple[str, ...]] = ("gate", "catalog", "split", "repeats", "seed")
     """The settings ``autoevolve ci gate`` takes from the base commit's config, never the pull request's."""
@@ -70,12 +114,15 @@ class GateConfig:
         if unknown:
             raise GateConfigError(f"unknown gate setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         cls.head_may_change(values)
-        config = cls(**{"seed": seed, **{k: v for k, v in values.items() if k != "head_may_change"}})
+        given = {k: v for k, v in values.items() if k != "head_may_change"}
+        config = cls(**{"seed": seed, **given, "budget": Budget.from_mapping(given.get("budget"))})
         if config.mode not in MODES:
             raise GateConfigError(f"gate mode is one of {', '.join(MODES)}, got {config.mode!r}")
         if not _number(config.alpha) or not 0 < config.alpha < 1:
             raise GateConfigError(f"gate alpha is between 0 and 1, got {config.alpha!r}")
-        for name in ("min_paired", "k"):
+        if not isinstance(config.sequential, bool):
+            raise GateConfigError(f"gate sequential is true or false, got {config.sequential!r}")
+        for name in ("min_paired", "k", "looks"):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise GateConfigError(f"gate {name} is a whole number of at least 1, got {value!r}")
@@ -203,7 +250,10 @@ def read_file_settings(root: Path) -> dict[str, Any]:
 def load_settings(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
     """The settings of the project at ``root``, with ``overrides`` (``None`` or ``[]`` means not given) on top."""
     values = read_file_settings(root)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None and v != []})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None and v != []}
+    if isinstance(given.get("gate"), Mapping) and isinstance(values.get("gate"), Mapping):
+        given["gate"] = {**values["gate"], **given["gate"]}  # gate options on the command line refine the file's
+    values.update(given)
     return settings_from(values)
 
 

@@ -209,7 +209,10 @@ def test_a_base_run_with_errors_is_reported_and_never_reused(tmp_path: Path):
     files = {
         "scenarios/strings.yaml": STRINGS,
         "agent.py": FLAKY_AGENT,
-        "autoevolve.yaml": "candidate: python:agent:answer\ngate: {mode: non_inferiority, min_paired: 10}\n",
+        # a margin wide enough that a dozen tied scenarios show non-inferiority (at 0.02 they could not)
+        "autoevolve.yaml": (
+            "candidate: python:agent:answer\ngate: {mode: non_inferiority, margin: 0.3, min_paired: 10}\n"
+        ),
         ".gitignore": IGNORE,
     }
     repo = git_repo(project, files, "base")

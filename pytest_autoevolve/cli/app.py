@@ -14,6 +14,7 @@ from pytest_autoevolve.cli.evolve import add_commands as add_evolve_commands
 from pytest_autoevolve.cli.finetune import add_commands as add_finetune_commands
 from pytest_autoevolve.cli.gate import GATE_SOURCES, _compare, _gate_options, _report, _scenarios
 from pytest_autoevolve.cli.init import add_command as add_init_command
+from pytest_autoevolve.cli.plan import add_commands as add_plan_commands
 from pytest_autoevolve.errors import AutoevolveError
 
 EXAMPLES = {
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("after", metavar="B.xml", help="junit file of the later run")
     _gate_options(compare)
     compare.set_defaults(handler=_compare)
+    add_plan_commands(commands)
     add_finetune_commands(commands)
     add_evolve_commands(commands)
     add_ci_commands(commands)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.gate import stats
 from pytest_autoevolve.gate.results import ItemResult
+from pytest_autoevolve.gate.sequential import Design
 from pytest_autoevolve.settings import GateConfig
 
 if TYPE_CHECKING:
@@ -185,6 +186,8 @@ class GateResult:
     scenarios: list[ScenarioRow] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     """The selected scenario items (``id[role]``) that did not finish with recorded trials."""
+    design: Design | None = None
+    """A sequential gate's looks and where it stopped; None for the fixed design."""
 
     @property
     def complete(self) -> bool:
@@ -291,6 +294,21 @@ def require_complete(result: GateResult, missing: Sequence[ItemResult], why: str
     elif was_pass:
         result.verdict = "inconclusive"
     result.reasons = reasons + ([] if was_pass else result.reasons)  # a pass's reasons no longer hold
+    return result
+
+
+def cut_by_budget(result: GateResult, missing: Sequence[ItemResult], why: str) -> GateResult:
+    """A fixed gate whose budget ran out before every selected item ran is inconclusive: never pass, never fail.
+
+    A cut-short catalog is not the one the rule was set for, and the items left out are no
+    evidence of a regression (`require_complete` is for items that crashed or were lost).
+    """
+    result.missing = sorted(f"{item.scenario}[{item.role}]" for item in missing)
+    result.verdict = "inconclusive"
+    result.reasons = [
+        f"{why}: {len(missing)} selected scenario item(s) did not run, and a fixed gate cut short decides "
+        "nothing (a sequential gate, gate: {sequential: true}, stays valid when its budget runs out)"
+    ]
     return result
 
 

@@ -136,11 +136,11 @@ def score_interval(diffs: Differences, alpha: float) -> tuple[float, float]:
         return math.nan, math.nan
     lowest, highest, mean = float(diffs.lattice[0]), float(diffs.lattice[-1]), diffs.mean
     low = _crossing(lambda d: score_p(diffs, d) - alpha, lowest, mean)
-    high = _crossing(lambda d: alpha - _upper_p(diffs, d), mean, highest)
+    high = _crossing(lambda d: alpha - upper_p(diffs, d), mean, highest)
     return low, high
 
 
-def _upper_p(diffs: Differences, delta: float) -> float:
+def upper_p(diffs: Differences, delta: float) -> float:
     """The p-value of "the lift is below ``delta``"."""
     mirrored = Differences({-v: c for v, c in diffs.counts.items()}, tuple(sorted(-v for v in diffs.lattice)))
     return score_p(mirrored, -delta)

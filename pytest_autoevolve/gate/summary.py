@@ -13,7 +13,7 @@ import functools
 import json
 import types
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_hints
 
@@ -28,13 +28,14 @@ from pytest_autoevolve.gate.decide import (
     ScenarioRole,
     ScenarioRow,
 )
+from pytest_autoevolve.gate.sequential import Design
 from pytest_autoevolve.records import FORMAT_VERSION
 from pytest_autoevolve.settings import MODES, GateConfig
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-SUMMARY_FORMAT_VERSION = 2
+SUMMARY_FORMAT_VERSION = 3
 
 """The version of ``summary.json``'s layout; bump it when a key appears, goes or changes meaning."""
 
@@ -89,6 +90,8 @@ class GateSummary:
     """Whether every selected scenario item finished; a run that is not complete never passes."""
     missing: tuple[str, ...] = ()
     """The selected items (``id[role]``) that did not finish."""
+    design: Design | None = None
+    """A sequential gate's looks and where it stopped; None for the fixed design."""
 
     @property
     def alpha(self) -> float:
@@ -139,6 +142,7 @@ class GateSummary:
             thresholds=result.config,
             complete=result.complete,
             missing=tuple(result.missing),
+            design=result.design,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -167,6 +171,7 @@ class GateSummary:
             "categories": [_flat(c) for c in self.categories],
             "scenarios": [_scenario_json(row) for row in self.scenarios],
             "thresholds": _flat(self.thresholds),
+            "design": None if self.design is None else _flat(self.design),
         }
 
     @classmethod
@@ -265,9 +270,14 @@ class RunSummary:
 
 
 def _flat(row: DataclassInstance) -> dict[str, Any]:
-    """A row of plain fields as JSON: its fields in order, intervals as lists."""
-    values = {f.name: getattr(row, f.name) for f in fields(row)}
-    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+    """A row of plain fields as JSON: its fields in order, tuples as lists, nested rows as objects."""
+    return {f.name: _plain(getattr(row, f.name)) for f in fields(row)}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _flat(value)
+    return [_plain(item) for item in value] if isinstance(value, tuple) else value
 
 
 def _scenario_json(row: ScenarioRow) -> dict[str, Any]:
@@ -451,7 +461,19 @@ def _convert(value: object, hint: Any) -> object:
         return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG
     if hint in (str, bool):
         return value if isinstance(value, hint) else _WRONG
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _convert_row(value, hint)
     raise TypeError(f"no JSON reading for the type {hint!r}")
+
+
+def _convert_row(value: object, cls: type) -> object:
+    """A nested row (a budget, a look) from its JSON object: every key known and of its type."""
+    names = {f.name for f in fields(cls)}
+    if not isinstance(value, Mapping) or not set(value) <= names:
+        return _WRONG
+    hints = _hints(cls)
+    converted = {name: _convert(item, hints[name]) for name, item in value.items()}
+    return _WRONG if any(item is _WRONG for item in converted.values()) else cls(**converted)
 
 
 def _empty(hint: Any) -> object:
@@ -473,7 +495,7 @@ def _expected(hint: Any) -> str:
     if get_origin(hint) is dict:
         return "an object of strings"
     names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", type(None): "null"}
-    return names[hint]
+    return names.get(hint, "an object")
 
 
 def _kind(value: object) -> str:

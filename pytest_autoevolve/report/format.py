@@ -70,6 +70,7 @@ def statistics(gate: GateSummary, markdown: bool) -> list[tuple[str, str]]:
         ("mode", rule),
         ("paired scenarios", str(gate.n_paired)),
         ("minimum detectable lift (80% power, prospective)", pct(gate.minimum_detectable_lift)),
+        ("design", f"{gate.design.describe()}; {gate.design.spent()}" if gate.design else "fixed: every scenario"),
     ]
 
 
@@ -191,7 +192,7 @@ def ci_text(ci: tuple[float, float]) -> str:
 
 def ci_level(gate: GateSummary) -> str:
     """The confidence level of the lift's interval, from alpha (90% for alpha 0.05, one-sided)."""
-    return f"{100 - 200 * float(gate.alpha):g}%" if finite(gate.alpha) else "two-sided"
+    return f"{100 - 200 * float(gate.alpha):.6g}%" if finite(gate.alpha) else "two-sided"
 
 
 def guardrail_value(guardrail: Guardrail, value: float) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_autoevolve.gate.summary import GateSummary
-from pytest_autoevolve.report.format import ROLES
+from pytest_autoevolve.report.format import ROLES, ci_level
 
 
 def summary_lines(gate: GateSummary) -> list[str]:
@@ -20,10 +20,12 @@ def summary_lines(gate: GateSummary) -> list[str]:
     test = gate.paired
     if test is not None:
         lines.append(
-            f"lift {test.lift:+.1%}  {100 - 200 * gate.alpha:.0f}% CI [{test.ci_low:+.1%}, "
+            f"lift {test.lift:+.1%}  {ci_level(gate)} CI [{test.ci_low:+.1%}, "
             f"{test.ci_high:+.1%}]  p = {test.p_value:.4g}  ({test.test}, {gate.mode}, "
             f"alpha {gate.alpha:g}, {gate.n_paired} paired scenarios)"
         )
+    if gate.design is not None:
+        lines.append(f"{gate.design.describe()}; {gate.design.spent()}")
     if gate.minimum_detectable_lift is not None:
         lines.append(
             f"smallest lift this catalog detects with 80% power (prospective, at this discordance): "

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_autoevolve.catalog.loader import Catalog, load_catalog
-from pytest_autoevolve.files import TrajectoryWriter
+from pytest_autoevolve.files import TrajectoryWriter, write_json_atomic
 from pytest_autoevolve.graders.registry import GraderRegistry
 from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpecError, Reply, parse_spec
 from pytest_autoevolve.providers.registry import ProviderRegistry
@@ -19,6 +21,9 @@ from pytest_autoevolve.run.cache import ResponseCache
 from pytest_autoevolve.run.registries import assemble
 from pytest_autoevolve.run.runner import ModelHandle
 from pytest_autoevolve.settings import Settings
+
+AHEAD = 4
+"""Prefetched trials run at most this many times the concurrency ahead of the items that take them."""
 
 
 class BrokenModel:
@@ -54,6 +59,28 @@ class RunContext:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._prefetched: dict[tuple[str, str], list[Future[Trajectory]]] = {}
+        self._stopped: str | None = None
+        self._ahead: list[tuple[str, Scenario]] = []
+
+    @property
+    def stop_file(self) -> Path:
+        """Written by the controller when the run should start no more scenarios (every process reads it)."""
+        return self.run_dir / "stop.json"
+
+    def stop(self, reason: str) -> None:
+        """Start no more scenarios, here and in every worker; trials prefetched but not started are dropped."""
+        self._stopped = reason
+        self._ahead.clear()
+        write_json_atomic(self.stop_file, {"reason": reason})
+        for futures in self._prefetched.values():
+            for future in futures:
+                future.cancel()
+
+    def stopped(self) -> str | None:
+        """Why the run starts no more scenarios (a sequential gate decided, the budget is spent); None if it goes on."""
+        if self._stopped is None and self.stop_file.is_file():
+            self._stopped = str(json.loads(self.stop_file.read_text(encoding="utf-8"))["reason"])
+        return self._stopped
 
     def check_specs(self) -> None:
         """Fail fast, as a usage error, on a role whose spec names no known provider."""
@@ -129,13 +156,26 @@ class RunContext:
         return [self._pool.submit(handle.run, scenario, r) for r in range(self.repeats(scenario))]
 
     def prefetch(self, work: Iterable[tuple[str, Scenario]]) -> None:
-        """Start every trial of these (role, scenario) pairs on the pool, ``concurrency`` at a time."""
-        for role, scenario in work:
+        """Run the trials of these (role, scenario) pairs ahead on the pool, ``concurrency`` at a time.
+
+        Submission stays a little ahead of the items that take the results (`AHEAD` times the
+        concurrency in trials), so a stop (a decided sequential gate, a spent budget) leaves
+        little started that is not needed.
+        """
+        self._ahead = list(work)[::-1]
+        self._top_up()
+
+    def _top_up(self) -> None:
+        queued = sum(len(f) for f in self._prefetched.values())
+        while self._ahead and queued < AHEAD * self.settings.concurrency and self._stopped is None:
+            role, scenario = self._ahead.pop()
             self._prefetched[(role, scenario.id)] = self._submit(role, scenario)
+            queued += self.repeats(scenario)
 
     def trials(self, role: str, scenario: Scenario) -> list[Trajectory]:
         """Every trial of one scenario on one role, in repeat order: prefetched, pooled or serial."""
         futures = self._prefetched.pop((role, scenario.id), None)
+        self._top_up()
         if futures is None and self.settings.concurrency > 1:
             futures = self._submit(role, scenario)
         if futures is None:

@@ -65,6 +65,9 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         """Run the trials, attach the results as properties, fail unless every trial passed."""
         context = self.config.stash[CONTEXT_KEY]
+        reason = context.stopped()
+        if reason is not None:
+            pytest.skip(reason)
         try:
             trajectories = context.trials(self.role, self.scenario)
         except ArtifactWriteError as exc:  # nothing more can be recorded: stop, keep what is on disk whole
@@ -119,3 +122,20 @@ SHOWN_CHARS = 300
 def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
     """``text`` cut to ``limit`` characters for the terminal and junit, saying how much is left out."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters in the trajectory)"
+
+
+def run_order(items: list[pytest.Item], seed: int) -> list[pytest.Item]:
+    """Scenario items in the sequential gate's seeded order, both roles of a scenario together.
+
+    Other items keep their places before them; scenarios not on the eval split (which never
+    gate) run first, so a stop never cuts them.
+    """
+    from pytest_autoevolve.gate.sequential import order
+
+    scenario_items = [i for i in items if isinstance(i, ScenarioItem)]
+    rank = {s: n for n, s in enumerate(order((i.scenario.id for i in scenario_items), seed))}
+    roles = {"incumbent": 0, "candidate": 1}
+    ranked = sorted(
+        scenario_items, key=lambda i: (i.scenario.split == "eval", rank[i.scenario.id], roles.get(i.role, 2))
+    )
+    return [i for i in items if not isinstance(i, ScenarioItem)] + ranked

@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import pytest
 from _pytest.junitxml import xml_key
 
 from pytest_autoevolve.files import files_sha256, write_json_atomic
-from pytest_autoevolve.gate.decide import GateResult, decide, require_complete
+from pytest_autoevolve.gate import sequential
+from pytest_autoevolve.gate.decide import GateResult, cut_by_budget, decide, require_complete
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
 from pytest_autoevolve.providers.base import parse_spec
@@ -48,6 +50,12 @@ class ResultLog:
         self.result: GateResult | None = None
         self.reports: list[Path] = []
         self.annotations: list[str] = []
+        self.finished: set[tuple[str, str]] = set()
+        """(scenario, role) of every item that reported its trials."""
+        self.budget_spent: str | None = None
+        """What ran out, once the run's budget is spent."""
+        self._order: list[str] | None = None
+        self._looks_taken = 0
 
     def _select(self, node_ids: Iterable[str]) -> None:
         for node_id in node_ids:
@@ -72,8 +80,78 @@ class ResultLog:
             item = ItemResult.from_properties(dict(report.user_properties))
             if item is not None:
                 self.items.append(item)
+                self.finished.add((item.scenario, item.role))
+                self._watch()
         if report.failed and not SCENARIO_NODE.match(report.nodeid) and report.nodeid not in self.other_failures:
             self.other_failures.append(report.nodeid)
+
+    def _watch(self) -> None:
+        """After each finished item: stop the run once its budget is spent or its sequential gate decided."""
+        gate = self.context.settings.gate
+        if self.context.stopped() is not None:
+            return
+        if gate.budget is not None:
+            tokens, cost = sum(i.tokens for i in self.items), sum(i.cost or 0.0 for i in self.items)
+            self.budget_spent = gate.budget.spent(sum(i.trials - i.cached for i in self.items), tokens, cost)
+            if self.budget_spent is not None:
+                self.context.stop(f"not run: {self.budget_spent}")
+                return
+        if gate.sequential:
+            ordered = self.planned_order()
+            sizes = sequential.look_sizes(len(ordered), gate.looks)
+            if self._looks_taken < len(sizes) and sequential.complete(
+                self.finished, ordered[: sizes[self._looks_taken]]
+            ):
+                design = sequential.walk(self.items, ordered, gate)
+                self._looks_taken = len(design.taken)
+                if design.decided:
+                    self.context.stop(f"not needed: {design.describe()}")
+
+    def planned_order(self) -> list[str]:
+        """The eval scenarios selected on both roles, in the sequential gate's seeded order."""
+        if self._order is None:
+            roles: dict[str, set[str]] = {}
+            for scenario, role, _ in self.selected.values():
+                roles.setdefault(scenario, set()).add(role)
+            splits = self._scenario_field("split")
+            paired = [s for s, r in roles.items() if len(r) == 2 and splits.get(s, "eval") == "eval"]
+            self._order = sequential.order(paired, self.context.settings.seed)
+        return self._order
+
+    def _scenario_field(self, name: str) -> dict[str, Any]:
+        """One field of every catalog scenario by id (nothing when the catalog cannot be read here)."""
+        if self.context.settings.split == "eval" and name == "split":
+            return {}
+        try:
+            return {s.id: getattr(s, name) for s in self.context.catalog}
+        except Exception:  # the catalog cannot be read again here: results will tell
+            return {}
+
+    def _sequential(self, specs: dict[str, str], missing: list[ItemResult]) -> tuple[GateResult, list[ItemResult]]:
+        """The sequential gate's verdict: the fixed rule at the deciding look's level, on that look's scenarios.
+
+        Items past the deciding look were not needed: they are not missing. A run that stopped
+        before any boundary (interrupted, out of budget) is inconclusive.
+        """
+        gate, ordered = self.context.settings.gate, self.planned_order()
+        repeats = self._scenario_field("repeats")
+        design = replace(
+            sequential.walk(self.items, ordered, gate),
+            planned_trials=sum(2 * (repeats.get(s) or self.context.settings.repeats) for s in ordered),
+            trials=sum(i.trials for i in self.items),
+        )
+        if not design.decided:
+            result = decide(self.items, gate, specs)
+            result.verdict, result.reasons = (
+                "inconclusive",
+                [f"the run stopped before the gate decided: {design.describe()}"],
+            )
+        else:
+            used = set(ordered[: design.used])
+            result = decide([i for i in self.items if i.scenario in used], sequential.at_look(gate, design), specs)
+            missing = [m for m in missing if m.scenario in used]
+        result.design = design
+        return result, missing
 
     def missing(self) -> list[ItemResult]:
         """The selected scenario items that reported no trials, as empty results (critical ones marked)."""
@@ -127,7 +205,15 @@ class ResultLog:
             role: recorded.get(role) or parse_spec(spec, settings.models).display
             for role, spec in settings.roles.items()
         }
-        self.result = require_complete(decide(self.items, settings.gate, specs), self.missing(), _why(session))
+        missing = self.missing()
+        if settings.gate.sequential:
+            result, missing = self._sequential(specs, missing)
+        else:
+            result = decide(self.items, settings.gate, specs)
+        if self.budget_spent is not None and missing and not (result.design and result.design.decided):
+            self.result = cut_by_budget(result, missing, self.budget_spent)
+        else:
+            self.result = require_complete(result, missing, _why(session))
         summary = self.summary(self.result)
         written = summary.to_json()
         write_json_atomic(self.context.run_dir / "summary.json", written)

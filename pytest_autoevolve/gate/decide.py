@@ -10,9 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from pytest_autoevolve.gate import stats
+from pytest_autoevolve.gate import sequential, stats
 from pytest_autoevolve.gate.results import ItemResult
-from pytest_autoevolve.gate.sequential import Design
 from pytest_autoevolve.settings import GateConfig
 
 if TYPE_CHECKING:
@@ -186,7 +185,7 @@ class GateResult:
     scenarios: list[ScenarioRow] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     """The selected scenario items (``id[role]``) that did not finish with recorded trials."""
-    design: Design | None = None
+    design: sequential.Design | None = None
     """A sequential gate's looks and where it stopped; None for the fixed design."""
 
     @property
@@ -258,6 +257,27 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
     result.verdict = "fail" if result.reasons else "pass"
     if not result.reasons:
         result.reasons.append(_rule_text(result.test, config, cleared=True))
+    return result
+
+
+def decide_sequential(
+    items: Iterable[ItemResult], ordered: Sequence[str], config: GateConfig, specs: Mapping[str, str] | None = None
+) -> GateResult:
+    """The sequential gate: the fixed rule at the deciding look's level, on that look's scenarios.
+
+    ``ordered`` are the planned eval scenarios in run order (`sequential.order`). Results past
+    the deciding look are left out. Without a decision (the run stopped early) it is inconclusive.
+    """
+    items = list(items)
+    design = sequential.walk(items, ordered, config)
+    if design.decided:
+        used = set(ordered[: design.used])
+        result = decide([i for i in items if i.scenario in used], sequential.at_look(config, design), specs)
+    else:
+        result = decide(items, config, specs)
+        result.verdict = "inconclusive"
+        result.reasons = [f"the run stopped before the gate decided: {design.describe()}"]
+    result.design = design
     return result
 
 

@@ -16,7 +16,7 @@ from _pytest.junitxml import xml_key
 
 from pytest_autoevolve.files import files_sha256, write_json_atomic
 from pytest_autoevolve.gate import sequential
-from pytest_autoevolve.gate.decide import GateResult, cut_by_budget, decide, require_complete
+from pytest_autoevolve.gate.decide import GateResult, cut_by_budget, decide, decide_sequential, require_complete
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
 from pytest_autoevolve.providers.base import parse_spec
@@ -128,29 +128,22 @@ class ResultLog:
             return {}
 
     def _sequential(self, specs: dict[str, str], missing: list[ItemResult]) -> tuple[GateResult, list[ItemResult]]:
-        """The sequential gate's verdict: the fixed rule at the deciding look's level, on that look's scenarios.
+        """The sequential gate's verdict, with the trials made against the full run's.
 
-        Items past the deciding look were not needed: they are not missing. A run that stopped
-        before any boundary (interrupted, out of budget) is inconclusive.
+        Items past the deciding look were not needed: they are not missing.
         """
-        gate, ordered = self.context.settings.gate, self.planned_order()
+        ordered = self.planned_order()
+        result = decide_sequential(self.items, ordered, self.context.settings.gate, specs)
+        assert result.design is not None
         repeats = self._scenario_field("repeats")
-        design = replace(
-            sequential.walk(self.items, ordered, gate),
+        result.design = replace(
+            result.design,
             planned_trials=sum(2 * (repeats.get(s) or self.context.settings.repeats) for s in ordered),
             trials=sum(i.trials for i in self.items),
         )
-        if not design.decided:
-            result = decide(self.items, gate, specs)
-            result.verdict, result.reasons = (
-                "inconclusive",
-                [f"the run stopped before the gate decided: {design.describe()}"],
-            )
-        else:
-            used = set(ordered[: design.used])
-            result = decide([i for i in self.items if i.scenario in used], sequential.at_look(gate, design), specs)
+        if result.design.decided:
+            used = set(ordered[: result.design.used])
             missing = [m for m in missing if m.scenario in used]
-        result.design = design
         return result, missing
 
     def missing(self) -> list[ItemResult]:

@@ -83,6 +83,14 @@ def test_xdist_workers_stop_on_the_controllers_decision(say_project):
     assert summary["design"]["trials"] <= 0.6 * summary["design"]["planned_trials"]
 
 
+def test_concurrent_trials_stay_close_to_the_decision(say_project):
+    result = run(say_project, "half", "strong", "--autoevolve-sequential", "--autoevolve-concurrency", "4")
+    _, summary = read_run(say_project.path)
+    assert result.ret == 0 and summary["design"]["boundary"] == "efficacy"
+    # prefetching runs a few trials ahead of the items, never the whole catalog
+    assert summary["design"]["trials"] <= 0.3 * summary["design"]["planned_trials"]
+
+
 def test_a_fixed_gate_cut_by_its_budget_is_inconclusive_even_with_a_critical_scenario_unrun(say_project):
     result = run(say_project, "half", "breaks_critical", "--autoevolve-budget", "calls=60")
     _, summary = read_run(say_project.path)

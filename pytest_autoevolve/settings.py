@@ -93,7 +93,7 @@ class GateConfig:
     seed: int = 0
     sequential: bool = False
     """Run scenarios in a seeded order and stop at the first look that decides (`gate.sequential`)."""
-    looks: int = 5
+    looks: int = 10
     """How many looks a sequential gate takes, in equal batches of scenarios."""
     budget: Budget | None = None
 

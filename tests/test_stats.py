@@ -124,3 +124,16 @@ def test_exact_size_with_one_trial_is_at_most_alpha(n):
                 for b, c in rejected
             )
             assert size <= 0.05, (delta, discordance, size)
+
+
+@pytest.mark.parametrize(("n", "discordance"), [(20, 0.3), (60, 0.2)])
+def test_exact_power_at_the_detectable_lift_is_what_a_simulation_finds(n, discordance):
+    lift = stats.detectable_lift(n, discordance, single_trials=True)
+    assert stats.binary_power(n, discordance, lift) == pytest.approx(0.8, abs=1e-3)
+    rng, passes, catalogs = random.Random(7), 0, 2000
+    for _ in range(catalogs):
+        draws = [rng.random() for _ in range(n)]
+        improved = sum(u < (discordance + lift) / 2 for u in draws)
+        regressed = sum((discordance + lift) / 2 <= u < discordance for u in draws)
+        passes += stats.score_p(_differences(improved, regressed, n), 0.0) < 0.05
+    assert abs(passes / catalogs - 0.8) < 0.03  # three Monte Carlo standard errors

@@ -237,7 +237,11 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
     diffs = differences(pairs)
     result.discordance = diffs.second_moment
     result.minimum_detectable_lift = stats.detectable_lift(
-        diffs.n, diffs.second_moment, threshold(config), config.alpha
+        diffs.n,
+        diffs.second_moment,
+        threshold(config),
+        config.alpha,
+        single_trials=all(i.trials == 1 and c.trials == 1 for i, c in pairs),
     )
     for role, stat in (("incumbent", result.incumbent), ("candidate", result.candidate)):
         if stat.errors == stat.n:

@@ -16,9 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from statistics import NormalDist
 
 NORMAL = NormalDist()
+
+EXACT_POWER_SCENARIOS = 300
+"""Up to this many single-trial scenarios, the detectable lift comes from the test's exact power."""
 
 CONTINUITY = 0.25
 """The continuity correction, in lattice steps of the sum of the scenarios' differences."""
@@ -146,13 +150,13 @@ def upper_p(diffs: Differences, delta: float) -> float:
     return score_p(mirrored, -delta)
 
 
-def _crossing(increasing: Callable[[float], float], low: float, high: float) -> float:
-    """Where an increasing function crosses zero on [low, high] (an end when it does not)."""
+def _crossing(increasing: Callable[[float], float], low: float, high: float, steps: int = 60) -> float:
+    """Where an increasing function crosses zero on [low, high] (an end when it does not), to 2^-steps."""
     if increasing(low) >= 0:
         return low
     if increasing(high) < 0:
         return high
-    for _ in range(60):
+    for _ in range(steps):
         middle = (low + high) / 2
         if increasing(middle) < 0:
             low = middle
@@ -176,20 +180,87 @@ def power(n: int, second_moment: float, lift: float, threshold: float = 0.0, alp
     return NORMAL.cdf(z)
 
 
+def binary_power(n: int, discordance: float, lift: float, threshold: float = 0.0, alpha: float = 0.05) -> float:
+    """The score test's exact power with one trial per role, when the true lift is ``lift``.
+
+    Of ``n`` scenarios, D ~ Bin(n, discordance) have outcomes that differ; of those, improvements
+    b ~ Bin(D, (discordance + lift) / (2 discordance)); the test rejects from b's critical value
+    for D up (found once per n, threshold and alpha by the test itself).
+    """
+    psi = max(discordance, abs(lift))
+    if n == 0 or psi <= 0:
+        return 0.0
+    share_up = min(1.0, (psi + lift) / (2 * psi))
+    return sum(
+        weight * _binomial_tail(d, share_up, _critical(n, d, threshold, alpha))
+        for d, weight in _binomial_window(n, min(psi, 1.0))
+    )
+
+
+@lru_cache(maxsize=100_000)
+def _critical(n: int, discordant: int, threshold: float, alpha: float) -> int:
+    """The fewest improvements among ``discordant`` of ``n`` single-trial scenarios the test rejects at."""
+    lattice = (Fraction(-1), Fraction(0), Fraction(1))
+
+    def rejects(improved: int) -> bool:
+        counts = {Fraction(1): improved, Fraction(-1): discordant - improved, Fraction(0): n - discordant}
+        return score_p(Differences({v: c for v, c in counts.items() if c}, lattice), threshold) < alpha
+
+    low, high = 0, discordant + 1  # rejects(high) is taken as true: no b rejects when it stays there
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if rejects(middle) else (middle + 1, high)
+    return low
+
+
+def _binomial_window(n: int, p: float) -> list[tuple[int, float]]:
+    """(k, P(K = k)) for K ~ Bin(n, p), over k within ten standard deviations of the mean."""
+    reach = 10 * math.sqrt(n * p * (1 - p)) + 2
+    ks = range(max(0, math.floor(n * p - reach)), min(n, math.ceil(n * p + reach)) + 1)
+    return [(k, _binomial_pmf(k, n, p)) for k in ks]
+
+
+def _binomial_tail(n: int, p: float, k: int) -> float:
+    """P(K >= k) for K ~ Bin(n, p), summed from k to ten standard deviations past the mean."""
+    stop = min(n, math.ceil(max(k, n * p) + 10 * math.sqrt(n * p * (1 - p)) + 2))
+    return sum(_binomial_pmf(j, n, p) for j in range(max(k, 0), stop + 1))
+
+
+def _binomial_pmf(k: int, n: int, p: float) -> float:
+    if p <= 0 or p >= 1:
+        return float(k == (n if p >= 1 else 0))
+    log = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p)
+    return math.exp(log + (n - k) * math.log1p(-p))
+
+
 def detectable_lift(
-    n: int, second_moment: float, threshold: float = 0.0, alpha: float = 0.05, target: float = 0.8
+    n: int,
+    second_moment: float,
+    threshold: float = 0.0,
+    alpha: float = 0.05,
+    target: float = 0.8,
+    single_trials: bool = False,
 ) -> float | None:
     """The smallest true lift the score test finds with power ``target`` (prospective, not post hoc).
 
-    With no disagreement observed, one disagreeing scenario is assumed, so the answer is never
-    the threshold itself; None when no lift up to 1 reaches the power.
+    With ``single_trials`` (one trial per scenario and role) and up to `EXACT_POWER_SCENARIOS`
+    scenarios the power is the test's exact power (`binary_power`); otherwise its normal
+    approximation (`power`), within half a point of the exact one from 200 scenarios. With no disagreement
+    observed, one disagreeing scenario is assumed, so the answer is never the threshold itself;
+    None when no lift up to 1 reaches the power.
     """
     if n == 0:
         return None
     moment = max(second_moment, 1 / n)
-    if power(n, max(moment, 1.0), 1.0, threshold, alpha) < target:
+
+    def shortfall(lift: float) -> float:
+        if single_trials and n <= EXACT_POWER_SCENARIOS:
+            return binary_power(n, moment, lift, threshold, alpha) - target
+        return power(n, max(moment, lift * lift), lift, threshold, alpha) - target
+
+    if shortfall(1.0) < 0:
         return None
-    return _crossing(lambda lift: power(n, max(moment, lift * lift), lift, threshold, alpha) - target, threshold, 1.0)
+    return _crossing(shortfall, threshold, 1.0, steps=30)
 
 
 def clustered_interval(values: Sequence[float], alpha: float = 0.05) -> tuple[float, float]:

@@ -279,6 +279,21 @@ def _note_skipped(config: pytest.Config, path: Path) -> None:
         reporter.write_line(f"autoevolve: skipped {shown}: not a scenario file (no top-level 'scenarios:' key)")
 
 
+FAILED_ITEMS = "failed scenario items"
+"""The count line's word for scenario items that failed: evidence the gate weighs, not failed tests."""
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """A failed scenario item is counted apart from failed tests and listed briefly in the gate's block."""
+    if report.when != "call" or not report.failed or not config.getoption("autoevolve", False):
+        return None
+    from pytest_autoevolve.run.items import brief_failures
+
+    if dict(report.user_properties).get("autoevolve") != "scenario" or not brief_failures(config):
+        return None
+    return FAILED_ITEMS, "F", "FAILED"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With a sequential gate, scenarios run in its seeded order (the same order in every xdist worker)."""
     if not config.getoption("autoevolve"):

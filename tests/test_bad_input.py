@@ -256,7 +256,7 @@ def test_model_that_raises_is_that_trials_error(pytester, agents):
     out = result.stdout.str()
     assert "INTERNALERROR" not in out
     assert "Traceback" not in out
-    result.stdout.fnmatch_lines(["*error:    RuntimeError: model exploded*"])
+    result.stdout.fnmatch_lines(["*: 0/1 passed: *error RuntimeError: model exploded*"])
     trajectories, summary = read_run(pytester.path)
     candidate = [t for t in trajectories if t["role"] == "candidate"]
     assert [(t["scenario_id"], t["repeat"]) for t in candidate] == [("first", 0), ("second", 0), ("second", 1)]
@@ -296,7 +296,7 @@ def test_python_model_that_cannot_be_imported_fails_each_trial(pytester, agents,
     out = result.stdout.str()
     assert "INTERNALERROR" not in out
     assert "Traceback" not in out
-    result.stdout.fnmatch_lines([f"*error:*could not be loaded*{fragment}*"])
+    result.stdout.fnmatch_lines([f"*: 0/1 passed: *error *could not be loaded*{fragment}*"])
     trajectories, _ = read_run(pytester.path)
     candidate = [t for t in trajectories if t["role"] == "candidate"]
     assert [t["scenario_id"] for t in candidate] == ["a", "b"]

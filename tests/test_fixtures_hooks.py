@@ -282,7 +282,7 @@ def test_hook_adds_grader(pytester, write_scenarios, agents):
     )
     result = pytester.runpytest("--autoevolve", *MODELS)
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines(["*grader starts_with said no: 'goodbye' does not start with 'hello'*"])
+    result.stdout.fnmatch_lines(["*[[]starts_with: 'goodbye' does not start with 'hello'[]]"])
     trajectories, _ = read_run(pytester.path)
     assert {g["grader"] for t in trajectories for g in t["grades"]} == {"starts_with"}
 

@@ -80,7 +80,7 @@ def test_an_agent_calling_os_exit_is_a_trial_error_not_the_end_of_the_run(projec
     (left,) = [t for t in trajectories if t["error"]]
     assert left["scenario_id"] == "q-05" and left["error"] == "SystemExit: the model called os._exit(0) during a trial"
     assert summary["complete"] is True and summary["verdict"] != "pass"
-    assert result.stdout.lines[-1].startswith("=")  # pytest ended normally, with its summary line
+    assert result.stdout.lines[-1].startswith("autoevolve gate: ")  # the run ended normally, with its verdict
 
 
 @pytest.mark.parametrize("stop", ["-x", "--maxfail=1"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -194,7 +195,9 @@ def _load(path: str, adapter: str, device: str) -> tuple[Any, Any]:
     if adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter, local_files_only=True)
+        with warnings.catch_warnings():  # peft asks transformers 5 for a renamed attribute; nothing to act on
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            model = PeftModel.from_pretrained(model, adapter, local_files_only=True)
     model.to(device)
     model.eval()
     if tokenizer.pad_token_id is None:

@@ -7,7 +7,17 @@ from pytest_autoevolve.report.format import ROLES, ci_level
 
 
 def summary_lines(gate: GateSummary) -> list[str]:
-    """The terminal summary of a gate result (also printed by ``autoevolve report``)."""
+    """The terminal summary of a gate result (also printed by ``autoevolve report``): numbers, then verdict."""
+    return number_lines(gate) + verdict_lines(gate)
+
+
+def verdict_lines(gate: GateSummary) -> list[str]:
+    """The verdict with its reasons, one line each."""
+    return [f"{gate.verdict}: {reason}" for reason in gate.reasons]
+
+
+def number_lines(gate: GateSummary) -> list[str]:
+    """Both roles' pass rates, the lift with its interval, the design, the power, what changed."""
     lines = []
     for role in ROLES:
         stat = gate.role(role)
@@ -34,5 +44,4 @@ def summary_lines(gate: GateSummary) -> list[str]:
     for label, ids in (("regressions", gate.regressions), ("improvements", gate.improvements)):
         shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
         lines.append(f"{label} ({len(ids)}): {shown or '-'}")
-    lines += [f"{gate.verdict}: {reason}" for reason in gate.reasons]
     return lines

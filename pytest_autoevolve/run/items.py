@@ -78,8 +78,10 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailure(trajectories)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        """Input, expected, what came back, and which grader said no and why."""
+        """One line (expected, got, which grader said no), or with ``-v``/``--tb`` input and file too."""
         if isinstance(excinfo.value, ScenarioFailure):
+            if brief_failures(self.config):
+                return describe_briefly(self.scenario, excinfo.value.trajectories)
             return describe_failure(self.scenario, self.role, excinfo.value.trajectories)
         return super().repr_failure(excinfo)
 
@@ -91,6 +93,23 @@ class ScenarioItem(pytest.Item):
 def _properties(scenario: Scenario, role: str, spec: str, trajectories: list[Trajectory]) -> list[tuple[str, Any]]:
     """The per-item properties junit carries and the controller's gate reads."""
     return ItemResult.from_trials(trajectories, scenario=scenario, role=role, model=spec).to_properties()
+
+
+def brief_failures(config: pytest.Config) -> bool:
+    """Whether a failed scenario item reads as one line of evidence (not asked for more by ``-v`` or ``--tb``)."""
+    return bool(config.option.verbose <= 0 and config.option.tbstyle == "auto")
+
+
+def describe_briefly(scenario: Scenario, trajectories: list[Trajectory]) -> str:
+    """A failed item in one line: how many trials passed, what was expected and what came back."""
+    first = next(t for t in trajectories if not t.passed)
+    passed = f"{sum(t.passed for t in trajectories)}/{len(trajectories)} passed"
+    expected = f"expected {shorten(scenario.expected, 40)!r}, " if scenario.expected is not None else ""
+    got = f"error {shorten(first.error, 160)}" if first.error is not None else f"got {shorten(first.output, 40)!r}"
+    grades = first.failed_grades() if first.error is None else []
+    reason = grades[0].reason if grades and not grades[0].reason.startswith("expected") else ""
+    said = f" [{grades[0].grader}{': ' + shorten(reason, 100) if reason else ''}]" if grades else ""
+    return f"{passed}: {expected}{got}{said}"
 
 
 def describe_failure(scenario: Scenario, role: str, trajectories: list[Trajectory]) -> str:

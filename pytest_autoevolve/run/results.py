@@ -22,7 +22,7 @@ from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
 from pytest_autoevolve.providers.base import parse_spec
 from pytest_autoevolve.records import FORMAT_VERSION
 from pytest_autoevolve.report.github import github_outputs
-from pytest_autoevolve.report.terminal import summary_lines
+from pytest_autoevolve.report.terminal import number_lines, verdict_lines
 from pytest_autoevolve.report.write import write_reports
 from pytest_autoevolve.run.context import RunContext
 
@@ -30,6 +30,10 @@ SCENARIO_NODE = re.compile(
     r"^(?P<file>.+\.ya?ml)::(?P<id>[A-Za-z0-9][A-Za-z0-9_.\-]*)\[(?P<role>incumbent|candidate)\]$"
 )
 """The node id of a scenario item: ``scenarios/x.yaml::add-2-digit[candidate]``."""
+
+
+FAILURES_SHOWN = 5
+"""Failed scenario items the gate's block shows (all are in junit, the reports and with -v)."""
 
 
 class ResultLog:
@@ -50,6 +54,8 @@ class ResultLog:
         self.result: GateResult | None = None
         self.reports: list[Path] = []
         self.annotations: list[str] = []
+        self.failed_items: list[tuple[str, str]] = []
+        """(node id, the failure in one line) of each scenario item that failed."""
         self.finished: set[tuple[str, str]] = set()
         """(scenario, role) of every item that reported its trials."""
         self.budget_spent: str | None = None
@@ -82,6 +88,10 @@ class ResultLog:
                 self.items.append(item)
                 self.finished.add((item.scenario, item.role))
                 self._watch()
+        if report.failed and report.when == "call" and SCENARIO_NODE.match(report.nodeid):
+            self.failed_items.append(
+                (report.nodeid, report.longreprtext.splitlines()[0] if report.longreprtext else "")
+            )
         if report.failed and not SCENARIO_NODE.match(report.nodeid) and report.nodeid not in self.other_failures:
             self.other_failures.append(report.nodeid)
 
@@ -220,32 +230,49 @@ class ResultLog:
             passed = self.result.verdict == "pass" and not self.other_failures
             session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """The verdict with the numbers behind it, and where the artifacts are."""
-        if self.result is None:
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The gate's block, last of all the run prints: numbers, evidence, artifacts, then the verdict."""
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if self.result is None or reporter is None:
             return
-        terminalreporter.write_sep("=", f"autoevolve gate: {self.result.verdict.upper()}")
-        for line in summary_lines(GateSummary.from_result(self.result)):
-            terminalreporter.write_line(line)
-        run_dir = self.context.run_dir
-        shown = run_dir.relative_to(self.context.root) if run_dir.is_relative_to(self.context.root) else run_dir
-        hits = sum(i.cached for i in self.items)
-        if self.context.settings.cache != "off":
-            trials = sum(i.trials for i in self.items)
-            terminalreporter.write_line(
-                f"cache: {hits} of {trials} trials answered from the cache, {trials - hits} model calls"
-            )
-        terminalreporter.write_line(f"trajectories: {shown / 'trajectories.jsonl'}")
-        terminalreporter.write_line(f"summary:      {shown / 'summary.json'}")
-        for label, path in zip(("report:", "html report:"), self.reports, strict=False):
-            terminalreporter.write_line(f"{label:<14}{shown / path.name}")
+        gate = GateSummary.from_result(self.result)
+        reporter.write_sep("=", f"autoevolve gate: {self.result.verdict.upper()}")
+        for line in [*number_lines(gate), *self._failure_lines(), *self._artifact_lines()]:
+            reporter.write_line(line)
         if self.other_failures:
-            terminalreporter.write_line(
+            reporter.write_line(
                 f"{len(self.other_failures)} ordinary test(s) failed ({', '.join(self.other_failures[:3])}"
                 f"{', ...' if len(self.other_failures) > 3 else ''}): the exit status is 1 whatever the gate says"
             )
-        for line in self.annotations:  # GitHub workflow commands, read from stdout
-            terminalreporter.write_line(line)
+        for line in [*self.annotations, *verdict_lines(gate)]:  # GitHub workflow commands, read from stdout
+            reporter.write_line(line)
+        status = 0 if self.result.verdict == "pass" and not self.other_failures else 1
+        reporter.write_line(f"autoevolve gate: {self.result.verdict.upper()} (exit status {status})", bold=True)
+
+    def _failure_lines(self) -> list[str]:
+        """The failed scenario items in brief: evidence the gate weighed, a few shown."""
+        if not self.failed_items:
+            return []
+        roles = [node.rsplit("[", 1)[-1].rstrip("]") for node, _ in self.failed_items]
+        counts = ", ".join(f"{roles.count(role)} {role}" for role in ("incumbent", "candidate") if role in roles)
+        lines = [f"failed scenario items: {len(self.failed_items)} ({counts}); -v shows each in full"]
+        shown = self.failed_items[:FAILURES_SHOWN]
+        lines += [f"  {node.split('::')[-1]}: {text}" for node, text in shown]
+        if len(self.failed_items) > len(shown):
+            lines.append(f"  ... and {len(self.failed_items) - len(shown)} more (in junit and report.html)")
+        return lines
+
+    def _artifact_lines(self) -> list[str]:
+        """Cache use, and where the trajectories, summary and reports are."""
+        run_dir = self.context.run_dir
+        shown = run_dir.relative_to(self.context.root) if run_dir.is_relative_to(self.context.root) else run_dir
+        lines = []
+        if self.context.settings.cache != "off":
+            hits, trials = sum(i.cached for i in self.items), sum(i.trials for i in self.items)
+            lines.append(f"cache: {hits} of {trials} trials answered from the cache, {trials - hits} model calls")
+        lines += [f"trajectories: {shown / 'trajectories.jsonl'}", f"summary:      {shown / 'summary.json'}"]
+        labels = ("report:", "html report:")
+        return lines + [f"{label:<14}{shown / path.name}" for label, path in zip(labels, self.reports, strict=False)]
 
 
 def _why(session: pytest.Session) -> str:

@@ -132,6 +132,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run scenarios in a seeded order and stop at the first look that decides (gate: {sequential: true})",
     )
     group.addoption(
+        "--autoevolve-shard",
+        dest="autoevolve_shard",
+        type=shard_option,
+        metavar="K/N",
+        help="run the K-th of N stable, balanced slices of the scenarios (both roles together); "
+        "merge the shards' junit files with `autoevolve report`",
+    )
+    group.addoption(
+        "--autoevolve-resume",
+        dest="autoevolve_resume",
+        metavar="RUN",
+        help="finish the run in folder RUN (or with that run id): its finished trials are taken as they are",
+    )
+    group.addoption(
+        "--autoevolve-retry-errors",
+        action="store_true",
+        default=False,
+        dest="autoevolve_retry_errors",
+        help="with --autoevolve-resume, run again the trials that ended in an error",
+    )
+    group.addoption(
         "--autoevolve-budget",
         dest="autoevolve_budget",
         type=budget_option,
@@ -174,6 +195,14 @@ def budget_option(text: str) -> dict[str, float]:
         except ValueError:
             raise pytest.UsageError(f"--autoevolve-budget takes calls=N,tokens=N,cost=USD, got {text!r}") from None
     return budget
+
+
+def shard_option(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N."""
+    index, _, total = text.partition("/")
+    if not (index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
+        raise pytest.UsageError(f"--autoevolve-shard takes K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
+    return int(index), int(total)
 
 
 def _choice(option: str, allowed: tuple[str, ...]) -> Callable[[str], str]:
@@ -222,6 +251,14 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     context = get_context(config)
     context.check_specs()
+    resume = config.getoption("autoevolve_resume")
+    if resume:
+        from pytest_autoevolve.errors import ConfigError
+
+        try:
+            context.resume(resume, config.getoption("autoevolve_retry_errors"))
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if controller:
         from pytest_autoevolve.run.results import ResultLog
 
@@ -299,6 +336,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not config.getoption("autoevolve"):
         return
     settings = get_context(config).settings
+    shard = config.getoption("autoevolve_shard")
+    if shard is not None:
+        if settings.gate.sequential:
+            raise pytest.UsageError("--autoevolve-shard: a sequential gate decides on one machine; run it unsharded")
+        from pytest_autoevolve.run.items import shard as shard_items
+
+        kept = shard_items(items, *shard)
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
     if settings.gate.sequential:
         from pytest_autoevolve.run.items import run_order
 

@@ -102,10 +102,15 @@ def cli_run(capsys, *argv):
 
 
 def gate_lines(stdout_lines):
-    """The lines the pytest terminal summary prints under 'autoevolve gate:'."""
+    """The gate's numbers and its verdict lines from pytest's block under 'autoevolve gate:'.
+
+    The block also lists failed items and artifacts between them, and ends with the verdict line.
+    """
     start = next(i for i, line in enumerate(stdout_lines) if "autoevolve gate:" in line)
-    end = next(i for i, line in enumerate(stdout_lines) if line.startswith(("cache:", "trajectories:")))
-    return stdout_lines[start + 1 : end]
+    ends = ("failed scenario items:", "cache:", "trajectories:")
+    end = next(i for i, line in enumerate(stdout_lines) if line.startswith(ends))
+    verdicts = [line for line in stdout_lines[end:-1] if line.startswith(("pass: ", "fail: ", "inconclusive: "))]
+    return stdout_lines[start + 1 : end] + verdicts
 
 
 # --- report -------------------------------------------------------------------------------------------------

@@ -6,13 +6,15 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_autoevolve.catalog.loader import Catalog, load_catalog
-from pytest_autoevolve.files import TrajectoryWriter, write_json_atomic
+from pytest_autoevolve.errors import ConfigError
+from pytest_autoevolve.files import TrajectoryWriter, read_trajectories, write_json_atomic
 from pytest_autoevolve.graders.registry import GraderRegistry
 from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpecError, Reply, parse_spec
 from pytest_autoevolve.providers.registry import ProviderRegistry
@@ -61,6 +63,7 @@ class RunContext:
         self._prefetched: dict[tuple[str, str], list[Future[Trajectory]]] = {}
         self._stopped: str | None = None
         self._ahead: list[tuple[str, Scenario]] = []
+        self._resumed: dict[tuple[str, str], dict[int, Trajectory]] = {}
 
     @property
     def stop_file(self) -> Path:
@@ -162,7 +165,7 @@ class RunContext:
         concurrency in trials), so a stop (a decided sequential gate, a spent budget) leaves
         little started that is not needed.
         """
-        self._ahead = list(work)[::-1]
+        self._ahead = [(role, scenario) for role, scenario in work if (role, scenario.id) not in self._resumed][::-1]
         self._top_up()
 
     def _top_up(self) -> None:
@@ -172,8 +175,42 @@ class RunContext:
             self._prefetched[(role, scenario.id)] = self._submit(role, scenario)
             queued += self.repeats(scenario)
 
+    def resume(self, run: str, retry_errors: bool) -> None:
+        """Take the finished trials of an earlier run (its folder, or its id): they are not run again.
+
+        With ``retry_errors``, trials that ended in an error run again. The earlier run must have
+        run the same models in the same roles.
+        """
+        folder = Path(run) if Path(run).is_dir() else self.artifacts / "runs" / run
+        path = folder / "trajectories.jsonl"
+        if not path.is_file():
+            raise ConfigError(f"--autoevolve-resume: no run at {run} ({path} does not exist)")
+        found: dict[tuple[str, str], dict[int, Trajectory]] = {}
+        for trial in read_trajectories(path):
+            if not (retry_errors and trial.error is not None):
+                found.setdefault((trial.role, trial.scenario_id), {})[trial.repeat] = trial
+        for role, spec in self.settings.roles.items():
+            display = parse_spec(spec, self.settings.models).display
+            ran = {t.model for (r, _), trials in found.items() if r == role for t in trials.values()}
+            if ran - {display}:
+                raise ConfigError(
+                    f"--autoevolve-resume: run {folder.name} ran {', '.join(sorted(ran))} as the {role}, not {display}"
+                )
+        self._resumed = found
+
+    def _finished(self, role: str, scenario: Scenario) -> dict[int, Trajectory]:
+        """The trials of this item the resumed run finished, recorded into this run."""
+        done = {r: replace(t, run_id=self.run_id) for r, t in self._resumed.get((role, scenario.id), {}).items()}
+        for trial in done.values():
+            self.record(trial)
+        return done
+
     def trials(self, role: str, scenario: Scenario) -> list[Trajectory]:
-        """Every trial of one scenario on one role, in repeat order: prefetched, pooled or serial."""
+        """Every trial of one scenario on one role, in repeat order: resumed, prefetched, pooled or serial."""
+        done = self._finished(role, scenario) if self._resumed else {}
+        if done:
+            handle = self.handle(role)
+            return [done[r] if r in done else handle.run(scenario, r) for r in range(self.repeats(scenario))]
         futures = self._prefetched.pop((role, scenario.id), None)
         self._top_up()
         if futures is None and self.settings.concurrency > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,3 +159,19 @@ def run_order(items: list[pytest.Item], seed: int) -> list[pytest.Item]:
         scenario_items, key=lambda i: (i.scenario.split == "eval", rank[i.scenario.id], roles.get(i.role, 2))
     )
     return [i for i in items if not isinstance(i, ScenarioItem)] + ranked
+
+
+def shard(items: list[pytest.Item], index: int, total: int) -> list[pytest.Item]:
+    """The items of shard ``index`` of ``total``: its scenarios' items, and other tests in shard 1 only.
+
+    The selected scenarios, ordered by a hash of their ids, are dealt round-robin: a stable split
+    whose shards differ by at most one scenario, the same in every process, with both roles of a
+    scenario in one shard.
+    """
+    ids = sorted({i.scenario.id for i in items if isinstance(i, ScenarioItem)}, key=_digest)
+    mine = set(ids[index - 1 :: total])
+    return [i for i in items if (i.scenario.id in mine if isinstance(i, ScenarioItem) else index == 1)]
+
+
+def _digest(scenario: str) -> str:
+    return hashlib.sha256(scenario.encode()).hexdigest()

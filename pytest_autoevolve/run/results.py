@@ -32,6 +32,11 @@ SCENARIO_NODE = re.compile(
 """The node id of a scenario item: ``scenarios/x.yaml::add-2-digit[candidate]``."""
 
 
+SHARD_NOTE = (
+    "shard {0} of {1}: one slice of the catalog decides nothing; merge the shards' junit files "
+    "(autoevolve report shard-*.xml) for the verdict"
+)
+
 FAILURES_SHOWN = 5
 """Failed scenario items the gate's block shows (all are in junit, the reports and with -v)."""
 
@@ -61,6 +66,9 @@ class ResultLog:
         self.budget_spent: str | None = None
         """What ran out, once the run's budget is spent."""
         self._order: list[str] | None = None
+        self.shard: tuple[int, int] | None = None
+        """(K, N) when the run is shard K of N: it decides nothing, and exits 0 when complete."""
+        self.exit_status = 0
         self._looks_taken = 0
 
     def _select(self, node_ids: Iterable[str]) -> None:
@@ -209,6 +217,7 @@ class ResultLog:
             for role, spec in settings.roles.items()
         }
         missing = self.missing()
+        self.shard = session.config.getoption("autoevolve_shard")
         if settings.gate.sequential:
             result, missing = self._sequential(specs, missing)
         else:
@@ -217,6 +226,9 @@ class ResultLog:
             self.result = cut_by_budget(result, missing, self.budget_spent)
         else:
             self.result = require_complete(result, missing, _why(session))
+        if self.shard is not None:
+            self.result.verdict = "inconclusive"
+            self.result.reasons.insert(0, SHARD_NOTE.format(*self.shard))
         summary = self.summary(self.result)
         written = summary.to_json()
         write_json_atomic(self.context.run_dir / "summary.json", written)
@@ -227,8 +239,11 @@ class ResultLog:
             for name in ("verdict", "lift", "ci_low", "ci_high", "p_value", "test", "n_paired", "run_id", "seed"):
                 xml.add_global_property(f"autoevolve_{name}", "" if written[name] is None else str(written[name]))
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            passed = self.result.verdict == "pass" and not self.other_failures
-            session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
+            done = self.result.complete if self.shard else self.result.verdict == "pass"
+            session.exitstatus = (
+                pytest.ExitCode.OK if done and not self.other_failures else pytest.ExitCode.TESTS_FAILED
+            )
+        self.exit_status = int(session.exitstatus)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """The gate's block, last of all the run prints: numbers, evidence, artifacts, then the verdict."""
@@ -246,7 +261,7 @@ class ResultLog:
             )
         for line in [*self.annotations, *verdict_lines(gate)]:  # GitHub workflow commands, read from stdout
             reporter.write_line(line)
-        status = 0 if self.result.verdict == "pass" and not self.other_failures else 1
+        status = self.exit_status
         reporter.write_line(f"autoevolve gate: {self.result.verdict.upper()} (exit status {status})", bold=True)
 
     def _failure_lines(self) -> list[str]:

@@ -316,6 +316,13 @@ def _note_skipped(config: pytest.Config, path: Path) -> None:
         reporter.write_line(f"autoevolve: skipped {shown}: not a scenario file (no top-level 'scenarios:' key)")
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """With ``--autoevolve``: for each ``python:`` agent, what its cache key covers and why its answers miss."""
+    if not config.getoption("autoevolve"):
+        return []
+    return get_context(config).cache_notes()
+
+
 FAILED_ITEMS = "failed scenario items"
 """The count line's word for scenario items that failed: evidence the gate weighs, not failed tests."""
 

@@ -50,4 +50,4 @@ def test_edited_metadata_or_tool_code_is_a_fresh_call(pytester):
 
     (pytester.path / "cache_tools.py").write_text("def lookup():\n    return 2\n", encoding="utf-8")
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=4)
-    assert calls(pytester) == (3, 1)  # the tool's code changed: its scenario asked again
+    assert calls(pytester) == (2, 2)  # the tool's module is a project file the agent can read: both asked again

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -11,7 +10,6 @@ from typing import Any, NamedTuple
 from pytest_autoevolve.errors import CommandError
 
 EXAMPLE = "autoevolve cache prune --older-than 30d"
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Duration(NamedTuple):
@@ -23,10 +21,12 @@ class Duration(NamedTuple):
 
 def duration(text: str) -> Duration:
     """``90s``, ``15m``, ``12h`` or ``30d``."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"a duration is a number and s, m, h or d (e.g. 30d), got {text!r}")
-    return Duration(text.strip(), float(match[1]) * UNITS[match[2]])
+    from pytest_autoevolve.providers.base import duration_seconds  # imports yaml: only when a command runs
+
+    try:
+        return Duration(text.strip(), duration_seconds(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _artifacts(args: argparse.Namespace) -> Path:

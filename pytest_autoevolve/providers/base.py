@@ -9,8 +9,8 @@ generation parameters.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 GENERATION_KEYS = ("temperature", "top_p", "max_new_tokens", "system_prompt")
 
 SECRET_MARKERS = ("key", "token", "secret", "password", "authorization")
+
+CACHE_KEYS = ("cache_inputs", "cache_env", "cache_expiry")
+"""Model-entry keys that shape the response cache, not the model: kept apart from its parameters."""
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ModelSpecError(ModelError):
@@ -90,13 +97,72 @@ class Model(Protocol):
         ...
 
 
+def duration_seconds(text: str) -> float:
+    """The seconds of a duration written ``90s``, ``15m``, ``12h`` or ``7d``; `ValueError` otherwise."""
+    match = DURATION.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"a duration is a number and s, m, h or d (e.g. 30d), got {text!r}")
+    return float(match[1]) * DURATION_UNITS[match[2]]
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """What a model entry adds to its response-cache key (``cache_inputs``, ``cache_env``) and how long entries last."""
+
+    inputs: tuple[str, ...] | None = None
+    """Globs, from the project root, of the files a ``python:`` agent reads; None: every file git keeps."""
+    env: tuple[str, ...] = ()
+    """Environment variables whose values join the key."""
+    expiry_s: float | None = None
+    """Entries written longer ago than this (``cache_expiry``) are misses."""
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any], provider: str, shown: str) -> CachePolicy:
+        """The policy of a model entry's ``cache_*`` keys; `ModelSpecError` names the bad key of ``shown``."""
+        inputs = values.get("cache_inputs")
+        if inputs is not None and provider != "python":
+            raise ModelSpecError(f"model {shown!r}: cache_inputs applies to python: agents only")
+        return cls(
+            None if inputs is None else _names(inputs, "cache_inputs", shown, "a list of file globs", _relative_glob),
+            _names(values.get("cache_env", ()), "cache_env", shown, "a list of environment variable names", _env_name),
+            None if values.get("cache_expiry") is None else _expiry(values["cache_expiry"], shown),
+        )
+
+
+def _names(value: Any, key: str, shown: str, kind: str, valid: Callable[[str], bool]) -> tuple[str, ...]:
+    """A ``cache_*`` list (or one string) whose items all pass ``valid``."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) and valid(i) for i in items):
+        raise ModelSpecError(f"model {shown!r}: {key} is {kind}, got {value!r}")
+    return tuple(items)
+
+
+def _relative_glob(pattern: str) -> bool:
+    return bool(pattern) and not pattern.startswith(("/", "\\")) and ".." not in re.split(r"[/\\]", pattern)
+
+
+def _env_name(name: str) -> bool:
+    return ENV_NAME.fullmatch(name) is not None
+
+
+def _expiry(value: Any, shown: str) -> float:
+    try:
+        seconds = duration_seconds(value) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if isinstance(value, bool) or not 0 < seconds < float("inf"):
+        raise ModelSpecError(f"model {shown!r}: cache_expiry is a duration like 7d, 12h or 30m, got {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed spec: provider, target and parameters."""
+    """A parsed spec: provider, target, parameters, and the entry's cache policy."""
 
     provider: str
     target: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
+    cache: CachePolicy = field(default_factory=CachePolicy)
 
     @property
     def display(self) -> str:
@@ -133,19 +199,29 @@ def is_secret(key: str) -> bool:
 
 
 def parse_spec(spec: str | Mapping[str, Any], named: Mapping[str, Any] | None = None) -> ModelSpec:
-    """A `ModelSpec` from a spec string, a config mapping, or a name under ``models:``."""
-    named = named or {}
+    """A `ModelSpec` from a spec string, a config mapping, or a name under ``models:``.
+
+    The ``cache_*`` keys (`CACHE_KEYS`) become its `CachePolicy`, not parameters.
+    """
+    parsed = _parse(spec, named or {})
+    if not any(key in parsed.params for key in CACHE_KEYS):
+        return parsed
+    plain = ModelSpec(parsed.provider, parsed.target, {k: v for k, v in parsed.params.items() if k not in CACHE_KEYS})
+    return replace(plain, cache=CachePolicy.of(parsed.params, plain.provider, plain.display))
+
+
+def _parse(spec: str | Mapping[str, Any], named: Mapping[str, Any]) -> ModelSpec:
     if isinstance(spec, Mapping):
         mapping = dict(spec)
         if "spec" not in mapping:
             raise ModelSpecError(f"a model mapping needs a 'spec' key, got keys {sorted(mapping)}")
-        base = parse_spec(mapping.pop("spec"), named)
+        base = _parse(mapping.pop("spec"), named)
         return ModelSpec(base.provider, base.target, {**base.params, **mapping})
     if not isinstance(spec, str) or not spec.strip():
         shown = shown_spec(spec) if isinstance(spec, str) else type(spec).__name__
         raise ModelSpecError(f"a model spec is a non-empty string, got {shown!r}")
     if spec in named:
-        return parse_spec(named[spec], {k: v for k, v in named.items() if k != spec})
+        return _parse(named[spec], {k: v for k, v in named.items() if k != spec})
     head, *options = spec.split("+")
     provider, _, target = head.partition(":")
     if not provider.strip():

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_autoevolve.aio import resolve
 from pytest_autoevolve.imports import import_object
 from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, reply_from
 
-if TYPE_CHECKING:
-    pass
+PLUGIN_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+"""This package's folder: its modules are never an agent's inputs."""
+INSTALLED = ("site-packages", "dist-packages")
 
 
 class PythonModel:
@@ -36,6 +39,10 @@ class PythonModel:
         self.spec = spec.display
         self.keywords = self._keywords(self.function)
         self.fingerprint = _source_fingerprint(spec.display, self.function)
+        self.code_folder = _package_folder(self.function)
+        """The folder of the agent's top-level package: what its cache key covers outside a git repository."""
+        self.local_modules = local_modules(root)
+        """The project's own modules loaded once the agent is imported (root-relative): its cache key covers them."""
 
     @classmethod
     def _keywords(cls, function: Callable[..., Any]) -> tuple[str, ...]:
@@ -63,3 +70,37 @@ def _source_fingerprint(spec: str, function: Callable[..., Any]) -> str | None:
     except (TypeError, OSError):
         return None
     return f"{spec}#{hashlib.sha256(source).hexdigest()[:16]}"
+
+
+def _package_folder(function: Callable[..., Any]) -> Path | None:
+    """The folder of the top-level package (or the folder of the top-level module) that defines ``function``."""
+    module = inspect.getmodule(function)
+    top = sys.modules.get(module.__name__.partition(".")[0]) if module else None
+    paths = list(getattr(top, "__path__", None) or [])
+    if paths:
+        return Path(paths[0])
+    file = getattr(top, "__file__", None)
+    return Path(file).parent if isinstance(file, str) else None
+
+
+def local_modules(root: Path) -> tuple[str, ...]:
+    """The root-relative files of the modules loaded now from under ``root``.
+
+    Left out: this plugin, a virtualenv's packages, conftest and test modules (an agent imports none of them).
+    """
+    prefixes = {os.path.join(os.path.abspath(root), ""), os.path.join(os.path.realpath(root), "")}
+    skipped = (PLUGIN_FOLDER, os.path.join(os.path.realpath(sys.prefix), ""), os.path.join(sys.prefix, ""))
+    found = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or file.startswith(skipped):
+            continue
+        prefix = next((p for p in prefixes if file.startswith(p)), None)
+        if prefix is None or any(part in file for part in INSTALLED) or _is_test(os.path.basename(file)):
+            continue
+        found.add(Path(file[len(prefix) :]).as_posix())
+    return tuple(sorted(found))
+
+
+def _is_test(name: str) -> bool:
+    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")

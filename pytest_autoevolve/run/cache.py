@@ -3,7 +3,8 @@
 A key covers the model's fingerprint (provider, model, parameters, and for local models
 the files they load), the messages, the tools, the trial seed and the **repeat index**,
 so a repeat is never served another repeat's answer. Only successful replies are stored.
-Entries live under ``<artifacts>/cache/<namespace>/``; judges use their own namespace.
+Entries live under ``<artifacts>/cache/<namespace>/``; judges use their own namespace. A model
+entry's ``cache_expiry`` makes older entries misses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import math
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from pytest_autoevolve.providers.base import Reply, stored_reply
 
 CACHE_FORMAT_VERSION = 1
 LOG = logging.getLogger("pytest_autoevolve")
+FINGERPRINTS = "fingerprints"
+"""Not a namespace: the file digests behind models' fingerprints (`run.fingerprint`), under ``cache/``."""
 
 
 class ResponseCache:
@@ -34,6 +38,8 @@ class ResponseCache:
         self.misses = 0
         self.rejected = 0
         """Entries found but not served: torn, foreign or tampered (each logged)."""
+        self.expired = 0
+        """Entries found but written longer ago than the model's ``cache_expiry``."""
         self._lock = threading.Lock()
 
     @staticmethod
@@ -54,28 +60,34 @@ class ResponseCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> tuple[Reply, float] | None:
-        """The stored reply and its original latency, when reading is on and the key is known."""
+    def get(self, key: str, max_age_s: float | None = None) -> tuple[Reply, float] | None:
+        """The stored reply and its original latency, when reading is on, the key is known and not too old."""
         if self.mode not in ("read", "readwrite"):
             return None
         path = self._path(key)
         try:
+            if max_age_s is not None and time.time() - path.stat().st_mtime > max_age_s:
+                self._miss(expired=True)
+                return None
             text = path.read_text(encoding="utf-8")
         except OSError:
-            with self._lock:
-                self.misses += 1
+            self._miss()
             return None
         try:
             reply, latency = _entry(json.loads(text), key)
         except ValueError as exc:  # a torn, foreign or tampered entry is a miss, never an answer
             LOG.warning("autoevolve cache: ignoring %s: %s", path, exc)
-            with self._lock:
-                self.misses += 1
-                self.rejected += 1
+            self._miss(rejected=True)
             return None
         with self._lock:
             self.hits += 1
         return reply, latency
+
+    def _miss(self, *, expired: bool = False, rejected: bool = False) -> None:
+        with self._lock:
+            self.misses += 1
+            self.expired += expired
+            self.rejected += rejected
 
     def put(self, key: str, reply: Reply, latency_s: float) -> None:
         """Store a successful reply, atomically, when writing is on."""
@@ -115,11 +127,16 @@ class CacheShelf:
     newest: float | None
 
 
+def _namespaces(artifacts: Path) -> list[Path]:
+    """The namespace folders under ``<artifacts>/cache/``, in name order."""
+    root = artifacts / "cache"
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name != FINGERPRINTS) if root.is_dir() else []
+
+
 def cache_shelves(artifacts: Path) -> list[CacheShelf]:
     """Every namespace under ``<artifacts>/cache/``, in name order."""
-    root = artifacts / "cache"
     shelves = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    for folder in _namespaces(artifacts):
         stats = [path.stat() for path in _entries(folder)]
         times = [s.st_mtime for s in stats]
         shelves.append(
@@ -136,12 +153,9 @@ def cache_shelves(artifacts: Path) -> list[CacheShelf]:
 
 def remove_entries(artifacts: Path, namespace: str | None = None, older_than_s: float | None = None) -> int:
     """Delete the entries of ``namespace`` (every one when None) written more than ``older_than_s`` ago; how many."""
-    import time
-
-    root = artifacts / "cache"
     cutoff = None if older_than_s is None else time.time() - older_than_s
     removed = 0
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    for folder in _namespaces(artifacts):
         if namespace is not None and folder.name != namespace:
             continue
         for path in _entries(folder):

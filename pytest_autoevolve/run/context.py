@@ -20,6 +20,7 @@ from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpecError
 from pytest_autoevolve.providers.registry import ProviderRegistry
 from pytest_autoevolve.records import Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.run.fingerprint import ProjectKeys
 from pytest_autoevolve.run.registries import assemble
 from pytest_autoevolve.run.runner import ModelHandle
 from pytest_autoevolve.settings import Settings
@@ -52,6 +53,7 @@ class RunContext:
         self.artifacts = self.root / settings.artifacts
         self.model_cache = ResponseCache(self.artifacts, "models", settings.cache) if settings.cache != "off" else None
         judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
+        self.keys = ProjectKeys.of(self.root, settings)
         registries = assemble(config.pluginmanager, settings, self.root, judge_cache)
         self.graders: GraderRegistry = registries.graders
         self.providers: ProviderRegistry = registries.providers
@@ -146,7 +148,17 @@ class RunContext:
             observe=observe,
             cache=self.model_cache,
             max_output_chars=self.settings.limits.max_output_chars,
+            cache_policy=parsed.cache,
+            keys=self.keys,
         )
+
+    def cache_notes(self) -> list[str]:
+        """The run header's lines on the cache: for each role's ``python:`` agent, why its cached answers miss."""
+        if self.model_cache is None:
+            return []
+        roles = self.settings.roles
+        agents = [r for r in self.settings.run_roles if parse_spec(roles[r], self.settings.models).provider == "python"]
+        return list(dict.fromkeys(note for role in agents for note in self.handle(role).cache_notes()))
 
     def repeats(self, scenario: Scenario) -> int:
         """Trials per model for ``scenario``: its own `repeats`, else the run's."""

@@ -9,16 +9,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_autoevolve.aio import call_within
 from pytest_autoevolve.errors import GradingError
-from pytest_autoevolve.providers.base import Model, ModelRequest, Reply, TrialError
+from pytest_autoevolve.providers.base import CachePolicy, Model, ModelRequest, Reply, TrialError
 from pytest_autoevolve.records import Grade, Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.run.fingerprint import ModelKey, ProjectKeys
 
 
 def trial_seed(base: int, scenario_id: str, repeat: int) -> int:
@@ -89,11 +90,33 @@ class ModelHandle:
     cache: ResponseCache | None = None
     max_output_chars: int = 1_000_000
     """Replies are kept up to this many characters (``limits.max_output_chars``), the rest cut with a mark."""
+    cache_policy: CachePolicy = field(default_factory=CachePolicy)
+    """The model entry's ``cache_inputs``, ``cache_env`` and ``cache_expiry``."""
+    keys: ProjectKeys | None = None
+    """The run's fingerprints of what models read; None: the model's own fingerprint alone."""
 
     @property
     def spec(self) -> str:
         """The model's spec, secrets removed."""
         return self.model.spec
+
+    def cache_key(self) -> ModelKey | None:
+        """The model's fingerprint in the response cache for this run; None when it is never cached."""
+        if self.keys is not None:
+            return self.keys.key(self.model, self.cache_policy)
+        fingerprint = getattr(self.model, "fingerprint", None)
+        return ModelKey(fingerprint) if fingerprint else None
+
+    def cache_notes(self) -> list[str]:
+        """The run header's lines on this model's cache: what its key covers, why its cached answers miss."""
+        key = self.cache_key()
+        if key is None:
+            return []
+        notes = [f"autoevolve cache: {key.note}"] if key.note else []
+        if key.changes:
+            shown = ", ".join(key.changes[:5]) + (f" and {len(key.changes) - 5} more" if len(key.changes) > 5 else "")
+            notes.append(f"autoevolve cache: {self.spec}: its cached answers miss: {shown}")
+        return notes
 
     def messages(self, scenario: Scenario) -> list[dict[str, Any]]:
         """The conversation sent to the model, with the configured system prompt first."""
@@ -130,12 +153,12 @@ class ModelHandle:
     def _answer(self, trajectory: Trajectory, scenario: Scenario, messages: list[dict[str, Any]]) -> None:
         """Fill in the reply (from the cache when it has it), the latency, or the error."""
         seed, repeat = trajectory.seed, trajectory.repeat
-        fingerprint = getattr(self.model, "fingerprint", None)
+        model_key = self.cache_key() if self.cache is not None else None
         key = None
-        if self.cache is not None and fingerprint:
+        if self.cache is not None and model_key is not None:
             tools = [tool.schema() for tool in scenario.tools]
-            key = self.cache.key(fingerprint, messages, tools, seed, repeat, handed_over(scenario))
-            hit = self.cache.get(key)
+            key = self.cache.key(model_key.fingerprint, messages, tools, seed, repeat, handed_over(scenario))
+            hit = self.cache.get(key, self.cache_policy.expiry_s)
             if hit is not None:
                 _apply(trajectory, hit[0], self.max_output_chars)
                 trajectory.latency_s, trajectory.cached = hit[1], True

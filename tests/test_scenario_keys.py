@@ -162,7 +162,7 @@ def test_expected_is_a_whitespace_trimmed_exact_match(pytester, write_scenarios,
           - {id: fail-case, input: "Yes", expected: "yes"}
         """
     )
-    result = run_models(pytester)
+    result = run_models(pytester, "--tb=short")
     result.assert_outcomes(passed=8, failed=8)
     assert_named_verdicts(pytester.path, 8)
     result.stdout.fnmatch_lines(["*expected: '46'*", "*got:      '460'*", "*grader equals said no: expected '46'*"])
@@ -193,7 +193,7 @@ def test_builtin_graders_decide(pytester, write_scenarios, agents):
           - {id: fail-expected-and-expect, input: "46", expected: "46", expect: [contains: "7"]}
         """
     )
-    result = run_models(pytester)
+    result = run_models(pytester, "--tb=short")
     result.assert_outcomes(passed=14, failed=12)
     grouped = assert_named_verdicts(pytester.path, 13)
     grades = grouped["fail-one-of-many"][0]["grades"]
@@ -260,7 +260,7 @@ def test_python_graders(pytester, write_scenarios, agents):
           - {id: pass-after-failures, input: "46", expected: "46"}
         """
     )
-    result = run_models(pytester)
+    result = run_models(pytester, "--tb=short")
     result.assert_outcomes(passed=14, failed=14)
     out = result.stdout.str()
     assert "INTERNALERROR" not in out
@@ -437,7 +437,7 @@ def test_one_failing_repeat_fails_the_item(pytester, write_scenarios, agents):
         flaky="def second_fails(messages, repeat):\n    return 'bad' if repeat == 1 else messages[-1]['content']\n"
     )
     write_scenarios("scenarios: [{id: flaky, input: a, expected: a, repeats: 3}]")
-    result = run_models(pytester, model="python:flaky:second_fails")
+    result = run_models(pytester, "--tb=short", model="python:flaky:second_fails")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*2 of 3 trials passed*", "*got:      'bad'  (trial 1, seed*"])
     assert [t["passed"] for t in by_scenario(pytester.path)["flaky"]] == [True, False, True] * 2
@@ -463,7 +463,7 @@ def test_timeout_is_a_trial_error(pytester, write_scenarios, agents):
           - {id: slow-one, input: a, expected: late, timeout_s: 0.2}
         """
     )
-    result = run_models(pytester, model="python:agents:slow")
+    result = run_models(pytester, "--tb=short", model="python:agents:slow")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*error:    TimeoutError: the model did not answer within timeout_s=0.2*"])
     trajectories = by_scenario(pytester.path)["slow-one"]

@@ -13,6 +13,7 @@ from pytest_autoevolve.cli.ci import add_commands as add_ci_commands
 from pytest_autoevolve.cli.evolve import add_commands as add_evolve_commands
 from pytest_autoevolve.cli.finetune import add_commands as add_finetune_commands
 from pytest_autoevolve.cli.gate import GATE_SOURCES, _compare, _gate_options, _report, _scenarios
+from pytest_autoevolve.cli.imports import add_commands as add_import_commands
 from pytest_autoevolve.cli.init import add_command as add_init_command
 from pytest_autoevolve.cli.plan import add_commands as add_plan_commands
 from pytest_autoevolve.errors import AutoevolveError
@@ -23,6 +24,11 @@ EXAMPLES = {
     "report": "pytest --autoevolve --junitxml=junit.xml; autoevolve report junit.xml --json",
     "compare": "autoevolve compare main.xml pr.xml   (main.xml and pr.xml from pytest --autoevolve --junitxml)",
 }
+
+
+INTERRUPTED = 130
+
+"""The exit status after Ctrl-C, as a shell gives a command killed by SIGINT (128 + 2)."""
 
 
 def _run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -70,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"{GATE_SOURCES}\n\nexample: {EXAMPLES['report']}",
         formatter_class=RAW,
     )
-    report.add_argument("junit", nargs="+", metavar="JUNIT.xml", help="junit file(s) from pytest --autoevolve")
+    report.add_argument(
+        "junit",
+        nargs="+",
+        metavar="JUNIT.xml",
+        help="junit file(s) from pytest --autoevolve, or a results file (below)",
+    )
     _gate_options(report)
     report.set_defaults(handler=_report)
     compare = commands.add_parser(
@@ -95,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evolve_commands(commands)
     add_ci_commands(commands)
     add_cache_commands(commands)
+    add_import_commands(commands)
     add_init_command(commands)
     return parser
 
@@ -104,11 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     if extra and args.command != "run":
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    name = " ".join(part for part in (args.command, getattr(args, "job", None), getattr(args, "step", None)) if part)
     try:
         return int(args.handler(args, extra))
     except AutoevolveError as exc:  # every expected failure, said once, on one line
-        print(f"autoevolve {args.command}: {exc}", file=sys.stderr)
+        print(f"autoevolve {name}: {exc}", file=sys.stderr)
         return exc.exit_status
+    except KeyboardInterrupt:  # Ctrl-C: the command cleaned up on its way out
+        print(f"autoevolve {name}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_autoevolve.cli.results import HARNESS_FILES, add_result_options, read_pair, read_runs, write_reports
 from pytest_autoevolve.errors import AutoevolveError, CommandError
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ they agree), else `seed` of the config, else 0.
 
 exit status: 0 only when the verdict is pass; 1 for fail and for inconclusive; 2 when a file
 or a setting cannot be used."""
+GATE_SOURCES += "\n\n" + HARNESS_FILES
 
 
 def _scenarios(args: argparse.Namespace, extra: list[str]) -> int:
@@ -64,16 +66,6 @@ class InvalidCatalog(AutoevolveError):
     exit_status = 1
 
 
-def _read(paths: Sequence[str]) -> list[JunitRun]:
-    """Parse junit files; an unusable one is a `CommandError` naming it."""
-    from pytest_autoevolve.gate.junit import JunitError, read_junit
-
-    try:
-        return [read_junit(path) for path in paths]
-    except JunitError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _gate_config(args: argparse.Namespace, recorded_seed: int | None) -> GateConfig:
     """The gate's rule: the project's settings (or ``--gate-config FILE``), then ``--seed`` or the junit's seed."""
     import dataclasses
@@ -100,11 +92,14 @@ def _recorded_seed(runs: Sequence[JunitRun]) -> int | None:
     return seeds.pop() if len(seeds) == 1 else None
 
 
-def _show(result: GateResult, args: argparse.Namespace, header: list[str], extra: dict[str, Any]) -> int:
-    """Print the gate result (text or ``--json``); the exit status from the verdict."""
+def _show(
+    result: GateResult, args: argparse.Namespace, header: list[str], extra: dict[str, Any], runs: Sequence[JunitRun]
+) -> int:
+    """Print the gate result (text or ``--json``), write the reports if asked; the exit status from the verdict."""
     from pytest_autoevolve.gate.summary import GateSummary
 
     gate = GateSummary.from_result(result)
+    header += [f"report: {path}" for path in write_reports(args, result, runs)]
     if args.json:
         import json
 
@@ -123,7 +118,7 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
     from pytest_autoevolve.gate.decide import decide
     from pytest_autoevolve.gate.junit import JunitError, merge
 
-    runs = _read(args.junit)
+    runs = read_runs(args.junit, args, ("incumbent", "candidate"))
     try:
         items = merge(runs)
     except JunitError as exc:
@@ -138,7 +133,7 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
             f"note: the run recorded {recorded['verdict']!r}; with these gate settings it is "
             f"{result.verdict!r} (the settings or the seed differ from the run's)"
         )
-    return _show(result, args, header, {"junit": [str(run.path) for run in runs], "recorded": recorded})
+    return _show(result, args, header, {"junit": [str(run.path) for run in runs], "recorded": recorded}, runs)
 
 
 def _compare(args: argparse.Namespace, extra: list[str]) -> int:
@@ -146,7 +141,7 @@ def _compare(args: argparse.Namespace, extra: list[str]) -> int:
     from pytest_autoevolve.gate.decide import decide
     from pytest_autoevolve.gate.junit import JunitError, before_after
 
-    before, after = _read([args.before, args.after])
+    before, after = read_pair(args)
     try:
         items, before_role, after_role = before_after(before, after)
     except JunitError as exc:
@@ -160,10 +155,11 @@ def _compare(args: argparse.Namespace, extra: list[str]) -> int:
         "before": {"junit": str(before.path), "role": before_role},
         "after": {"junit": str(after.path), "role": after_role},
     }
-    return _show(result, args, header, extra_fields)
+    return _show(result, args, header, extra_fields, [before, after])
 
 
 def _gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gate-config", metavar="FILE", help="read the gate settings from FILE (see below)")
     parser.add_argument("--seed", type=int, metavar="N", help="seed of the resampling tests and intervals")
     parser.add_argument("--json", action="store_true", help="print the gate summary (summary.json's fields) as JSON")
+    add_result_options(parser)

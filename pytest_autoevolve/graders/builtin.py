@@ -12,6 +12,20 @@ from pytest_autoevolve.aio import call_within, resolve
 from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
+from pytest_autoevolve.graders.text import (
+    contains_all,
+    contains_any,
+    fuzzy_match,
+    icontains,
+    icontains_all,
+    icontains_any,
+    identical,
+    levenshtein,
+    match,
+    normalized_equals,
+    starts_with,
+    text_similarity,
+)
 from pytest_autoevolve.graders.tools import tool_called, tool_not_called, tool_sequence
 from pytest_autoevolve.imports import import_object
 from pytest_autoevolve.records import Check, Grade, written_text
@@ -229,6 +243,214 @@ max_cost = _ceiling(
     "max_cost", "cost (USD)", lambda t: t.cost, "the model has no prices (set 'prices' on it)", whole=False
 )
 
+
+def is_json(value: Any, _: Path) -> Check:
+    """The whole output parses as JSON (``is_json: true``; for a schema use ``json_schema``)."""
+    if value is not True:
+        raise ValueError(f"'is_json' takes true (with a schema, write json_schema: SCHEMA), got {value!r}")
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        try:
+            json.loads(output)
+        except json.JSONDecodeError as exc:
+            return _verdict("is_json", False, f"output is not JSON: {exc}")
+        return _verdict("is_json", True, "output is JSON")
+
+    return check
+
+
+def json_objects(text: str, limit: int = 100_000) -> list[dict[str, Any]]:
+    """The JSON objects written inside ``text``, as promptfoo's ``contains-json`` finds them.
+
+    Each ``{`` opens a candidate that ends at its balancing ``}`` (or the text's end, closed for it); a
+    candidate that parses as a mapping (JSON, or YAML's flow style) is taken and the scan goes on after it.
+    """
+    import yaml
+
+    found: list[dict[str, Any]] = []
+    start = text.find("{")
+    while start != -1:
+        depth, end = 0, len(text)
+        for position in range(start, min(len(text), start + limit)):
+            depth += (text[position] == "{") - (text[position] == "}")
+            if depth == 0:
+                end = position + 1
+                break
+        candidate = text[start:end] + "}" * max(depth, 0)
+        try:
+            parsed = json.loads(candidate)
+        except json.JSONDecodeError:
+            try:
+                parsed = yaml.safe_load(candidate)
+            except yaml.YAMLError:
+                parsed = None
+        if isinstance(parsed, dict):
+            found.append(parsed)
+            start = text.find("{", end)
+        else:
+            start = text.find("{", start + 1)
+    return found
+
+
+def contains_json(value: Any, folder: Path) -> Check:
+    """The output holds a JSON object somewhere (``contains_json: true``) that validates against a schema, if given."""
+    if value is not True and not isinstance(value, dict):
+        raise ValueError(f"'contains_json' takes true or a JSON Schema mapping, got {value!r}")
+    schema = json_schema(value, folder) if isinstance(value, dict) else None
+
+    def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
+        objects = json_objects(output)
+        if not objects:
+            return _verdict("contains_json", False, "no JSON object in the output")
+        if schema is None:
+            return _verdict("contains_json", True, f"{len(objects)} JSON object(s) in the output")
+        grades = [schema(json.dumps(o), trajectory, scenario) for o in objects]
+        passed = next((g for g in grades if g.passed), grades[-1])
+        return _verdict("contains_json", passed.passed, passed.reason)
+
+    return check
+
+
+def json_equals(value: Any, _: Path) -> Check:
+    """The output parses as JSON equal to the value (promptfoo's ``equals`` with an object)."""
+
+    def check(output: str, _t: Trajectory, _s: Scenario) -> Grade:
+        try:
+            got = json.loads(output)
+        except json.JSONDecodeError as exc:
+            return _verdict("json_equals", False, f"output is not JSON: {exc}")
+        same = _strictly_equal(got, value)
+        return _verdict(
+            "json_equals", same, "output equals the JSON value" if same else f"expected {value!r}, got {got!r}"
+        )
+
+    return check
+
+
+def _strictly_equal(a: Any, b: Any) -> bool:
+    """JSON equality as JavaScript's deep strict equality has it: ``true`` is not ``1``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_strictly_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_strictly_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and bool(a == b)
+
+
+PYTHON_ASSERT_KEYS = ("file", "function", "code", "threshold", "config")
+
+
+def python_assert(value: Any, folder: Path) -> Check:
+    """A promptfoo-style Python assertion: ``fn(output, context)`` returning a bool, a score or a dict.
+
+    Written as code (an expression, or a function body that returns: ``output.startswith('Paris')``) or
+    ``{file: checks.py, function: get_assert, threshold: 0.5, config: {...}}`` with the file beside the
+    scenario file. ``context`` holds ``prompt``, ``vars`` (the scenario's ``metadata.vars``), ``test`` and
+    ``config``. A dict result reads ``pass``, ``score`` and ``reason``; a number passes above 0, or at
+    ``threshold`` and above when one is given.
+    """
+    options = value if isinstance(value, dict) else {"code": value}
+    unknown = sorted(set(map(str, options)) - set(PYTHON_ASSERT_KEYS))
+    if unknown or ("file" in options) == ("code" in options):
+        raise ValueError(
+            f"'python_assert' takes code, or a mapping with 'file' or 'code' and optional function, "
+            f"threshold, config; got {value!r}"
+        )
+    threshold = options.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
+        raise ValueError(f"'python_assert' threshold is a number, got {threshold!r}")
+    function = _assert_function(options, folder)
+    name = f"python_assert:{options.get('file') or 'code'}"
+
+    def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
+        context = {
+            "prompt": scenario.input,
+            "vars": dict(scenario.metadata.get("vars") or {}),
+            "test": {"description": scenario.description, "vars": dict(scenario.metadata.get("vars") or {})},
+            "config": dict(options.get("config") or {}),
+        }
+        try:
+            result = call_within(lambda: resolve(function(output, context)), GRADER_TIMEOUT_S, name)
+        except TimeoutError as exc:
+            raise GradingError(str(exc)) from None
+        except Exception as exc:
+            return Grade(name, False, 0.0, f"assertion raised {type(exc).__name__}: {exc}")
+        return _assert_grade(name, result, threshold)
+
+    return check
+
+
+def _assert_function(options: dict[str, Any], folder: Path) -> Callable[[str, dict[str, Any]], Any]:
+    """The assertion's callable: a function of a file beside the scenario, or the code made a function."""
+    if "code" in options:
+        code = _text(options["code"], "python_assert").rstrip()
+        body = code if "\n" in code else f"return {code}"
+        source = "import json\n\ndef main(output, context):\n" + "\n".join(f"    {line}" for line in body.splitlines())
+        namespace: dict[str, Any] = {}
+        try:
+            exec(compile(source, "<python_assert>", "exec"), namespace)  # the scenario file's own code
+        except SyntaxError as exc:
+            raise ValueError(f"'python_assert' code is not valid Python: {exc.msg} in {code!r}") from None
+        return namespace["main"]  # type: ignore[no-any-return]
+    import importlib.util
+
+    path = folder / _text(options["file"], "python_assert")
+    function_name = str(options.get("function") or "get_assert")
+    spec = importlib.util.spec_from_file_location(f"_autoevolve_assert_{abs(hash(path))}", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        raise ValueError(f"'python_assert' file {path} does not exist")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ValueError(f"'python_assert' file {path} cannot be imported: {type(exc).__name__}: {exc}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ValueError(f"'python_assert' file {path} has no function {function_name!r}")
+    return function  # type: ignore[no-any-return]
+
+
+def _assert_grade(name: str, result: Any, threshold: float | None) -> Grade:
+    """How promptfoo reads a script's result: true/false, a number, or a {pass, score, reason} mapping."""
+    if isinstance(result, str) and result.strip().startswith("{"):
+        result = json.loads(result)
+    if isinstance(result, str) and result.strip().lower() in ("true", "false"):
+        result = result.strip().lower() == "true"
+    if isinstance(result, bool):
+        return _verdict(name, result, "assertion returned " + str(result).lower())
+    if isinstance(result, int | float):
+        passed = result > 0 if threshold is None else result >= threshold
+        return Grade(
+            name, passed, float(result), f"score {result:g}" + ("" if threshold is None else f" vs {threshold:g}")
+        )
+    if isinstance(result, dict) and isinstance(result.get("pass", result.get("pass_")), bool):
+        passed = bool(result.get("pass", result.get("pass_")))
+        score = float(result.get("score", 1.0 if passed else 0.0))
+        if threshold is not None and score < threshold:
+            passed = False
+        return Grade(name, passed, score, str(result.get("reason") or ("passed" if passed else "failed")))
+    raise GradingError(f"{name} returned {result!r}; expected a bool, a number or a {{pass, score, reason}} mapping")
+
+
+def negate(registry: GraderRegistry, value: Any, folder: Path) -> Check:
+    """Passes when the grader it holds fails: ``not: {icontains: "sorry"}`` (promptfoo's ``not-`` forms)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(
+            f"'not' takes one grader as a one-key mapping, e.g. not: {{icontains: 'sorry'}}; got {value!r}"
+        )
+    inner_name, inner_value = next(iter(value.items()))
+    inner = registry.build(str(inner_name), inner_value, folder)
+
+    def check(output: str, trajectory: Trajectory, scenario: Scenario) -> Grade:
+        grade = inner(output, trajectory, scenario)
+        return _verdict(f"not {grade.grader}", not grade.passed, f"not ({grade.reason})")
+
+    return check
+
+
 BUILTIN_GRADERS: dict[str, GraderFactory] = {
     "equals": equals,
     "contains": contains,
@@ -243,6 +465,22 @@ BUILTIN_GRADERS: dict[str, GraderFactory] = {
     "max_latency_s": max_latency_s,
     "max_tokens": max_tokens,
     "max_cost": max_cost,
+    "icontains": icontains,
+    "contains_any": contains_any,
+    "contains_all": contains_all,
+    "icontains_any": icontains_any,
+    "icontains_all": icontains_all,
+    "starts_with": starts_with,
+    "identical": identical,
+    "levenshtein": levenshtein,
+    "match": match,
+    "normalized_equals": normalized_equals,
+    "fuzzy_match": fuzzy_match,
+    "text_similarity": text_similarity,
+    "is_json": is_json,
+    "contains_json": contains_json,
+    "json_equals": json_equals,
+    "python_assert": python_assert,
 }
 
 
@@ -251,6 +489,7 @@ def register_builtins(registry: GraderRegistry) -> None:
     for name, factory in BUILTIN_GRADERS.items():
         registry.register(name, factory)
     registry.register("llm_judge", functools.partial(llm_judge, registry.judge))
+    registry.register("not", functools.partial(negate, registry))
 
 
 def default_registry(extra: Iterable[tuple[str, GraderFactory]] = (), judge: Judge | None = None) -> GraderRegistry:

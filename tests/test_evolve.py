@@ -48,14 +48,16 @@ def test_space_keeps_a_good_edit_reverts_a_bad_one_and_gates(project: Path):
     )
     result = loop.run(5)
     repo = git.Repo(project)
-    assert repo.active_branch.name == "autoevolve/t1" and clean(project)
+    assert repo.active_branch.name == "master" and clean(project)  # the user's branch, as before
     assert [i.decision for i in result.iterations] == ["reverted", "kept"]  # answer is the start: skipped
     assert "exhausted" in result.stop_reason
     kept = result.iterations[1]
-    assert repo.head.commit.hexsha == kept.commit and kept.confirm_score is not None
-    message = str(repo.head.commit.message)
+    branch = repo.heads["autoevolve/t1"].commit
+    assert branch.hexsha == kept.commit and kept.confirm_score is not None
+    message = str(branch.message)
     assert "score: " in message and "p-value" in message and "confirm" in message
-    assert "candidate: python:agent:strong" in (project / "autoevolve.yaml").read_text()
+    assert "candidate: python:agent:strong" in repo.git.show("autoevolve/t1:autoevolve.yaml")
+    assert "candidate: python:agent:answer" in (project / "autoevolve.yaml").read_text()
     assert result.best_score is not None and result.start_score is not None and result.best_score > result.start_score
     assert result.verdict == "pass", result.gate_summary.get("reasons")
     entries = log(project, "t1")
@@ -64,6 +66,8 @@ def test_space_keeps_a_good_edit_reverts_a_bad_one_and_gates(project: Path):
     folder = project / ".autoevolve" / "evolve" / "t1"
     assert len((folder / "results.tsv").read_text().splitlines()) == 3
     assert "PASS" in (folder / "report.md").read_text() and json.loads((folder / "report.json").read_text())["verdict"]
+    assert result.gate_summary["path"] == ".autoevolve/evolve/t1/gate/summary.json"  # its own copy
+    assert json.loads((folder / "gate" / "summary.json").read_text())["verdict"] == "pass"
     assert repo.git.rev_list("--count", "master..autoevolve/t1") == "1"
 
 
@@ -105,8 +109,7 @@ def test_edits_outside_the_allowlist_are_rejected(project: Path):
         Loop(project, proposer, targets=["scenarios/strings.yaml"], progress=lambda _: None)
 
 
-@pytest.mark.parametrize("error", [RuntimeError("proposer broke"), KeyboardInterrupt()])
-def test_a_crash_mid_iteration_restores_the_last_kept_commit(project: Path, error: BaseException):
+def test_a_proposer_that_raises_is_a_proposer_error_and_ctrl_c_restores_the_start(project: Path):
     strong = (
         (project / "autoevolve.yaml")
         .read_text()
@@ -114,18 +117,21 @@ def test_a_crash_mid_iteration_restores_the_last_kept_commit(project: Path, erro
     )
     loop = Loop(
         project,
-        Scripted(Edit("stronger", {"autoevolve.yaml": strong}), error),
+        Scripted(Edit("stronger", {"autoevolve.yaml": strong}), RuntimeError("proposer broke"), KeyboardInterrupt()),
         targets=["autoevolve.yaml", "agent.py"],
         tag="t4",
         progress=lambda _: None,
     )
-    with pytest.raises(type(error)):
-        loop.run(3)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(4)
     repo = git.Repo(project)
     kept = log(project, "t4")
-    assert [e["decision"] for e in kept] == ["kept", "crashed"] and "loop stopped" in kept[1]["error"]
-    assert repo.head.commit.hexsha == kept[0]["commit"] and clean(project)
+    assert [e["decision"] for e in kept] == ["kept", "proposer-error", "crashed"]
+    assert kept[1]["error"] == "RuntimeError: proposer broke" and "interrupted" in kept[2]["error"]
+    assert repo.active_branch.name == "master" and clean(project)
+    assert repo.heads["autoevolve/t4"].commit.hexsha == kept[0]["commit"]
     assert (project / "agent.py").read_text() == LEVEL_AGENT
+    assert "interrupted" in (project / ".autoevolve" / "evolve" / "t4" / "report.md").read_text()
 
 
 GOOD = """HYPOTHESIS: a higher level answers more scenarios
@@ -165,11 +171,12 @@ def test_llm_proposer_against_a_local_openai_server(project: Path, monkeypatch: 
 
         loop = Loop(project, make_proposer(proposer, project), targets=["agent.py"], tag="t5", progress=lambda _: None)
         result = loop.run(4)
-    assert [i.decision for i in result.iterations] == ["crashed", "rejected", "reverted", "kept"]
-    assert "HYPOTHESIS" in result.iterations[0].error and "scenarios/strings.yaml" in result.iterations[1].error
-    assert "LEVEL = 3" in (project / "agent.py").read_text() and clean(project)
+    assert [i.decision for i in result.iterations] == ["malformed", "rejected", "reverted", "kept"]
+    assert "no SEARCH/REPLACE block" in result.iterations[0].error
+    assert "scenarios/strings.yaml" in result.iterations[1].error
+    assert "LEVEL = 3" in git.Repo(project).git.show("autoevolve/t5:agent.py") and clean(project)
     assert "LEVEL = 1" in prompts[0] and "--- agent.py" in prompts[0] and "none yet" in prompts[0]
-    assert "crashed" in prompts[1] and "rejected" in prompts[2] and "reverted" in prompts[3]
+    assert "malformed" in prompts[1] and "rejected" in prompts[2] and "reverted" in prompts[3]
     # the final gate runs the starting commit's code in a worktree: the code edit is measured, and passes
     assert result.verdict == "pass"
     assert result.gate_summary["incumbent"]["spec"] == f"python:agent:answer @ {result.start_commit[:10]}"

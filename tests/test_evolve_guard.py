@@ -69,7 +69,8 @@ def test_a_dotted_path_to_the_config_cannot_remove_the_gate(project: Path):
     assert loop.targets == ["autoevolve.yaml", "agent.py"]
     assert kept.decision == "kept"  # the same dotted path to an allowed key is applied, at the normalised path
     assert "min_paired: 10" in (project / "autoevolve.yaml").read_text()
-    assert (project / "agent.py").read_text() == STRONG_AGENT and not (project / "nonexistent").exists()
+    kept_tree = git.Repo(project).heads["autoevolve/g1"].commit.tree  # the user is back on master
+    assert kept_tree["agent.py"].data_stream.read().decode() == STRONG_AGENT and not (project / "nonexistent").exists()
     assert [e["decision"] for e in log(project, "g1")] == ["rejected", "kept"]
     assert "'gate'" in log(project, "g1")[0]["error"]
     assert not git.Repo(project).is_dirty(untracked_files=True)

@@ -98,7 +98,7 @@ def write_summary(path: Path, verdict: str, incumbent: str, candidate: str) -> P
 
 
 def test_promote_needs_a_passing_gate_of_that_pair_and_rollback_restores(tmp_path):
-    project.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=models/v1"})
+    project.update_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=models/v1"})
     failing = write_summary(tmp_path / "fail.json", "fail", "tiny", "tiny+adapter=models/v1")
     with pytest.raises(project.FineTuneError, match="the gate said 'fail'"):
         promotion.promote(tmp_path, failing)
@@ -120,10 +120,12 @@ def test_promote_needs_a_passing_gate_of_that_pair_and_rollback_restores(tmp_pat
         promotion.promote(tmp_path, garbage)
     entry = promotion.promote(tmp_path, passing)
     assert (entry["previous"], entry["incumbent"], entry["override"]) == ("tiny", "tiny+adapter=models/v1", False)
-    assert project.read_config(tmp_path) == {"incumbent": "tiny+adapter=models/v1"}
+    promoted = "tiny+adapter=models/v1"
+    assert project.read_config(tmp_path) == {"incumbent": promoted, "candidate": promoted}
+    assert entry["changes"] == [f"incumbent: tiny -> {promoted}"]  # the candidate already was it
     assert len(entry["gate_summary_sha256"]) == 64
 
-    project.write_config(tmp_path, {**project.read_config(tmp_path), "candidate": "tiny+adapter=models/v2"})
+    project.update_config(tmp_path, {"candidate": "tiny+adapter=models/v2"})
     forced = promotion.promote(tmp_path, None, force=True, reason="hotfix")
     assert forced["override"] and forced["reason"] == "hotfix"
     assert promotion.rollback(tmp_path)["incumbent"] == "tiny+adapter=models/v1"
@@ -141,7 +143,7 @@ def test_cli_promote_and_rollback(tmp_path, monkeypatch, capsys):
     from pytest_autoevolve.cli import main
 
     monkeypatch.chdir(tmp_path)
-    project.write_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=m"})
+    project.update_config(tmp_path, {"incumbent": "tiny", "candidate": "tiny+adapter=m"})
     assert main(["promote"]) == 2
     assert "refusing to promote" in capsys.readouterr().err
     assert main(["promote", "--force", "--reason", "manual"]) == 0
@@ -151,6 +153,8 @@ def test_cli_promote_and_rollback(tmp_path, monkeypatch, capsys):
 
 def test_improve_end_to_end_on_part_of_the_demo(pytester):
     copy_catalog(pytester.path / "scenarios")
+    config = "# the deployed model\nincumbent: tiny   # comments stay\n"
+    (pytester.path / "autoevolve.yaml").write_text(config)
     results = finetune.improve(pytester.path, rounds=1, k=2, progress=lambda _: None)
     (result,) = results
     dataset = pytester.path / result.dataset
@@ -162,11 +166,12 @@ def test_improve_end_to_end_on_part_of_the_demo(pytester):
     summary = json.loads((pytester.path / result.summary).read_text())
     assert summary["candidate"]["spec"] == f"tiny+adapter={result.model}"
     assert result.verdict == summary["verdict"]
-    config = project.read_config(pytester.path)
-    if result.promoted:
-        assert result.verdict == "pass" and config["incumbent"] == result.candidate
+    written = (pytester.path / "autoevolve.yaml").read_text()
+    if result.promoted:  # only a promotion changes the config, its comments kept
+        assert result.verdict == "pass" and written.startswith("# the deployed model\n")
+        assert f"incumbent: {result.candidate} # comments stay\ncandidate: {result.candidate}\n" in written
     else:
-        assert config["candidate"] == result.candidate and config.get("incumbent", "tiny") == "tiny"
+        assert written == config and result.changes == []
 
 
 def test_dry_run_trains_nothing(pytester):

@@ -40,6 +40,7 @@ def test_init_writes_the_starter_files_into_an_empty_folder(tmp_path, capsys):
         assert f"written     {project / relative}\n" in out
     assert "pytest --autoevolve" in out and f"cd {project}" in out
     assert "autoevolve-gate-verdict" in out
+    assert "autoevolve improve --dry-run" in out and "add `split: train` scenarios" in out
 
 
 def test_init_defaults_to_the_current_folder(tmp_path, monkeypatch, capsys):

@@ -459,3 +459,49 @@ def test_improve_pull_request_body_lists_rounds_and_the_report(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "round 1: `tiny+adapter=finetune/models/v2` on 12 examples: gate **pass**" in done.stdout
     assert "## autoevolve gate: PASS" in done.stdout
+
+
+# --- the loops' exit statuses in their workflows ---------------------------------------------
+
+LOOP_STEPS = {
+    "autoevolve-evolve.yml": ("Run the edit-score-gate loop", "passed"),
+    "autoevolve-improve.yml": ("Run the fine-tune loop", "promoted"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOP_STEPS))
+@pytest.mark.parametrize(
+    ("status", "job", "output", "annotation"),
+    [
+        (0, 0, "true", None),
+        (1, 0, "false", "::notice::"),  # the gate did not pass: a neutral notice, the job succeeds
+        (2, 2, None, "::error::"),  # the loop could not run: the job fails
+        (130, 130, None, "::error::"),  # interrupted: the job fails
+    ],
+)
+def test_a_loops_exit_status_maps_to_its_ci_outcome(tmp_path, name, status, job, output, annotation):
+    title, key = LOOP_STEPS[name]
+    step = step_named(load(name), title)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "autoevolve").write_text(f"#!/usr/bin/env bash\necho 'the loop ran'\nexit {status}\n", encoding="utf-8")
+    (bin_dir / "autoevolve").chmod(stat.S_IRWXU)
+    outputs = tmp_path / "github-output"
+    env = {
+        **os.environ,
+        **{variable: "1" for variable in step["env"]},
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_RUN_ID": "7",
+        "RUNNER_TEMP": str(tmp_path),
+    }
+    command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]]  # as GitHub runs `run:`
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == job, done.stdout + done.stderr
+    written = outputs.read_text(encoding="utf-8") if outputs.exists() else ""
+    assert written == (f"{key}={output}\n" if output else "")
+    if annotation:
+        assert annotation in done.stdout
+    else:
+        assert "::" not in done.stdout

@@ -32,7 +32,8 @@ def add_commands(commands: Any) -> None:
         "repeats and seed, and reused while they are unchanged. The candidate is the working tree. "
         "Results: ARTIFACTS/ci/summary.json, report.md, report.html and junit.xml, and the run under "
         "ARTIFACTS/runs/. Exit 0 only when the gate passes, 1 when it fails or is inconclusive, 2 "
-        "when it cannot run (an unknown base, or a base whose tree is the working tree's).",
+        "when it cannot run (an unknown base, or a base whose tree is the working tree's), 130 when "
+        "interrupted (Ctrl-C).",
         epilog=f"example: {EXAMPLE}",
     )
     gate.add_argument("--base", required=True, metavar="REF", help="the commit the change is based on")

@@ -23,8 +23,15 @@ EXAMPLES = {
 def _improve(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import improve
 
-    results = improve(Path.cwd(), rounds=args.rounds, dry_run=args.dry_run, k=args.k, temperature=args.temperature)
-    for result in results:
+    results = improve(
+        Path.cwd(),
+        rounds=args.rounds,
+        dry_run=args.dry_run,
+        k=args.k,
+        temperature=args.temperature,
+        min_examples=args.min_examples,
+    )
+    for result in results:  # one JSON line per round, for scripts (the improve workflow reads them)
         print(json.dumps(result.__dict__, default=str))
     if args.dry_run:
         return 0
@@ -53,7 +60,7 @@ def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
 def _train(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import base_of
     from pytest_autoevolve.loops.lora import LoraSettings, next_version, train_lora
-    from pytest_autoevolve.loops.project import WORK_DIR, incumbent_of, read_config, write_config
+    from pytest_autoevolve.loops.project import WORK_DIR, incumbent_of, update_config
 
     root, dataset = Path.cwd(), Path(args.dataset)
     if not (dataset / "train.jsonl").is_file():
@@ -66,26 +73,29 @@ def _train(args: argparse.Namespace, _extra: list[str]) -> int:
     manifest = train_lora(base, dataset, out, settings, base_name=prefix)
     shown = out.relative_to(root) if out.is_relative_to(root) else out
     candidate = f"{prefix}+adapter={shown}"
-    config = read_config(root)
-    config["candidate"] = candidate
-    write_config(root, config)
-    print(f"adapter written to {shown}; final loss {manifest['loss_per_epoch'][-1]}; candidate is now {candidate}")
+    print(f"adapter written to {shown}; final loss {manifest['loss_per_epoch'][-1]:.3g}")
+    _changed(update_config(root, {"candidate": candidate}))
     return 0
 
 
 def _submit(args: argparse.Namespace, root: Path, dataset: Path) -> int:
     from pytest_autoevolve.loops.hosted import submit_fine_tune
-    from pytest_autoevolve.loops.project import read_config, write_config
+    from pytest_autoevolve.loops.project import update_config
 
     if not args.base:
         raise CommandError("--backend openai needs --base MODEL (the hosted model to fine-tune)")
     val = dataset / "val.jsonl"
     job = submit_fine_tune(dataset / "train.jsonl", val if val.is_file() else None, args.base, suffix=args.suffix)
-    config = read_config(root)
-    config["candidate"] = f"openai:{job.fine_tuned_model}"
-    write_config(root, config)
-    print(f"job {job.job_id} {job.status}: candidate is now openai:{job.fine_tuned_model}")
+    print(f"job {job.job_id} {job.status}: model {job.fine_tuned_model}")
+    _changed(update_config(root, {"candidate": f"openai:{job.fine_tuned_model}"}))
     return 0
+
+
+def _changed(changes: list[str]) -> None:
+    """Say how autoevolve.yaml changed."""
+    from pytest_autoevolve.loops.project import CONFIG_FILE
+
+    print(f"{CONFIG_FILE}: " + ("; ".join(changes) if changes else "unchanged"))
 
 
 def _promote(args: argparse.Namespace, _extra: list[str]) -> int:
@@ -95,6 +105,7 @@ def _promote(args: argparse.Namespace, _extra: list[str]) -> int:
         Path.cwd(), Path(args.summary) if args.summary else None, force=args.force, reason=args.reason or ""
     )
     print(f"promoted {entry['incumbent']} (was {entry['previous']})" + (" [override]" if entry["override"] else ""))
+    _changed(entry["changes"])
     return 0
 
 
@@ -103,6 +114,7 @@ def _rollback(args: argparse.Namespace, _extra: list[str]) -> int:
 
     entry = rollback(Path.cwd())
     print(f"rolled back: incumbent is {entry['incumbent']} again (was {entry['previous']})")
+    _changed(entry["changes"])
     return 0
 
 
@@ -116,12 +128,17 @@ def add_commands(commands: Any) -> None:
     improve = commands.add_parser(
         "improve",
         help="the whole fine-tune loop: sample, curate, train, gate, promote if passed",
-        description="Run the fine-tune loop in the repository root (autoevolve.yaml, scenarios/).",
+        description="Run the fine-tune loop in the repository root (autoevolve.yaml, scenarios/). Only a "
+        "promotion changes autoevolve.yaml. Exit 0 when a round promoted (or after --dry-run), 1 when the gate did "
+        "not pass, 2 when the loop could not run (too few examples, a model it cannot train), 130 when interrupted.",
         epilog=f"example: {EXAMPLES['improve']}",
     )
     improve.add_argument("--rounds", type=int, default=1, help="rounds; each promotes before the next (default 1)")
     improve.add_argument(
-        "--dry-run", action="store_true", help="sample and curate only; train nothing, promote nothing"
+        "--dry-run", action="store_true", help="sample and curate only (shows the curation); train nothing"
+    )
+    improve.add_argument(
+        "--min-examples", type=int, default=20, metavar="N", help="fewest curated examples to train on (default 20)"
     )
     _sampling(improve)
     improve.set_defaults(handler=_improve)

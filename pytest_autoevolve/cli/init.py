@@ -23,6 +23,9 @@ next steps:
   pytest --autoevolve            run incumbent and candidate, print the gate's verdict
                                  (tiny against itself: no lift, so FAIL and exit status 1)
   then point `candidate` in autoevolve.yaml at your model or agent, and add scenarios.
+  autoevolve improve --dry-run   what the fine-tune loop would train on: it needs 20 or more
+                                 passing train answers, so add `split: train` scenarios
+  autoevolve evolve              the edit-score-gate loop, once the project is a git commit
 {ci}"""
 
 CI_STEPS = """\

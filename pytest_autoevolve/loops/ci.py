@@ -426,12 +426,8 @@ def _spec(settings: Settings) -> str:
 
 
 def main_gate(ref: str, *, artifacts: str, refresh: bool) -> int:
-    """The ``autoevolve ci gate`` command: 0 only when the gate passes, 2 when it cannot run."""
-    try:
-        outcome = gate_against_base(Path.cwd(), ref, artifacts=artifacts, refresh=refresh)
-    except CIGateError as exc:
-        print(f"autoevolve ci gate: {exc}", file=sys.stderr)
-        return 2
+    """The ``autoevolve ci gate`` command: 0 only when the gate passes; `CIGateError` (status 2) when it cannot run."""
+    outcome = gate_against_base(Path.cwd(), ref, artifacts=artifacts, refresh=refresh)
     shown = (
         outcome.outputs.relative_to(Path.cwd().resolve())
         if outcome.outputs.is_relative_to(Path.cwd().resolve())
@@ -441,9 +437,9 @@ def main_gate(ref: str, *, artifacts: str, refresh: bool) -> int:
     notes = [f"base {outcome.base.commit[:10]}", f"incumbent {'reused' if outcome.base.reused else 'run now'}"]
     if outcome.base.errors:
         notes.append(f"the base run had {outcome.base.errors} trial error(s)")
-    status = outcome.status if outcome.summary is not None else max(outcome.status, 1)
+    status = 0 if outcome.status == 0 and outcome.summary is not None else 1  # pytest's other statuses: not a pass
     if outcome.refused:
-        verdict, status = "FAIL", max(status, 1)
+        verdict, status = "FAIL", 1
         notes.append(
             f"the working tree changes {', '.join(outcome.refused)}, which the base owns: to allow it, list "
             f"it under gate: head_may_change in the base's config"

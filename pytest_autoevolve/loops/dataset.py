@@ -191,6 +191,79 @@ def _lines(examples: list[_Example], seed: int) -> bytes:
     return b"".join(json.dumps(e.row, ensure_ascii=False).encode("utf-8") + b"\n" for e in _ordered(examples, seed))
 
 
+@dataclass
+class Selection:
+    """What curation keeps of some runs and why it leaves the rest out, before anything is written."""
+
+    kept: list[_Example] = field(default_factory=list)
+    read: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    failed_graders: Counter[str] = field(default_factory=Counter)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    trials: Counter[str] = field(default_factory=Counter)
+    """Trajectories read per scenario id."""
+
+    def why(self) -> str:
+        """What was read and why the rest was left out, in one line."""
+        return _why(self.read, self.rejected, self.duplicates)
+
+    def table(self) -> list[str]:
+        """The curation as a table a person reads: the counts, then each scenario's trials and kept examples."""
+        kept = Counter(e.scenario_id for e in self.kept)
+        rows = [("read", self.read), ("kept", len(self.kept)), ("duplicates dropped", self.duplicates)]
+        rows += [(f"rejected: {reason}", self.rejected[reason]) for reason in REASONS if self.rejected[reason]]
+        lines = [f"  {label:<47}{count:>6}" for label, count in rows]
+        lines.append(f"  {'scenario':<40}{'trials':>7}{'kept':>6}")
+        lines += [f"  {sid:<40}{self.trials[sid]:>7}{kept[sid]:>6}" for sid in sorted(self.trials)]
+        return lines
+
+
+def select(
+    runs: Sequence[Path], catalog: Catalog, *, max_latency_s: float | None = None, max_cost: float | None = None
+) -> Selection:
+    """The promotable, deduplicated examples of ``runs`` (see the module's rules), and the counts of the rest."""
+    if not runs:
+        raise DatasetError("no runs to curate: give one or more run folders holding trajectories.jsonl")
+    catalog_split = {s.id: s.split for s in catalog}
+    tools = {s.id: [t.schema() for t in s.tools] for s in catalog if s.tools}
+    selection = Selection()
+    seen: set[str] = set()
+    for run in runs:
+        path = _trajectory_file(Path(run))
+        try:
+            trajectories = list(read_trajectories(path))
+        except FormatError as exc:
+            raise DatasetError(str(exc)) from None
+        for trajectory in trajectories:
+            selection.trials[trajectory.scenario_id] += 1
+            reason = _reason(trajectory, catalog_split, max_latency_s, max_cost)
+            messages: list[dict[str, Any]] = []
+            if reason is None:
+                try:
+                    messages = chat_messages(trajectory)
+                except ValueError:
+                    reason = "malformed"
+            if reason is not None:
+                selection.rejected[reason] += 1
+                if reason == "grader_failed":
+                    selection.failed_graders.update(g.grader for g in trajectory.failed_grades())
+                continue
+            row: dict[str, Any] = {"messages": messages}
+            if trajectory.scenario_id in tools:
+                row["tools"] = tools[trajectory.scenario_id]
+            digest = example_sha256(row)
+            if digest in seen:
+                selection.duplicates += 1
+                continue
+            seen.add(digest)
+            selection.kept.append(_Example(trajectory.scenario_id, row, digest, prompt_sha256(messages), trajectory))
+        selection.read += len(trajectories)
+        run_ids = sorted({t.run_id for t in trajectories if t.run_id}) or [path.parent.name]
+        selection.sources.append({"run_ids": run_ids, "path": str(path.parent), "trajectories": len(trajectories)})
+    return selection
+
+
 def curate(
     runs: list[Path],
     catalog: Catalog,
@@ -211,55 +284,11 @@ def curate(
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction is between 0 and 1 (exclusive), got {val_fraction!r}")
-    if not runs:
-        raise DatasetError("no runs to curate: give one or more run folders holding trajectories.jsonl")
-    catalog_split = {s.id: s.split for s in catalog}
-    tools = {s.id: [t.schema() for t in s.tools] for s in catalog if s.tools}
-    rejected: Counter[str] = Counter()
-    failed_graders: Counter[str] = Counter()
-    kept: list[_Example] = []
-    seen: set[str] = set()
-    duplicates = read = 0
-    sources: list[dict[str, Any]] = []
-    for run in runs:
-        path = _trajectory_file(Path(run))
-        run_ids: set[str] = set()
-        count = 0
-        try:
-            trajectories = list(read_trajectories(path))
-        except FormatError as exc:
-            raise DatasetError(str(exc)) from None
-        for trajectory in trajectories:
-            count += 1
-            run_ids.add(trajectory.run_id)
-            reason = _reason(trajectory, catalog_split, max_latency_s, max_cost)
-            messages: list[dict[str, Any]] = []
-            if reason is None:
-                try:
-                    messages = chat_messages(trajectory)
-                except ValueError:
-                    reason = "malformed"
-            if reason is not None:
-                rejected[reason] += 1
-                if reason == "grader_failed":
-                    failed_graders.update(g.grader for g in trajectory.failed_grades())
-                continue
-            row: dict[str, Any] = {"messages": messages}
-            if trajectory.scenario_id in tools:
-                row["tools"] = tools[trajectory.scenario_id]
-            digest = example_sha256(row)
-            if digest in seen:
-                duplicates += 1
-                continue
-            seen.add(digest)
-            kept.append(_Example(trajectory.scenario_id, row, digest, prompt_sha256(messages), trajectory))
-        read += count
-        folder = path.parent
-        sources.append(
-            {"run_ids": sorted(r for r in run_ids if r) or [folder.name], "path": str(folder), "trajectories": count}
-        )
+    selection = select(runs, catalog, max_latency_s=max_latency_s, max_cost=max_cost)
+    kept, read, duplicates = selection.kept, selection.read, selection.duplicates
+    rejected, failed_graders = selection.rejected, selection.failed_graders
     check_leakage(((e.scenario_id, e.row["messages"]) for e in kept), catalog)
-    why = _why(read, rejected, duplicates)
+    why = selection.why()
     if len(kept) < min_examples:
         raise DatasetError(f"too few examples to train on: {len(kept)} kept, min_examples={min_examples}; {why}")
     train_ids, val_ids = _split_scenarios((e.scenario_id for e in kept), val_fraction, seed)
@@ -281,7 +310,7 @@ def curate(
         "sha256": sha,
         "sha256_of": "sha256 over 'train.jsonl\\n<byte length>\\n' + its bytes, then the same for val.jsonl",
         "format": "openai-chat",
-        "sources": sources,
+        "sources": selection.sources,
         "model_spec": model_spec,
         "models": sorted({e.trajectory.model for e in kept}),
         "git_commit": git_commit,

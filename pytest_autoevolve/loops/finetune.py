@@ -13,19 +13,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.gate.summary import RunSummary
-from pytest_autoevolve.loops.project import (
-    WORK_DIR,
-    FineTuneError,
-    incumbent_of,
-    project_catalog,
-    read_config,
-    write_config,
-)
+from pytest_autoevolve.loops.project import CONFIG_FILE, WORK_DIR, FineTuneError, incumbent_of, project_catalog
 from pytest_autoevolve.loops.promotion import promote
 from pytest_autoevolve.loops.subprocess import run_pytest
+from pytest_autoevolve.report.format import pct
+
+if TYPE_CHECKING:
+    from pytest_autoevolve.loops.dataset import Selection
 
 
 def sample(root: Path, spec: str, *, k: int = 8, temperature: float = 1.0, artifacts: str = ".autoevolve") -> Path:
@@ -68,6 +65,8 @@ class RoundResult:
     promoted: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    """How ``autoevolve.yaml`` changed (only a promotion changes it)."""
 
 
 def base_of(spec: str) -> tuple[Path, str]:
@@ -80,7 +79,46 @@ def base_of(spec: str) -> tuple[Path, str]:
         return TINY_DIR, "tiny"
     if parsed.provider == "hf":
         return Path(parsed.target), f"hf:{parsed.target}"
-    raise FineTuneError(f"local LoRA training needs a tiny or hf: incumbent, got {spec!r}; use --backend openai")
+    raise FineTuneError(
+        f"local LoRA training needs a tiny or hf: base, got {spec!r}: pass --base hf:PATH, "
+        "or --backend openai --base MODEL for a hosted fine-tune"
+    )
+
+
+def training_base(incumbent: str, dataset: str) -> tuple[Path, str]:
+    """`base_of` the incumbent; for another model, a `FineTuneError` naming the backends that apply, with commands."""
+    from pytest_autoevolve.providers.base import parse_spec
+
+    try:
+        return base_of(incumbent)
+    except FineTuneError:
+        pass
+    parsed = parse_spec(incumbent)
+    train = f"autoevolve finetune train {dataset}"
+    if parsed.provider == "openai":
+        model = parsed.target.removeprefix("ft:").split(":")[0]
+        how = f"it is a hosted model: fine-tune it with `{train} --backend openai --base {model}`"
+    else:
+        how = (
+            f"it is not a model autoevolve can train (improve trains tiny and hf: models); train the model it calls "
+            f"on the curated dataset: a hosted OpenAI model with `{train} --backend openai --base MODEL`, a local "
+            f"transformers model with `{train} --base hf:PATH`; then point it at the result"
+        )
+    then = "then gate the new candidate (pytest --autoevolve) and promote it (autoevolve promote SUMMARY)"
+    raise FineTuneError(f"the incumbent {incumbent} was sampled and curated into {dataset}, but {how}; {then}")
+
+
+def shortfall(selection: Selection, incumbent: str, min_examples: int, k: int) -> str | None:
+    """Why ``selection`` is too small to train on, with the numbers and what to add; None when it is enough."""
+    kept = len(selection.kept)
+    if kept >= min_examples:
+        return None
+    return (
+        f"too few examples to train on: {kept} distinct passing answers, {min_examples} needed (--min-examples); "
+        f"{selection.why()}. Add train scenarios (split: train) that {incumbent} passes at least sometimes "
+        f"(there are {len(selection.trials)}; each gives up to {k} examples), sample more answers per scenario "
+        f"(--k {2 * k}), or lower --min-examples"
+    )
 
 
 def improve(
@@ -90,56 +128,97 @@ def improve(
     dry_run: bool = False,
     k: int = 8,
     temperature: float = 1.0,
+    min_examples: int = 20,
     progress: Callable[[str], None] = print,
 ) -> list[RoundResult]:
-    """Sample, curate, train, gate and promote when the gate passes, ``rounds`` times."""
-    from pytest_autoevolve.loops.lora import train_lora
+    """Sample, curate, train, gate and promote when the gate passes, ``rounds`` times.
 
-    results = []
+    Only a promotion changes ``autoevolve.yaml``: the new adapter is gated by its spec. Too few
+    examples is a `FineTuneError` saying what to add (a dry run notes it and stops instead).
+    """
+    results: list[RoundResult] = []
     runs: list[Path] = []
     for number in range(1, rounds + 1):
-        started = time.perf_counter()
-        result = RoundResult(number)
+        started, result = time.perf_counter(), RoundResult(number)
+        say = functools.partial(_prefixed, progress, f"round {number}: ")
         incumbent = incumbent_of(root)
-        base, prefix = base_of(incumbent)
-        progress(f"round {number}: sampling {incumbent} x{k} per train scenario at temperature {temperature}")
+        say(f"sampling {incumbent} x{k} per train scenario at temperature {temperature:g}")
         runs.append(sample(root, incumbent, k=k, temperature=temperature))
-        result.sample_run = str(runs[-1].relative_to(root))
-        dataset = curate_runs(root, runs, incumbent)
-        result.dataset, result.examples = str(dataset.relative_to(root)), _lines(dataset / "train.jsonl")
-        progress(f"round {number}: curated {result.examples} training examples into {result.dataset}")
-        if dry_run:
-            result.notes.append("dry run: stopped before training")
-            results.append(result)
-            break
-        from pytest_autoevolve.loops.lora import next_version
-
-        model_dir = next_version(root / WORK_DIR / "models")
-        train_lora(
-            base,
-            dataset,
-            model_dir,
-            progress=functools.partial(_prefixed, progress, f"round {number}: "),
-            base_name=prefix,
-        )
-        result.model = str(model_dir.relative_to(root))
-        result.candidate = f"{prefix}+adapter={result.model}"
-        config = read_config(root)
-        config["candidate"] = result.candidate
-        write_config(root, config)
-        progress(f"round {number}: gating {result.candidate} against {incumbent} on the eval split")
-        summary = gate(root, incumbent, result.candidate)
-        result.verdict, result.summary = summary["verdict"], summary.get("path")
-        progress(f"round {number}: gate {result.verdict.upper()}: " + "; ".join(summary.get("reasons", [])))
-        if result.verdict == "pass" and result.summary:
-            promote(root, root / result.summary)
-            result.promoted = True
-            progress(f"round {number}: promoted {result.candidate} to incumbent")
-        result.seconds = round(time.perf_counter() - started, 1)
+        result.sample_run = _relative(root, runs[-1])
         results.append(result)
+        if not _curated(root, runs, incumbent, result, dry_run=dry_run, k=k, min_examples=min_examples, say=say):
+            break
+        _train_gate_promote(root, incumbent, result, say)
+        result.seconds = round(time.perf_counter() - started, 1)
         if not result.promoted:
             break
     return results
+
+
+def _curated(
+    root: Path,
+    runs: list[Path],
+    incumbent: str,
+    result: RoundResult,
+    *,
+    dry_run: bool,
+    k: int,
+    min_examples: int,
+    say: Callable[[str], None],
+) -> bool:
+    """Curate the runs into a dataset, showing the table; whether to go on and train (never in a dry run)."""
+    from pytest_autoevolve.loops.dataset import select
+
+    selection = select(runs, project_catalog(root))
+    result.examples = len(selection.kept)
+    say(f"curation of {selection.read} sampled answers (min_examples {min_examples}):")
+    for line in selection.table():
+        say(line)
+    short = shortfall(selection, incumbent, min_examples, k)
+    if short and not dry_run:
+        raise FineTuneError(short)
+    if short:
+        result.notes.append(f"dry run: {short}")
+        say(f"dry run: a real run would stop here: {short}")
+        return False
+    dataset = curate_runs(root, runs, incumbent, min_examples=min_examples)
+    result.dataset, result.examples = _relative(root, dataset), _lines(dataset / "train.jsonl")
+    say(f"curated {result.examples} training examples into {result.dataset}")
+    if dry_run:
+        result.notes.append("dry run: stopped before training")
+        say("dry run: stopped before training; autoevolve.yaml is unchanged")
+    return not dry_run
+
+
+def _train_gate_promote(root: Path, incumbent: str, result: RoundResult, say: Callable[[str], None]) -> None:
+    """Train an adapter on the round's dataset, gate it by its spec, and promote it when the gate passes."""
+    from pytest_autoevolve.loops.lora import next_version, train_lora
+
+    base, prefix = training_base(incumbent, result.dataset)
+    model_dir = next_version(root / WORK_DIR / "models")
+    train_lora(base, root / result.dataset, model_dir, progress=say, base_name=prefix)
+    result.model = _relative(root, model_dir)
+    result.candidate = f"{prefix}+adapter={result.model}"
+    say(f"gating {result.candidate} against {incumbent} on the eval split")
+    summary = gate(root, incumbent, result.candidate)
+    result.verdict, result.summary = summary["verdict"], summary.get("path")
+    rates = f"candidate {pct(_rate(summary, 'candidate'))} vs incumbent {pct(_rate(summary, 'incumbent'))}"
+    say(f"gate {result.verdict.upper()} ({rates}): " + "; ".join(summary.get("reasons", [])))
+    if result.verdict == "pass" and result.summary:
+        result.changes = promote(root, root / result.summary, candidate=result.candidate)["changes"]
+        result.promoted = True
+        say(f"promoted {result.candidate} to incumbent; {CONFIG_FILE}: " + "; ".join(result.changes))
+    else:
+        say(f"not promoted: {CONFIG_FILE} is unchanged (the adapter stays in {result.model})")
+
+
+def _rate(summary: dict[str, Any], role: str) -> float | None:
+    side = summary.get(role)
+    return side.get("pass_rate") if isinstance(side, dict) else None
+
+
+def _relative(root: Path, path: Path) -> str:
+    return str(path.relative_to(root) if path.is_relative_to(root) else path)
 
 
 def curate_runs(root: Path, runs: list[Path], spec: str, **options: Any) -> Path:

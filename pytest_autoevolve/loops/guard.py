@@ -39,6 +39,9 @@ SETTINGS_FILES = ("pyproject.toml", CONFIG_FILE)
 
 EVALUATION = "scenarios, tests, the harness, the catalog, .git and the artifacts are the evaluation"
 
+MAX_EDIT_BYTES = 256 * 1024
+"""The most an edit may write into one file (``autoevolve evolve --max-edit-kb``)."""
+
 
 class Rejected(LoopError):
     """An edit the loop does not apply: the message says why, for the log."""
@@ -100,9 +103,11 @@ class Guard:
     folders: list[str]
     catalog: str
     """The digest of the start's catalog files: the final gate must measure these."""
+    max_bytes: int = MAX_EDIT_BYTES
+    """The most an edit may write into one file."""
 
     @classmethod
-    def of(cls, root: Path, targets: Sequence[str], artifacts: str) -> Guard:
+    def of(cls, root: Path, targets: Sequence[str], artifacts: str, max_bytes: int = MAX_EDIT_BYTES) -> Guard:
         """The guard of the project at ``root``; EvolveError when a target is not an editable file."""
         from pytest_autoevolve.loops.ci import catalog_digest
         from pytest_autoevolve.settings import load_settings
@@ -112,7 +117,7 @@ class Guard:
             settings, start = load_settings(root), protected_values(root)
         except ConfigError as exc:
             raise EvolveError(f"the project's settings are invalid: {exc}") from None
-        guard = cls(root, [], start, [], catalog_digest(root, settings))
+        guard = cls(root, [], start, [], catalog_digest(root, settings), max_bytes)
         for folder in [*settings.catalog, artifacts, settings.artifacts]:
             resolved = (root / folder).resolve()
             if resolved.is_relative_to(root) and resolved != root:  # outside the root, no edit reaches it
@@ -163,6 +168,9 @@ class Guard:
                 raise Rejected(f"{relative} is not an allowlisted target ({', '.join(self.targets)})")
             if relative in files and files[relative] != text:
                 raise Rejected(f"the edit gives {relative} two different texts under two names")
+            size = len(text.encode("utf-8"))
+            if size > self.max_bytes:
+                raise Rejected(f"{relative}: the edit writes {_kb(size)}, over the limit of {_kb(self.max_bytes)}")
             files[relative] = text
         why = self.settings_change(files)
         if why:
@@ -207,3 +215,7 @@ class Guard:
         if catalog_digest(self.root, load_settings(self.root)) != self.catalog:
             return "the best kept state's catalog files differ from the start's: the gate would measure other scenarios"
         return None
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:.3g} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.3g} MB"

@@ -161,7 +161,7 @@ def train_lora(
         torch.save(torch.get_rng_state(), checkpoint / "rng.pt")
         write_json_atomic(checkpoint / "state.json", state)
         progress(
-            f"epoch {epoch + 1}/{settings.epochs}  loss {state['losses'][-1]:.4f}  {time.perf_counter() - started:.0f}s"
+            f"epoch {epoch + 1}/{settings.epochs}  loss {state['losses'][-1]:.3g}  {time.perf_counter() - started:.0f}s"
         )
     shown = base_name or str(base_path)
     for config in model.peft_config.values():

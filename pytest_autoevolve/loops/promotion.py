@@ -12,7 +12,7 @@ from pytest_autoevolve.errors import FormatError
 from pytest_autoevolve.gate.decide import decide
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.summary import GateSummary, RunSummary
-from pytest_autoevolve.loops.project import FineTuneError, read_config, write_config
+from pytest_autoevolve.loops.project import FineTuneError, read_config, update_config
 
 HISTORY_FILE = "autoevolve-history.jsonl"
 
@@ -45,15 +45,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def promote(root: Path, summary_path: Path | None, *, force: bool = False, reason: str = "") -> dict[str, Any]:
-    """Make the configured candidate the incumbent, after a passing gate of exactly that pair (or ``force``).
+def promote(
+    root: Path, summary_path: Path | None, *, candidate: str | None = None, force: bool = False, reason: str = ""
+) -> dict[str, Any]:
+    """Make ``candidate`` (default: the configured one) the incumbent, after a passing gate of exactly that pair.
 
     The summary must be a whole ``summary.json`` of this format version, of a complete run (every
     selected scenario finished), whose verdict is pass, and whose numbers give pass again when the
-    gate decides on them: a summary edited to say pass is refused.
+    gate decides on them: a summary edited to say pass is refused (``force`` overrides, recorded).
+    The promoted model becomes both incumbent and candidate; the entry's ``changes`` say how
+    ``autoevolve.yaml`` changed.
     """
     config = read_config(root)
-    candidate, incumbent = config.get("candidate"), config.get("incumbent", "tiny")
+    incumbent = config.get("incumbent", "tiny")
+    candidate = candidate or config.get("candidate")
     if not candidate or candidate == incumbent:
         raise FineTuneError("nothing to promote: autoevolve.yaml names no candidate different from the incumbent")
     gate = _read(summary_path) if summary_path is not None else None
@@ -72,11 +77,9 @@ def promote(root: Path, summary_path: Path | None, *, force: bool = False, reaso
         "override": not passed,
         "reason": reason,
     }
-    config["incumbent"] = candidate
-    config.pop("candidate", None)
-    write_config(root, config)
+    changes = update_config(root, {"incumbent": candidate, "candidate": candidate})
     _append_history(root, entry)
-    return entry
+    return {**entry, "changes": changes}
 
 
 def _read(path: Path) -> GateSummary:
@@ -121,15 +124,18 @@ def _same(gate: GateSummary, incumbent: str, candidate: str) -> bool:
 
 
 def rollback(root: Path) -> dict[str, Any]:
-    """Restore the incumbent the last promotion replaced."""
+    """Restore the incumbent the last promotion replaced (and the candidate, when it was the promoted model)."""
     promotions = [e for e in history(root) if e["action"] == "promote"]
     rollbacks = sum(e["action"] == "rollback" for e in history(root))
     if len(promotions) <= rollbacks:
         raise FineTuneError("nothing to roll back: no promotion is in effect")
     last = promotions[len(promotions) - rollbacks - 1]
     config = read_config(root)
-    entry = {"action": "rollback", "date": _now(), "previous": config.get("incumbent"), "incumbent": last["previous"]}
-    config["incumbent"] = last["previous"]
-    write_config(root, config)
+    current = config.get("incumbent")
+    entry = {"action": "rollback", "date": _now(), "previous": current, "incumbent": last["previous"]}
+    changes = {"incumbent": last["previous"]}
+    if config.get("candidate") == current:
+        changes["candidate"] = last["previous"]
+    said = update_config(root, changes)
     _append_history(root, entry)
-    return entry
+    return {**entry, "changes": said}

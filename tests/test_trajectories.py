@@ -136,7 +136,7 @@ def test_error_is_recorded(pytester, write_scenarios, agents):
         "--autoevolve", "--autoevolve-incumbent", "python:agents:boom", "--autoevolve-candidate", "python:agents:answer"
     )
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*error:    RuntimeError: model exploded*"])
+    result.stdout.fnmatch_lines(["*: 0/1 passed: *error RuntimeError: model exploded"])
     trajectories, summary = read_run(pytester.path)
     boom = next(t for t in trajectories if t["role"] == "incumbent")
     assert boom["error"] == "RuntimeError: model exploded"
@@ -265,7 +265,7 @@ def test_summary_per_role_and_written_atomically(pytester, write_scenarios, agen
     )
     result.assert_outcomes(passed=2, failed=4)
     _, summary = read_run(pytester.path)
-    assert summary["format_version"] == 2  # 2: complete and missing joined the summary
+    assert summary["format_version"] == 3  # 2: complete and missing joined the summary; 3: the design
     assert summary["trajectory_format_version"] == FORMAT_VERSION
     incumbent, candidate = summary["incumbent"], summary["candidate"]
     assert incumbent["spec"] == "python:agents:echo"
@@ -371,6 +371,7 @@ def test_interrupted_run_leaves_only_complete_lines(pytester, write_scenarios, s
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, even under nohup
     )
     path = None
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -29,6 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # The agents of the imported promptfoo scenarios: the answers promptfoo's `right` and `wrong` providers gave.
 PROMPTFOO_AGENTS = """
 import json
+import sys
 import time
 
 
@@ -313,7 +315,7 @@ def test_unknown_format_and_existing_output(tmp_path, capsys, monkeypatch):
     status, _, err = cli_run(capsys, "import", "langsmith", "rows.jsonl")
     assert (status, err.strip()) == (
         2,
-        "autoevolve import: unknown format 'langsmith'; formats: promptfoo, openai-evals, inspect, jsonl, csv",
+        "autoevolve import: unknown format 'langsmith'; formats: promptfoo, openai-evals, inspect, jsonl, csv, hf",
     )
     assert cli_run(capsys, "import", "jsonl", "rows.jsonl")[0] == 0
     status, _, err = cli_run(capsys, "import", "jsonl", "rows.jsonl")
@@ -650,3 +652,301 @@ def test_python_assert_reads_results_as_promptfoo_does(tmp_path):
 def test_grader_values_are_checked_when_the_file_loads(name, value, message):
     with pytest.raises(ValueError, match=message):
         default_registry().build(name, value, FIXTURES)
+
+
+# --- openai evals: python and multi criteria --------------------------------------------------------------------
+
+LABEL_SOURCE = """import json
+
+
+def grade(sample, item) -> float:
+    return float(sample["output_text"].strip().lower() == item["label"].lower())
+"""
+
+REPLY_AGENTS = """
+def reply(messages, scenario):
+    return scenario.metadata["item"]["reply"]
+"""
+
+
+def check_of(name, reference, **more):
+    kind = "string_check" if "operation" in more else "text_similarity"
+    return {"type": kind, "name": name, "input": "{{sample.output_text}}", "reference": reference, **more}
+
+
+def graded_eval(criteria):
+    """An Evals API eval of three tickets, each item with the reply the agent gives."""
+    items = [
+        {"ticket": "My screen broke", "label": "Hardware", "reply": "Hardware"},
+        {"ticket": "The app crashes", "label": "Software", "reply": "software"},
+        {"ticket": "No wifi", "label": "Network", "reply": "Printer"},
+    ]
+    return {
+        "object": "eval",
+        "name": "Tickets",
+        "testing_criteria": criteria,
+        "data_source": {
+            "input_messages": {"template": [{"role": "user", "content": "Label: {{item.ticket}}"}]},
+            "source": {"type": "file_content", "content": [{"item": item} for item in items]},
+        },
+    }
+
+
+MULTI_GRADERS = {
+    "exact": check_of("exact", "{{item.label}}", operation="eq"),
+    "close": check_of("close", "{{item.label}}", evaluation_metric="fuzzy_match"),
+}
+
+
+def test_openai_evals_python_and_multi_criteria_grade_as_the_api_did(pytester, capsys):
+    criteria = [
+        {"type": "python", "name": "label", "source": LABEL_SOURCE, "pass_threshold": 1.0},
+        {
+            "type": "multi",
+            "name": "mean",
+            "graders": MULTI_GRADERS,
+            "calculate_output": "(exact + close) / 2",
+            "pass_threshold": 0.4,
+        },
+        {"type": "multi", "name": "worst", "graders": MULTI_GRADERS, "calculate_output": "min(exact, close)"},
+        {"type": "multi", "name": "gate", "graders": MULTI_GRADERS, "calculate_output": "exact > 0.5"},
+        {
+            "type": "python",
+            "name": "fuzzy",
+            "source": "import rapidfuzz_missing\n\ndef grade(sample, item):\n  return 1",
+        },
+    ]
+    (pytester.path / "eval.json").write_text(json.dumps(graded_eval(criteria)), encoding="utf-8")
+    status, out, err = cli_run(capsys, "import", "openai-evals", "eval.json", "-o", "scenarios/tickets.yaml")
+    assert (status, err) == (0, "")
+    for line in (
+        "wrote scenarios/tickets_label_grader.py: a grader's code the scenarios call",
+        "mapped: python -> python_assert (3)",
+        "mapped: multi -> python_assert (6)",
+        "not imported: multi: its calculate_output 'exact > 0.5' uses 'exact > 0.5' (imported: numbers, grader "
+        "names, + - * / ^, min, max, abs, floor, ceil, sqrt, exp, log, average) (3)",
+        "not imported: python: its source imports rapidfuzz_missing, not installed here (3)",
+        "3 scenarios tagged partial_import",
+    ):
+        assert line in out, (line, out)
+    module = (pytester.path / "scenarios" / "tickets_label_grader.py").read_text(encoding="utf-8")
+    assert module.startswith(LABEL_SOURCE.rstrip()) and "def autoevolve_grade(output, context):" in module
+    written = yaml.safe_load((pytester.path / "scenarios" / "tickets.yaml").read_text(encoding="utf-8"))
+    first = written["scenarios"][0]
+    assert first["expect"][0] == {
+        "python_assert": {
+            "file": "tickets_label_grader.py",
+            "function": "autoevolve_grade",
+            "threshold": 1.0,
+            "config": {"item": {"ticket": "My screen broke", "label": "Hardware", "reply": "Hardware"}},
+        }
+    }
+    assert first["expect"][2]["python_assert"]["threshold"] == 0.5  # the default pass_threshold
+    assert first["expect"][1]["python_assert"]["code"].endswith(
+        "    'exact': float(output == 'Hardware'),\n"
+        "    'close': similarity('fuzzy_match', output, 'Hardware'),\n"
+        "}\n"
+        "return (scores['exact'] + scores['close']) / 2"
+    )
+    pytester.makepyfile(ticketagents=REPLY_AGENTS)
+    pytester.syspathinsert()
+    pytester.runpytest(
+        "--autoevolve",
+        "--autoevolve-incumbent=python:ticketagents:reply",
+        "--autoevolve-candidate=python:ticketagents:reply",
+        "-p",
+        "no:cacheprovider",
+    )
+    trajectories, _ = read_run(pytester.path)
+    grades = {t["scenario_id"]: [(g["passed"], round(g["score"], 4)) for g in t["grades"]] for t in trajectories}
+    # fuzzy_match similarity: 'software' / 'Software' 0.875, 'Printer' / 'Network' 2/7
+    assert grades == {
+        "tickets.1": [(True, 1.0), (True, 1.0), (True, 1.0)],
+        "tickets.2": [(True, 1.0), (True, 0.4375), (False, 0.0)],
+        "tickets.3": [(False, 0.0), (False, round(1 / 7, 4)), (False, 0.0)],
+    }
+
+
+@pytest.mark.parametrize(
+    ("formula", "python"),
+    [
+        ("(a + b) / 2", "(scores['a'] + scores['b']) / 2"),
+        ("average(a, b, c)", "(scores['a'] + scores['b'] + scores['c']) / 3"),
+        ("0.3 * a + 0.7 * b", "0.3 * scores['a'] + 0.7 * scores['b']"),
+        ("min(a, b)", "min(scores['a'], scores['b'])"),
+        ("a ^ 2 - -b", "scores['a'] ** 2 - -scores['b']"),
+        ("sqrt(abs(a))", "math.sqrt(abs(scores['a']))"),
+    ],
+)
+def test_multi_formulas_become_python(formula, python):
+    from pytest_autoevolve.catalog.importers.openai_evals import _multi_code
+
+    graders = {name: check_of(name, "x", operation="eq") for name in "abc"}
+    code = _multi_code({"graders": graders, "calculate_output": formula}, {"item": {}})
+    assert code.splitlines()[-1] == f"return {python}"
+
+
+@pytest.mark.parametrize(
+    ("criterion", "reason"),
+    [
+        ({"calculate_output": "a + d"}, "names 'd', none of its graders"),
+        ({"calculate_output": "__import__('os')"}, "uses \"__import__('os')\""),
+        ({"calculate_output": "a if b else c"}, "uses 'a if b else c'"),
+        ({"calculate_output": "(a +"}, "is not a formula"),
+        ({"graders": {"j": {"type": "score_model", "input": []}}, "calculate_output": "j"}, "'j' is a score_model"),
+    ],
+)
+def test_multi_forms_not_imported_say_why(tmp_path, criterion, reason):
+    multi = {"type": "multi", "name": "m", "graders": {n: check_of(n, "x", operation="eq") for n in "abc"}}
+    criteria = [{**multi, **criterion}, check_of("exact", "{{item.label}}", operation="eq")]
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(graded_eval(criteria)), encoding="utf-8")
+    imported = import_source("openai-evals", path, ImportOptions())
+    assert all(s["expect"] == [{"identical": s["metadata"]["item"]["label"]}] for s in imported.scenarios)
+    (dropped,) = imported.dropped
+    assert dropped.startswith("multi: its ") and reason in dropped, dropped
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("def grade(sample, item):\n  return (", "its source is not valid Python: '(' was never closed (line 2)"),
+        ("def score(sample, item):\n  return 1.0\n", "its source defines no grade(sample, item)"),
+        ("", "it has no source"),
+    ],
+)
+def test_python_criteria_that_cannot_run_here_are_not_imported(tmp_path, source, reason):
+    criteria = [{"type": "python", "name": "p", "source": source}, check_of("e", "{{item.label}}", operation="eq")]
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(graded_eval(criteria)), encoding="utf-8")
+    imported = import_source("openai-evals", path, ImportOptions())
+    assert imported.files == {} and len(imported.scenarios) == 3
+    assert list(imported.dropped) == [f"python: {reason}"]
+
+
+def test_a_grader_file_in_the_way_is_refused_without_force(pytester, capsys):
+    criteria = [{"type": "python", "name": "label", "source": LABEL_SOURCE}]
+    (pytester.path / "eval.json").write_text(json.dumps(graded_eval(criteria)), encoding="utf-8")
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "tickets_label_grader.py").write_text("# mine\n", encoding="utf-8")
+    status, _, err = cli_run(capsys, "import", "openai-evals", "eval.json", "-o", "scenarios/tickets.yaml")
+    assert status == 2 and "tickets_label_grader.py exists; give --force" in err
+    assert not (pytester.path / "scenarios" / "tickets.yaml").exists()
+    assert cli_run(capsys, "import", "openai-evals", "eval.json", "-o", "scenarios/tickets.yaml", "--force")[0] == 0
+    assert "autoevolve_grade" in (pytester.path / "scenarios" / "tickets_label_grader.py").read_text(encoding="utf-8")
+
+
+# --- hf: Hugging Face datasets, offline ---------------------------------------------------------------------
+
+QA_ROWS = [
+    {"question": "2+2?", "answer": ["4"], "uid": "sum-a", "part": "train"},
+    {"question": "3+3?", "answer": ["6", "six"], "uid": "sum-b", "part": "test"},
+    {"question": "Capital of France?", "answer": ["Paris"], "uid": "cap", "part": "test"},
+]
+
+HF_OPTIONS = {"input_field": "question", "expected_field": "answer", "id_field": "uid"}
+
+
+@pytest.fixture
+def hf_datasets(tmp_path, monkeypatch):
+    """The `datasets` library kept off the network and its caches in ``tmp_path``; a small dataset of QA_ROWS."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    datasets = pytest.importorskip("datasets")
+    return datasets, datasets.Dataset.from_list(QA_ROWS)
+
+
+def expected_qa(prefix):
+    return [
+        {"id": f"{prefix}.sum-a", "input": "2+2?", "expect": [{"icontains": "4"}], "split": "train"},
+        {"id": f"{prefix}.sum-b", "input": "3+3?", "expect": [{"icontains_any": ["6", "six"]}], "split": "eval"},
+        {"id": f"{prefix}.cap", "input": "Capital of France?", "expect": [{"icontains": "Paris"}], "split": "eval"},
+    ]
+
+
+def test_hf_reads_saved_folders_and_data_files(hf_datasets, tmp_path):
+    datasets, dataset = hf_datasets
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": dataset.select([0]), "test": dataset}).save_to_disk(str(tmp_path / "dict"))
+    dataset.to_parquet(str(tmp_path / "qa.parquet"))
+    dataset.to_json(str(tmp_path / "qa.jsonl"))
+    (arrow,) = (tmp_path / "saved").glob("*.arrow")
+    options = ImportOptions(id_prefix="qa", grader="icontains", split_field="part", **HF_OPTIONS)
+    for source in ("saved", "qa.parquet", "qa.jsonl", arrow):
+        assert import_source("hf", tmp_path / source, options).scenarios == expected_qa("qa"), source
+    picked = ImportOptions(id_prefix="qa", grader="icontains", split_field="part", hf_split="test", **HF_OPTIONS)
+    assert import_source("hf", tmp_path / "dict", picked).scenarios == expected_qa("qa")
+    one = datasets.DatasetDict({"validation": dataset.select([2])})
+    one.save_to_disk(str(tmp_path / "one"))
+    (only,) = import_source("hf", tmp_path / "one", ImportOptions(**HF_OPTIONS)).scenarios  # its only split
+    assert only == {"id": "cap", "input": "Capital of France?", "expect": [{"equals": "Paris"}]}
+    assert not (tmp_path / "hf-home").exists()  # nothing cached on the way
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "message"),
+    [
+        ("absent", {}, "absent: no such file or folder"),
+        ("plain", {}, "plain: not a Hugging Face datasets folder (no dataset_dict.json or state.json"),
+        ("saved", {"input_field": "prompt"}, "saved: records have no field 'prompt' (fields: question, answer,"),
+        ("dict", {}, "dict: a DatasetDict of splits train, test; pick one with --hf-split"),
+        ("dict", {"hf_split": "dev"}, "dict: no split 'dev' (splits: train, test)"),
+        ("saved", {"hf_split": "test"}, "saved: holds one Dataset, not a DatasetDict; --hf-split test does not apply"),
+        ("qa.txt", {}, "qa.txt: an hf source is a datasets folder or a .parquet, .arrow, .json, .jsonl, .csv file"),
+        ("bad.parquet", {}, "bad.parquet: cannot be read as a parquet dataset: "),
+    ],
+)
+def test_hf_bad_sources_are_one_line_errors(hf_datasets, tmp_path, source, options, message):
+    datasets, dataset = hf_datasets
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": dataset, "test": dataset}).save_to_disk(str(tmp_path / "dict"))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "rows.jsonl").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "qa.txt").write_text("x", encoding="utf-8")
+    (tmp_path / "bad.parquet").write_text("not parquet", encoding="utf-8")
+    with pytest.raises(SourceError) as caught:
+        import_source("hf", tmp_path / source, ImportOptions(**{**HF_OPTIONS, **options}))
+    assert str(caught.value).startswith(str(tmp_path / message)) and "\n" not in str(caught.value)
+
+
+def test_hf_without_the_datasets_library_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
+    (tmp_path / "saved").mkdir()
+    with pytest.raises(
+        SourceError,
+        match=r"saved: reading Hugging Face datasets needs the datasets library: "
+        r"pip install 'pytest-autoevolve\[hf\]'",
+    ):
+        import_source("hf", tmp_path / "saved", ImportOptions())
+
+
+def test_hf_import_command_and_the_imported_scenarios_run(hf_datasets, pytester, capsys):
+    datasets, dataset = hf_datasets
+    datasets.DatasetDict({"train": dataset.select([0]), "test": dataset}).save_to_disk(str(pytester.path / "qa"))
+    argv = ["import", "hf", "qa", "-o", "scenarios/qa.yaml", "--hf-split", "test", "--grader", "icontains"]
+    argv += ["--input-field", "question", "--expected-field", "answer", "--id-field", "uid", "--split-field", "part"]
+    status, out, err = cli_run(capsys, *argv)
+    assert (status, err) == (0, "")
+    assert "wrote scenarios/qa.yaml: 3 scenarios from qa" in out and "mapped: answer -> icontains (2)" in out
+    pytester.makepyfile(qaagents="def answer(messages, scenario):\n    return 'It is six.'\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest(
+        "--autoevolve",
+        "--autoevolve-incumbent=python:qaagents:answer",
+        "--autoevolve-candidate=python:qaagents:answer",
+        "-p",
+        "no:cacheprovider",
+        "-v",
+    )
+    result.stdout.fnmatch_lines(["*qa.sum-b?incumbent? PASSED*", "*qa.cap?incumbent? FAILED*"])
+    assert "qa.sum-a" not in result.stdout.str()  # the train split is not graded
+
+
+def test_a_grader_module_that_does_not_load_leaves_nothing(pytester, capsys):
+    source = "raise RuntimeError('needs a sandbox')\n\n\ndef grade(sample, item):\n    return 1.0\n"
+    criteria = [{"type": "python", "name": "label", "source": source}]
+    (pytester.path / "eval.json").write_text(json.dumps(graded_eval(criteria)), encoding="utf-8")
+    status, _, err = cli_run(capsys, "import", "openai-evals", "eval.json", "-o", "scenarios/tickets.yaml")
+    assert status == 2 and "do not load, so nothing was written" in err and "needs a sandbox" in err
+    assert list((pytester.path / "scenarios").iterdir()) == []  # neither the scenario file nor the grader's module

@@ -17,10 +17,14 @@ formats:
                 file:// tests (CSV with __expected columns, JSONL, JSON, YAML); assertions mapped to
                 graders with promptfoo's semantics, the rest listed and the scenario tagged partial_import
   openai-evals  an evals registry YAML (Match, Includes, FuzzyMatch with their samples_jsonl), a
-                samples.jsonl (Match), or an Evals API eval JSON (--items for its items)
+                samples.jsonl (Match), or an Evals API eval JSON (--items for its items; a python
+                criterion's source is written beside the scenario file)
   inspect       an Inspect AI dataset (JSON, JSONL, CSV: input, target, id, metadata), graded as its
                 match scorer (--grader includes or exact for those scorers)
-  jsonl, csv    records with --input-field, --expected-field, --id-field, --split-field, graded by --grader"""
+  jsonl, csv    records with --input-field, --expected-field, --id-field, --split-field, graded by --grader
+  hf            a Hugging Face datasets folder (save_to_disk; --hf-split for a DatasetDict) or a parquet,
+                arrow, JSON(L) or CSV file, read offline with `datasets` (pip install 'pytest-autoevolve[hf]');
+                fields as for jsonl"""
 
 
 def _import(args: argparse.Namespace, _extra: list[str]) -> int:
@@ -43,17 +47,47 @@ def _import(args: argparse.Namespace, _extra: list[str]) -> int:
         items=Path(args.items) if args.items else None,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         output_dir=output.parent,
+        hf_split=args.hf_split,
     )
     imported = import_source(args.format, source, options)
     header = [f"imported by: autoevolve import {args.format} {source}", *_lines(imported)]
     judged = sum("llm_judge" in grader for s in imported.scenarios for grader in s["expect"])
-    write_atomic(output, dump_scenarios(imported, header), lambda path: _check(path, output, judged > 0))
+    created = _write_files(imported.files, output.parent, args.force)
+    try:
+        write_atomic(output, dump_scenarios(imported, header), lambda path: _check(path, output, judged > 0))
+    except BaseException:
+        for path in created:  # nothing half-written: the graders' files go with the scenario file
+            path.unlink(missing_ok=True)
+        raise
     print(f"wrote {output}: {len(imported.scenarios)} scenarios from {source}")
+    for name in imported.files:
+        print(f"wrote {output.parent / name}: a grader's code the scenarios call")
     for line in _lines(imported):
         print(f"  {line}")
     if judged:
         print(f"  {judged} llm_judge graders: they need a judge model (`judge:` in autoevolve.yaml)")
     return 0
+
+
+def _write_files(files: dict[str, str], folder: Path, force: bool) -> list[Path]:
+    """Write the files the scenarios need beside the scenario file; the ones that were not there before."""
+    from pytest_autoevolve.catalog.importers import write_atomic
+
+    paths = {folder / name: text for name, text in files.items()}
+    for path, text in paths.items():
+        if path.exists() and not force and path.read_text(encoding="utf-8", errors="replace") != text:
+            raise CommandError(f"{path} exists; give --force to replace it, or another -o")
+    created = []
+    try:
+        for path, text in paths.items():
+            if not path.exists():
+                created.append(path)
+            write_atomic(path, text)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    return created
 
 
 def _lines(imported: Any) -> list[str]:
@@ -99,8 +133,8 @@ def add_commands(commands: Any) -> None:
         epilog=f"{FORMAT_HELP}\n\nexample: {EXAMPLE}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("format", metavar="FORMAT", help="promptfoo, openai-evals, inspect, jsonl or csv (below)")
-    command.add_argument("source", metavar="SOURCE", help="the config, registry, eval or dataset file")
+    command.add_argument("format", metavar="FORMAT", help="promptfoo, openai-evals, inspect, jsonl, csv or hf (below)")
+    command.add_argument("source", metavar="SOURCE", help="the config, registry, eval or dataset file (or folder)")
     command.add_argument("-o", "--output", metavar="FILE", help="scenario file to write (default: scenarios/STEM.yaml)")
     command.add_argument("--force", action="store_true", help="replace the output file if it exists")
     command.add_argument("--id-prefix", metavar="TEXT", help="prefix of every scenario id (default: the output's stem)")
@@ -122,4 +156,5 @@ def add_commands(commands: Any) -> None:
     )
     command.add_argument("--items", metavar="FILE", help="the items of an Evals API eval (JSONL)")
     command.add_argument("--data-dir", metavar="DIR", help="where an evals registry's samples_jsonl files lie")
+    command.add_argument("--hf-split", metavar="NAME", help="the split of a DatasetDict folder to import (hf)")
     command.set_defaults(handler=_import)

@@ -18,6 +18,7 @@ from pytest_autoevolve.catalog.importers.base import (
     dump_scenarios,
     write_atomic,
 )
+from pytest_autoevolve.catalog.importers.hf import import_hf
 from pytest_autoevolve.catalog.importers.openai_evals import import_openai_evals
 from pytest_autoevolve.catalog.importers.promptfoo import import_promptfoo
 from pytest_autoevolve.catalog.importers.rows import ROW_GRADERS, import_inspect, import_jsonl
@@ -29,6 +30,7 @@ FORMATS: dict[str, Callable[[Path, ImportOptions], Imported]] = {
     "inspect": import_inspect,
     "jsonl": import_jsonl,
     "csv": import_jsonl,
+    "hf": import_hf,
 }
 
 __all__ = [
@@ -49,7 +51,7 @@ def import_source(kind: str, source: Path, options: ImportOptions) -> Imported:
     if kind not in FORMATS:
         raise SourceError(f"unknown format {kind!r}; formats: {', '.join(FORMATS)}")
     if not source.exists():
-        raise SourceError(f"{source}: no such file")
+        raise SourceError(f"{source}: no such file or folder")
     imported = FORMATS[kind](source, options)
     kept = []
     for scenario in imported.scenarios:

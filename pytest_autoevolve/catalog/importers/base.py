@@ -40,6 +40,7 @@ class ImportOptions:
     items: Path | None = None
     data_dir: Path | None = None
     output_dir: Path = Path("scenarios")
+    hf_split: str | None = None
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Imported:
     """``"source check: why"`` for each check not imported, and how many times."""
     left_out: list[str] = field(default_factory=list)
     """Whole tests or rows not imported, each with why."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Files the scenarios need beside the scenario file (a grader's code): name -> text."""
 
     def add(self, scenario: dict[str, Any], skipped: list[str]) -> None:
         """Add a scenario; one with ``skipped`` checks is tagged `PARTIAL_TAG` and lists them in its metadata."""

@@ -8,10 +8,16 @@
 - An Evals API eval (its JSON: ``data_source_config`` and ``testing_criteria``) with items from
   ``--items FILE.jsonl`` or an embedded run's ``data_source``: ``string_check`` and ``text_similarity``
   become text graders, ``score_model`` and ``label_model`` an ``llm_judge``; ``{{item.x}}`` is filled in.
+  A ``python`` criterion's ``source`` is written to a module beside the scenario file, with a function
+  that calls its ``grade(sample, item)`` (a ``python_assert`` at ``pass_threshold``, default 0.5); a
+  ``multi`` criterion of ``string_check`` and ``text_similarity`` graders becomes a ``python_assert``
+  that computes its ``calculate_output`` (arithmetic, ``min``, ``max``, ``average``, ... of their scores).
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,48 @@ OUTPUT_TEXT = "{{sample.output_text}}"
 STRING_CHECKS = {"eq": "identical", "like": "contains", "ilike": "icontains"}
 
 SIMILARITY = ("fuzzy_match", "bleu", "rouge_1", "rouge_2", "rouge_3", "rouge_4", "rouge_5", "rouge_l")
+
+PYTHON_FUNCTION = "autoevolve_grade"
+"""The function ``autoevolve import`` adds to a python criterion's module: the one its scenarios call."""
+
+PYTHON_ADAPTER = f"""
+
+
+# Added by `autoevolve import`: the python_assert function the scenarios call. It calls grade(sample, item)
+# as the Evals API did, the item coming from the grader's config.
+def {PYTHON_FUNCTION}(output, context):
+    import json as _json
+
+    try:
+        output_json = _json.loads(output)
+    except ValueError:
+        output_json = None
+    sample = {{"output_text": output, "output_json": output_json, "output_tools": [], "choices": []}}
+    return grade(sample, context["config"]["item"])
+"""
+
+STRING_SCORES = {
+    "eq": "output == {0}",
+    "ne": "output != {0}",
+    "like": "{0} in output",
+    "ilike": "{0}.lower() in output.lower()",
+}
+"""A multi grader's string_check operations as Python (the reference in place of ``{0}``)."""
+
+FORMULA_FUNCTIONS = {
+    "min": "min",
+    "max": "max",
+    "abs": "abs",
+    "floor": "math.floor",
+    "ceil": "math.ceil",
+    "sqrt": "math.sqrt",
+    "exp": "math.exp",
+    "log": "math.log",
+}
+"""The functions a multi grader's ``calculate_output`` may call, and their Python."""
+
+AVERAGE = ("average", "mean")
+"""The names of the mean of their arguments, which a formula may also call."""
 
 
 class _Skip(Exception):
@@ -120,6 +168,7 @@ def _api_eval(source: Path, document: dict[str, Any], options: ImportOptions) ->
         )
     imported = Imported()
     prefix = options.id_prefix or slug(str(document.get("name") or ""))
+    modules = _python_modules(document["testing_criteria"], prefix, imported)
     for number, item in enumerate(items, start=1):
         context = {"item": item}
         try:
@@ -128,10 +177,10 @@ def _api_eval(source: Path, document: dict[str, Any], options: ImportOptions) ->
             imported.left_out.append(f"item {number}: {exc}")
             continue
         expect, skipped = [], []
-        for criterion in document["testing_criteria"]:
+        for index, criterion in enumerate(document["testing_criteria"]):
             kind = str(criterion.get("type"))
             try:
-                expect.append(_criterion(criterion, context))
+                expect.append(_criterion(criterion, context, modules.get(index)))
                 imported.mapped[f"{kind} -> {grader_name(expect[-1])}"] += 1
             except (_Skip, TemplateError) as exc:
                 skipped.append(f"{criterion.get('name') or kind}: {exc}")
@@ -174,9 +223,22 @@ def _prompt(template: Any, context: dict[str, Any], input_field: str | None) -> 
     return [{"role": m["role"], "content": render(m["content"], context)} for m in messages]
 
 
-def _criterion(criterion: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """The grader entry for one testing criterion."""
+def _criterion(criterion: dict[str, Any], context: dict[str, Any], module: str | _Skip | None) -> dict[str, Any]:
+    """The grader entry for one testing criterion (``module``: a python criterion's file, or why it has none)."""
     kind = criterion.get("type")
+    if kind == "python":
+        if not isinstance(module, str):
+            raise module or _Skip("it has no source")
+        threshold = _threshold(criterion)
+        entry = {
+            "file": module,
+            "function": PYTHON_FUNCTION,
+            "threshold": threshold,
+            "config": {"item": context["item"]},
+        }
+        return {"python_assert": entry}
+    if kind == "multi":
+        return {"python_assert": {"code": _multi_code(criterion, context), "threshold": _threshold(criterion)}}
     if kind in ("string_check", "text_similarity"):
         if "".join(str(criterion.get("input", "")).split()) != OUTPUT_TEXT:
             raise _Skip(f"it grades {criterion.get('input')!r}, not the output text")
@@ -212,3 +274,129 @@ def _judge(criterion: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
     threshold = criterion.get("pass_threshold", (low + high) / 2)
     lines.append(f"Score on the scale {low} to {high}, given as a fraction of it from 0 to 1.")
     return {"rubric": "\n".join(lines), "threshold": round((threshold - low) / (high - low), 6)}
+
+
+def _threshold(criterion: dict[str, Any]) -> float:
+    """A python or multi criterion's ``pass_threshold``: its score passes at or above it (default 0.5)."""
+    threshold = criterion.get("pass_threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise _Skip(f"its pass_threshold {threshold!r} is not a number")
+    return float(threshold)
+
+
+def _python_modules(criteria: list[dict[str, Any]], prefix: str, imported: Imported) -> dict[int, str | _Skip]:
+    """The module file of each python criterion, by index, added to ``imported.files``; or why it has none."""
+    modules: dict[int, str | _Skip] = {}
+    for index, criterion in enumerate(criteria):
+        if criterion.get("type") != "python":
+            continue
+        stem = "_".join(
+            slug(str(part)).replace("-", "_").replace(".", "_")
+            for part in (prefix or "eval", criterion.get("name") or index)
+        )
+        name = f"{stem}_grader.py"
+        if name in imported.files:
+            name = f"{stem}_{index}_grader.py"
+        try:
+            imported.files[name] = _python_module(criterion)
+            modules[index] = name
+        except _Skip as exc:
+            modules[index] = exc
+    return modules
+
+
+def _python_module(criterion: dict[str, Any]) -> str:
+    """A python criterion's source and the function its scenarios call; `_Skip` when it cannot run here."""
+    source = criterion.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise _Skip("it has no source")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise _Skip(f"its source is not valid Python: {exc.msg} (line {exc.lineno})") from None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "grade" for node in tree.body):
+        raise _Skip("its source defines no grade(sample, item)")
+    imports = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imports |= {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
+    missing = sorted(name for name in imports if not _installed(name))
+    if missing:
+        raise _Skip(f"its source imports {', '.join(missing)}, not installed here")
+    return source.rstrip() + "\n" + PYTHON_ADAPTER
+
+
+def _installed(module: str) -> bool:
+    """Whether the top-level package of ``module`` can be imported here."""
+    try:
+        return importlib.util.find_spec(module.partition(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _multi_code(criterion: dict[str, Any], context: dict[str, Any]) -> str:
+    """A multi criterion as python_assert code: each grader's score, then its ``calculate_output``."""
+    graders = criterion.get("graders")
+    if not isinstance(graders, dict) or not graders:
+        raise _Skip("it has no graders")
+    formula = str(criterion.get("calculate_output") or "")
+    try:  # their ^ is a power, binding as Python's ** does
+        tree = ast.parse(formula.strip().replace("^", "**"), mode="eval")
+    except SyntaxError:
+        raise _Skip(f"its calculate_output {formula!r} is not a formula") from None
+    expression = ast.unparse(ast.fix_missing_locations(_formula(tree.body, set(graders), formula)))
+    lines = ["import math", "", "from pytest_autoevolve.graders.text import similarity", "", "scores = {"]
+    lines += [f"    {name!r}: {_sub_score(str(name), grader, context)}," for name, grader in graders.items()]
+    return "\n".join([*lines, "}", f"return {expression}"])
+
+
+def _sub_score(name: str, grader: Any, context: dict[str, Any]) -> str:
+    """A multi's grader as a Python expression of ``output`` giving its score from 0 to 1."""
+    kind = grader.get("type") if isinstance(grader, dict) else None
+    if kind not in ("string_check", "text_similarity"):
+        raise _Skip(f"its grader {name!r} is a {kind} grader (a multi's string_check and text_similarity are imported)")
+    if "".join(str(grader.get("input", "")).split()) != OUTPUT_TEXT:
+        raise _Skip(f"its grader {name!r} grades {grader.get('input')!r}, not the output text")
+    reference = text_of(lone_value(str(grader.get("reference", "")), context))
+    if kind == "string_check":
+        operation = grader.get("operation")
+        if operation not in STRING_SCORES:
+            raise _Skip(f"its grader {name!r} has operation {operation!r}")
+        return f"float({STRING_SCORES[str(operation)].format(repr(reference))})"
+    metric = grader.get("evaluation_metric")
+    if metric not in SIMILARITY:
+        raise _Skip(f"its grader {name!r} has evaluation_metric {metric!r} (imported: {', '.join(SIMILARITY)})")
+    return f"similarity({metric!r}, output, {reference!r})"
+
+
+def _formula(node: ast.expr, names: set[str], formula: str) -> ast.expr:
+    """``calculate_output`` as Python over ``scores``: numbers, grader names, + - * / ^ and a few functions."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return node
+    if isinstance(node, ast.Name):
+        if node.id not in names:
+            raise _Skip(f"its calculate_output {formula!r} names {node.id!r}, none of its graders")
+        return ast.Subscript(ast.Name("scores", ast.Load()), ast.Constant(node.id), ast.Load())
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        return ast.UnaryOp(node.op, _formula(node.operand, names, formula))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div | ast.Pow):
+        return ast.BinOp(_formula(node.left, names, formula), node.op, _formula(node.right, names, formula))
+    function = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else ""
+    if isinstance(node, ast.Call) and node.args and not node.keywords and function in (*FORMULA_FUNCTIONS, *AVERAGE):
+        arguments = [_formula(argument, names, formula) for argument in node.args]
+        if function in AVERAGE:
+            total = arguments[0]
+            for argument in arguments[1:]:
+                total = ast.BinOp(total, ast.Add(), argument)
+            return ast.BinOp(total, ast.Div(), ast.Constant(len(arguments)))
+        module, _, attribute = FORMULA_FUNCTIONS[function].rpartition(".")
+        call: ast.expr = (
+            ast.Attribute(ast.Name(module, ast.Load()), attribute, ast.Load())
+            if module
+            else ast.Name(attribute, ast.Load())
+        )
+        return ast.Call(call, arguments, [])
+    raise _Skip(
+        f"its calculate_output {formula!r} uses {ast.unparse(node)!r} (imported: numbers, grader names, "
+        f"+ - * / ^, {', '.join(FORMULA_FUNCTIONS)}, average)"
+    )

@@ -46,7 +46,12 @@ class _RowSkip(Exception):
 
 def import_jsonl(source: Path, options: ImportOptions) -> Imported:
     """The scenarios of a JSONL, JSON or CSV file of records."""
-    return _import_rows(source, read_rows(source), options, "equals", inspect=False)
+    return import_records(source, read_rows(source), options)
+
+
+def import_records(source: Path, rows: list[dict[str, Any]], options: ImportOptions) -> Imported:
+    """The scenarios of ``rows`` read from ``source`` (at least one), mapped as the row formats map them."""
+    return _import_rows(source, rows, options, "equals", inspect=False)
 
 
 def import_inspect(source: Path, options: ImportOptions) -> Imported:

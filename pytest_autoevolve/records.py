@@ -77,12 +77,31 @@ class Scenario:
     max_turns: int | None = None
     tools: tuple[Tool, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    turns: tuple[str, ...] = ()
+    """Scripted user messages (``turns:``), each sent after the agent's previous reply."""
+    user: SimulatedUser | None = None
+    """A model playing the user once the scripted messages are spent (``user:``)."""
 
     @property
     def input(self) -> str:
         """The last user message: what the scenario asks."""
         users = [m["content"] for m in self.messages if m["role"] == "user"]
         return users[-1] if users else ""
+
+
+@dataclass(frozen=True)
+class SimulatedUser:
+    """A model playing the user (``user:``): it answers the agent until it says ``stop`` or ``max_turns`` replies."""
+
+    model: Any
+    """The user model's spec as written: a spec string, a name under ``models:``, or a mapping."""
+    display: str
+    """The spec as errors name it, secrets removed."""
+    persona: str
+    max_turns: int = 10
+    stop: str = "###STOP###"
+    ask: Callable[[list[dict[str, Any]], int], str] | None = field(default=None, compare=False, repr=False)
+    """Asks the user model (messages, seed) through the run's registry and cache; None outside a run."""
 
 
 FORMAT_VERSION = 1
@@ -118,6 +137,8 @@ class Trajectory:
     category: str | None = None
     reported_total_tokens: int | None = None
     """The total a model reported without a prompt/completion split."""
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    """The OpenTelemetry spans the agent emitted during the trial: name, ids, duration, status, attributes."""
 
     @property
     def total_tokens(self) -> int | None:

@@ -6,6 +6,7 @@ Every problem in a file raises `ScenarioError`, which names the file, the scenar
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -18,7 +19,8 @@ from pytest_autoevolve.catalog.tools import tool_from_entry
 from pytest_autoevolve.catalog.yamlfile import _parse
 from pytest_autoevolve.errors import ScenarioError
 from pytest_autoevolve.graders.registry import GraderRegistry
-from pytest_autoevolve.records import NamedCheck, Scenario, Tool, written_text
+from pytest_autoevolve.providers.base import ModelSpecError, parse_spec
+from pytest_autoevolve.records import NamedCheck, Scenario, SimulatedUser, Tool, written_text
 from pytest_autoevolve.settings import Limits
 
 SPLITS = ("eval", "train")
@@ -41,6 +43,8 @@ SCENARIO_KEYS = (
     "max_turns",
     "tools",
     "metadata",
+    "turns",
+    "user",
     "vars",
 )
 
@@ -54,6 +58,10 @@ RESERVED_MARKERS = ("skip", "skipif", "xfail", "parametrize", "usefixtures", "fi
 
 UNTEMPLATED_KEYS = ("metadata",)
 """Keys whose text is handed to the agent as data: a ``{{...}}`` there is not a placeholder."""
+
+USER_KEYS = ("model", "persona", "max_turns", "stop")
+DEFAULT_STOP = "###STOP###"
+DEFAULT_USER_TURNS = 10
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -205,7 +213,7 @@ class _Builder:
             )
         where = repr(str(ident))
         fields = _Fields(raw, lambda message, key: self.error(message, where, key, line))
-        messages = fields.messages()
+        messages, turns = fields.conversation()
         expected = fields.text("expected")
         graders = self.graders(raw, expected, where, line)
         return Scenario(
@@ -225,6 +233,38 @@ class _Builder:
             max_turns=fields.positive("max_turns", int),
             tools=self.tools(raw.get("tools"), where, line),
             metadata=fields.mapping("metadata"),
+            turns=turns,
+            user=self.user(raw.get("user"), where, line),
+        )
+
+    def user(self, value: Any, where: str, line: int) -> SimulatedUser | None:
+        """The simulated user of ``user:``, its model spec checked and bound to the run's judge registry."""
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.error(f"'user' is a mapping with {', '.join(USER_KEYS)}", where, "user", line)
+        for key in value:
+            if key not in USER_KEYS:
+                raise self.error(f"unknown key; allowed: {', '.join(USER_KEYS)}", where, f"user.{key}", line)
+        fields = _Fields(value, lambda message, key: self.error(message, where, f"user.{key}", line))
+        persona, stop = fields.text("persona"), fields.text("stop")
+        if not persona or stop == "":
+            key = "stop" if persona else "persona"
+            raise self.error(f"'{key}' is a non-empty string", where, f"user.{key}", line)
+        judge = self.registry.judge
+        try:
+            spec = value["model"]
+            display = judge.describe(spec) if judge is not None else parse_spec(spec).display
+        except (KeyError, ValueError, ModelSpecError) as exc:
+            reason = "'model' is required: a model spec or a name under models:" if isinstance(exc, KeyError) else exc
+            raise self.error(str(reason), where, "user.model", line) from None
+        return SimulatedUser(
+            spec,
+            display,
+            persona,
+            fields.positive("max_turns", int) or DEFAULT_USER_TURNS,
+            stop or DEFAULT_STOP,
+            functools.partial(judge.ask, spec) if judge is not None else None,
         )
 
     def tools(self, entries: Any, where: str, line: int) -> tuple[Tool, ...]:
@@ -294,11 +334,35 @@ class _Fields:
             raise self.fail(f"'{key}' is a string, got {type(value).__name__} {value!r}", key)
         return written_text(value)
 
+    def conversation(self) -> tuple[tuple[Mapping[str, str], ...], tuple[str, ...]]:
+        """The opening messages and the scripted turns after them; ``turns`` alone opens with its first."""
+        turns = self.turns()
+        if turns and "input" not in self.raw and "messages" not in self.raw:
+            return ({"role": "user", "content": turns[0]},), turns[1:]
+        return self.messages(), turns
+
+    def turns(self) -> tuple[str, ...]:
+        value = self.raw.get("turns")
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            raise self.fail("'turns' is a non-empty list of user messages (strings)", "turns")
+        for position, turn in enumerate(value):
+            if isinstance(turn, bool) or not isinstance(turn, str | int | float):
+                raise self.fail(
+                    f"each turn is a user message (a string), got {type(turn).__name__} {turn!r}",
+                    f"turns[{position}]",
+                )
+        return tuple(written_text(turn) for turn in value)
+
     def messages(self) -> tuple[Mapping[str, str], ...]:
         has_input, has_messages = "input" in self.raw, "messages" in self.raw
         if has_input == has_messages:
             which = "both" if has_input else "neither"
-            raise self.fail(f"give exactly one of 'input' (a user message) or 'messages'; got {which}", "input")
+            raise self.fail(
+                f"give exactly one of 'input' (a user message) or 'messages', or open with 'turns'; got {which}",
+                "input",
+            )
         if has_input:
             return ({"role": "user", "content": self.text("input") or ""},)
         value = self.raw["messages"]

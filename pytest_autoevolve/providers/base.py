@@ -52,6 +52,8 @@ class Reply:
     """The latency to record instead of the measured one (a replayed trial keeps its original latency)."""
     total_tokens: int | None = None
     """The total the model reported, when it gave no prompt/completion split."""
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    """The OpenTelemetry spans the model emitted while it answered (`run.spans`)."""
 
 
 class TrialError(AutoevolveError):
@@ -277,7 +279,9 @@ def stored_reply(data: Any, source: str) -> Reply:
 
 def _checked_reply(data: Mapping[str, Any], counts: Mapping[str, int | None], source: str, *, turns: int) -> Reply:
     """The `Reply` of a mapping whose ``output`` is text: messages, tool calls and cost checked."""
-    messages, calls = data.get("messages"), data.get("tool_calls") or []
+    messages, calls, spans = data.get("messages"), data.get("tool_calls") or [], data.get("spans") or []
+    if not _objects(spans, "name"):
+        raise TypeError(f"{source} returned spans {_short(spans)}; expected a list of {{name, attributes}} objects")
     if messages is not None and not _objects(messages, "role"):
         raise TypeError(f"{source} returned messages {_short(messages)}; expected a list of {{role, content}} objects")
     if not _objects(calls, "name"):
@@ -291,6 +295,7 @@ def _checked_reply(data: Mapping[str, Any], counts: Mapping[str, int | None], so
         total_tokens=counts["total_tokens"],
         cost=_amount(data.get("cost"), "cost", source),
         turns=turns,
+        spans=[dict(span) for span in spans],
     )
 
 

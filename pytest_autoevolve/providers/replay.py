@@ -22,6 +22,9 @@ from pytest_autoevolve.records import Trajectory
 class ReplayModel:
     """Recorded trials by scenario id and repeat; ``+role=NAME`` picks one role of a two-role run."""
 
+    answers_whole_trials = True
+    """A recorded multi-turn trial answers with its whole conversation at once."""
+
     def __init__(self, spec: ModelSpec, root: Path) -> None:
         if not spec.target:
             raise ModelSpecError("replay spec needs a trajectories file: 'replay:PATH/trajectories.jsonl'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -16,10 +17,12 @@ from typing import Any, NoReturn
 
 from pytest_autoevolve.aio import call_within
 from pytest_autoevolve.errors import GradingError
-from pytest_autoevolve.providers.base import CachePolicy, Model, ModelRequest, Reply, TrialError
+from pytest_autoevolve.providers.base import CachePolicy, Model, ModelRequest, Reply
 from pytest_autoevolve.records import Grade, Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.run.conversation import Transcript, capped, converse
 from pytest_autoevolve.run.fingerprint import ModelKey, ProjectKeys
+from pytest_autoevolve.run.spans import traced
 
 
 def trial_seed(base: int, scenario_id: str, repeat: int) -> int:
@@ -151,51 +154,56 @@ class ModelHandle:
         return trajectory
 
     def _answer(self, trajectory: Trajectory, scenario: Scenario, messages: list[dict[str, Any]]) -> None:
-        """Fill in the reply (from the cache when it has it), the latency, or the error."""
-        seed, repeat = trajectory.seed, trajectory.repeat
-        model_key = self.cache_key() if self.cache is not None else None
-        key = None
-        if self.cache is not None and model_key is not None:
-            tools = [tool.schema() for tool in scenario.tools]
-            key = self.cache.key(model_key.fingerprint, messages, tools, seed, repeat, handed_over(scenario))
-            hit = self.cache.get(key, self.cache_policy.expiry_s)
-            if hit is not None:
-                _apply(trajectory, hit[0], self.max_output_chars)
-                trajectory.latency_s, trajectory.cached = hit[1], True
-                return
+        """Fill in the reply over the whole conversation, the latency, and the error; each reply cached."""
+        transcript = Transcript([dict(m) for m in messages], self.max_output_chars)
+        if getattr(self.model, "answers_whole_trials", False):  # a replayed trial holds its whole conversation
+            scenario = dataclasses.replace(scenario, turns=(), user=None)
+        hits: list[bool] = []
         started = time.perf_counter()
-        answered: Reply | None = None
         try:
             with EXIT_GUARD:
-                reply = call_within(
-                    lambda: self.model.generate(
-                        ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
-                    ),
-                    scenario.timeout_s,
+                converse(
+                    scenario, transcript, lambda sent: self._reply(sent, scenario, trajectory, hits), trajectory.seed
                 )
         except (Exception, SystemExit) as exc:  # the trial's error, recorded (an agent's sys.exit too)
-            if isinstance(exc, TrialError) and exc.reply is not None:
-                answered = exc.reply
-                _apply(trajectory, exc.reply, self.max_output_chars)
             trajectory.error = f"{type(exc).__name__}: {exc}"
-        else:
-            answered = reply
+        reply = transcript.reply()
+        if reply is not None:
             _apply(trajectory, reply, self.max_output_chars)
-        recorded = answered.latency_s if answered is not None else None
+        recorded = transcript.latency()
         trajectory.latency_s = round(time.perf_counter() - started if recorded is None else recorded, 6)
-        if key is not None and trajectory.error is None and self.cache is not None:
-            self.cache.put(key, reply, trajectory.latency_s)
+        trajectory.cached = bool(hits) and all(hits) and trajectory.error is None
+
+    def _reply(
+        self, messages: list[dict[str, Any]], scenario: Scenario, trajectory: Trajectory, hits: list[bool]
+    ) -> tuple[Reply, float]:
+        """The agent's reply to ``messages``, from the cache when it has it, and its recorded latency."""
+        seed, repeat = trajectory.seed, trajectory.repeat
+        key = self._cache_key(messages, scenario, seed, repeat)
+        if key is not None and self.cache is not None:
+            hit = self.cache.get(key, self.cache_policy.expiry_s)
+            hits.append(hit is not None)
+            if hit is not None:
+                return hit
+        started = time.perf_counter()
+        request = ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
+        reply = call_within(traced(lambda: self.model.generate(request)), scenario.timeout_s)
+        latency = round(time.perf_counter() - started if reply.latency_s is None else reply.latency_s, 6)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, reply, latency)
+        return reply, latency
+
+    def _cache_key(self, messages: list[dict[str, Any]], scenario: Scenario, seed: int, repeat: int) -> str | None:
+        """The response-cache key of one agent call; None when the model is never cached."""
+        model_key = self.cache_key() if self.cache is not None else None
+        if self.cache is None or model_key is None:
+            return None
+        tools = [tool.schema() for tool in scenario.tools]
+        return self.cache.key(model_key.fingerprint, messages, tools, seed, repeat, handed_over(scenario))
 
     def run_all(self, scenario: Scenario, repeats: int) -> list[Trajectory]:
         """Every repeat of one scenario, in order."""
         return [self.run(scenario, repeat) for repeat in range(repeats)]
-
-
-def capped(text: str, limit: int) -> str:
-    """``text`` up to ``limit`` characters, with a mark saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}…[{len(text) - limit} more characters cut at limits.max_output_chars]"
 
 
 def handed_over(scenario: Scenario) -> dict[str, Any]:
@@ -203,7 +211,18 @@ def handed_over(scenario: Scenario) -> dict[str, Any]:
 
     Both join the cache key, so editing either is a fresh call, never an old answer.
     """
-    return {"metadata": scenario.metadata, "tools": [_source_digest(tool.function) for tool in scenario.tools]}
+    handed = {"metadata": scenario.metadata, "tools": [_source_digest(tool.function) for tool in scenario.tools]}
+    if scenario.turns:
+        handed["turns"] = list(scenario.turns)
+    if scenario.user is not None:
+        user = scenario.user
+        handed["user"] = {
+            "model": user.display,
+            "persona": user.persona,
+            "max_turns": user.max_turns,
+            "stop": user.stop,
+        }
+    return handed
 
 
 @functools.cache
@@ -227,3 +246,4 @@ def _apply(trajectory: Trajectory, reply: Reply, limit: int) -> None:
     trajectory.reported_total_tokens = reply.total_tokens
     trajectory.cost = reply.cost
     trajectory.turns = reply.turns
+    trajectory.spans = reply.spans

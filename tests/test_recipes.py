@@ -1,0 +1,95 @@
+"""The README's recipes, run as written with the real frameworks: gated from their OpenTelemetry spans alone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.runs import read_jsonl, run_dirs, run_models
+
+pytest.importorskip("opentelemetry.sdk")
+pytest.importorskip("pydantic_ai")
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+OFFLINE = r"""
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models.function import FunctionModel
+from pydantic_ai.models.test import TestModel
+
+from weather_agent import agent, answer
+
+
+def calls_the_tool(messages, info):
+    returned = [p for p in messages[-1].parts if p.part_kind == "tool-return"]
+    if returned:
+        return ModelResponse(parts=[TextPart(f"It is {returned[0].content}.")])
+    asked = next(p.content for m in messages for p in m.parts if p.part_kind == "user-prompt")
+    return ModelResponse(parts=[ToolCallPart("get_weather", {"city": asked.split()[-1].rstrip("?")})])
+
+
+async def candidate(messages):
+    with agent.override(model=FunctionModel(calls_the_tool)):
+        return await answer(messages)
+
+
+async def incumbent(messages):
+    with agent.override(model=TestModel(call_tools=[], custom_output_text="It is probably sunny.")):
+        return await answer(messages)
+"""
+
+CITIES = ["Paris", "Rome", "Oslo", "Lima", "Quito", "Hanoi", "Cairo", "Delhi", "Tokyo", "Seoul", "Dakar", "Bern"]
+CATALOG = """
+scenarios:
+  - id: weather-{{city}}
+    input: "What's the weather in {{city}}?"
+    expect:
+      - tool_called: {name: get_weather, arguments: {city: "{{city}}"}}
+      - max_turns: 2
+    vars: {city: [CITIES]}
+""".replace("CITIES", ", ".join(CITIES))
+
+
+def readme_block(first_line: str) -> str:
+    """The README's code block that starts with ``first_line``."""
+    blocks = re.findall(r"```(?:python|yaml)\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    return next(block for block in blocks if block.startswith(first_line))
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "weather.yaml").write_text(readme_block("# scenarios/weather.yaml"))
+    (pytester.path / "scenarios" / "cities.yaml").write_text(CATALOG, encoding="utf-8")
+    pytester.makepyfile(weather_agent=readme_block("# weather_agent.py"), offline=OFFLINE)
+    pytester.syspathinsert()
+    return pytester
+
+
+def outcome(run: Path) -> list[tuple[object, ...]]:
+    trials = read_jsonl(run / "trajectories.jsonl")
+    calls = [[(c["name"], c["arguments"], c["result"]) for c in t["tool_calls"]] for t in trials]
+    return sorted(
+        (t["scenario_id"], t["role"], t["passed"], t["turns"], str(c)) for t, c in zip(trials, calls, strict=True)
+    )
+
+
+def test_the_pydantic_ai_recipe_is_gated_from_its_spans(project):
+    args = ("--autoevolve-cache", "off")
+    incumbent, candidate = "python:offline:incumbent", "python:offline:candidate"
+    run_models(project, *args, model=incumbent, candidate=candidate).stdout.fnmatch_lines(["*autoevolve gate: PASS*"])
+    run_models(project, *args, "--autoevolve-concurrency", "16", model=incumbent, candidate=candidate)
+    serial, concurrent = run_dirs(project.path)
+    assert outcome(serial) == outcome(concurrent)
+    for trial in read_jsonl(serial / "trajectories.jsonl"):
+        assert trial["error"] is None and trial["spans"]
+        assert trial["total_tokens"] and trial["prompt_tokens"]  # usage from the chat spans
+        if trial["role"] == "candidate":
+            city = trial["messages"][0]["content"].split()[-1].rstrip("?")
+            assert trial["passed"] and trial["turns"] == 2
+            assert [(c["name"], c["arguments"]) for c in trial["tool_calls"]] == [("get_weather", {"city": city})]
+            assert ("sunny" in trial["output"]) == (city == "Paris")
+        else:
+            assert not trial["passed"] and trial["tool_calls"] == [] and trial["turns"] == 1

@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -123,7 +124,9 @@ def train_lora(
     targets = list(settings.target_modules) or _targets(base)
     if (checkpoint / "state.json").is_file():
         state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
-        model = PeftModel.from_pretrained(base, checkpoint, is_trainable=True)
+        with warnings.catch_warnings():  # peft asks transformers 5 for a renamed attribute; nothing to act on
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            model = PeftModel.from_pretrained(base, checkpoint, is_trainable=True)
         progress(f"resuming from epoch {state['epoch']} of {settings.epochs}")
     else:
         config = LoraConfig(
@@ -156,7 +159,7 @@ def train_lora(
             optimizer.step()
             total += loss.item()
         state = {"epoch": epoch + 1, "losses": [*state["losses"], round(total / len(batches), 5)]}
-        model.save_pretrained(checkpoint)
+        model.save_pretrained(checkpoint, save_embedding_layers=False)
         torch.save(optimizer.state_dict(), checkpoint / "optimizer.pt")
         torch.save(torch.get_rng_state(), checkpoint / "rng.pt")
         write_json_atomic(checkpoint / "state.json", state)
@@ -166,7 +169,7 @@ def train_lora(
     shown = base_name or str(base_path)
     for config in model.peft_config.values():
         config.base_model_name_or_path = shown
-    model.save_pretrained(out)
+    model.save_pretrained(out, save_embedding_layers=False)  # LoRA leaves the embeddings alone: no lookup of the base
     (out / "README.md").unlink(missing_ok=True)  # peft's model card template: nothing of ours in it
     dataset_manifest = dataset / "manifest.json"
     provenance = json.loads(dataset_manifest.read_text(encoding="utf-8")) if dataset_manifest.is_file() else {}

@@ -97,6 +97,11 @@ class GateConfig:
     """How many looks a sequential gate takes, in equal batches of scenarios."""
     budget: Budget | None = None
 
+    @property
+    def threshold(self) -> float:
+        """The lift the candidate must beat: ``min_lift`` for superiority, ``-margin`` for non-inferiority."""
+        return self.min_lift if self.mode == "superiority" else -self.margin
+
     BASE_OWNED: ClassVar[tuple[str, ...]] = ("gate", "catalog", "split", "repeats", "seed")
     """The settings ``autoevolve ci gate`` takes from the base commit's config, never the pull request's."""
 

@@ -27,18 +27,9 @@ from tests.support.agents import LEVEL_AGENT
 from tests.support.fake_openai import Answer, FakeOpenAI, Request, completion, error, fake_openai
 from tests.support.projects import commit_all, git_project
 from tests.support.runs import read_jsonl
+from tests.test_evolve import GOOD
 
 CONFIG = "incumbent: python:agent:weak\ncandidate: python:agent:answer\ngate:\n  min_paired: 10\n"
-
-GOOD = """HYPOTHESIS: a higher level answers more scenarios
-```
-agent.py
-<<<<<<< SEARCH
-LEVEL = 1
-=======
-LEVEL = 3
->>>>>>> REPLACE
-```"""
 
 LONG_FLOAT = re.compile(r"\d\.\d{5,}")
 """A raw float as Python prints it (0.16666666666666666): never in the loops' output."""

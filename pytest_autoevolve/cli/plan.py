@@ -243,11 +243,10 @@ def _repeats(text: str) -> tuple[int, ...]:
 def _rule(args: argparse.Namespace) -> tuple[float, float, int]:
     """Alpha, threshold and ``min_paired``: the options, else the project's gate config (or ``--gate-config``)."""
     from pytest_autoevolve.cli.gate import _gate_config
-    from pytest_autoevolve.gate.decide import threshold
 
     config: GateConfig = _gate_config(args, None)
     alpha = config.alpha if args.alpha is None else args.alpha
-    limit = threshold(config) if args.threshold is None else args.threshold
+    limit = config.threshold if args.threshold is None else args.threshold
     if not 0 < alpha < 1:
         raise CommandError(f"--alpha is between 0 and 1, got {alpha:g}")
     if not -1 < limit < 1:

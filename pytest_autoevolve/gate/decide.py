@@ -149,17 +149,12 @@ def differences(pairs: Sequence[tuple[ItemResult, ItemResult]]) -> stats.Differe
     return stats.Differences.of((i.passes, i.trials, c.passes, c.trials) for i, c in pairs)
 
 
-def threshold(config: GateConfig) -> float:
-    """The lift the candidate must beat: ``min_lift`` for superiority, ``-margin`` for non-inferiority."""
-    return config.min_lift if config.mode == "superiority" else -config.margin
-
-
 def paired_test(
     pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig, interval: bool = True
 ) -> stats.PairedTest:
     """The lattice score test of "lift > threshold" and, unless ``interval=False``, the interval it inverts to."""
     diffs = differences(pairs)
-    p_value = stats.score_p(diffs, threshold(config))
+    p_value = stats.score_p(diffs, config.threshold)
     low, high = stats.score_interval(diffs, config.alpha) if interval else (math.nan, math.nan)
     return stats.PairedTest("score", diffs.mean, low, high, p_value, diffs.n)
 
@@ -239,7 +234,7 @@ def decide(items: Iterable[ItemResult], config: GateConfig, specs: Mapping[str, 
     result.minimum_detectable_lift = stats.detectable_lift(
         diffs.n,
         diffs.second_moment,
-        threshold(config),
+        config.threshold,
         config.alpha,
         single_trials=all(i.trials == 1 and c.trials == 1 for i, c in pairs),
     )

@@ -142,9 +142,8 @@ def _look(
     index: int, pairs: Sequence[tuple[ItemResult, ItemResult]], config: GateConfig, nominal: float
 ) -> tuple[Look, str | None]:
     diffs = stats.Differences.of((i.passes, i.trials, c.passes, c.trials) for i, c in pairs)
-    threshold = config.min_lift if config.mode == "superiority" else -config.margin
-    p_value = stats.score_p(diffs, threshold)
-    futility_p = stats.upper_p(diffs, threshold)
+    p_value = stats.score_p(diffs, config.threshold)
+    futility_p = stats.upper_p(diffs, config.threshold)
     look = Look(index, len(pairs), diffs.mean, p_value, futility_p, nominal)
     if any(i.critical and c.pass_rate < i.pass_rate for i, c in pairs):
         return look, "critical"

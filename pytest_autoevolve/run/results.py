@@ -63,6 +63,8 @@ class ResultLog:
         """(node id, the failure in one line) of each scenario item that failed."""
         self.finished: set[tuple[str, str]] = set()
         """(scenario, role) of every item that reported its trials."""
+        self.spent: tuple[int, int, float] = (0, 0, 0.0)
+        """Model calls, tokens and cost of the finished items, kept as they arrive (for the budget)."""
         self.budget_spent: str | None = None
         """What ran out, once the run's budget is spent."""
         self._order: list[str] | None = None
@@ -95,6 +97,8 @@ class ResultLog:
             if item is not None:
                 self.items.append(item)
                 self.finished.add((item.scenario, item.role))
+                calls, tokens, cost = self.spent
+                self.spent = (calls + item.trials - item.cached, tokens + item.tokens, cost + (item.cost or 0.0))
                 self._watch()
         if report.failed and report.when == "call" and SCENARIO_NODE.match(report.nodeid):
             self.failed_items.append(
@@ -109,8 +113,7 @@ class ResultLog:
         if self.context.stopped() is not None:
             return
         if gate.budget is not None:
-            tokens, cost = sum(i.tokens for i in self.items), sum(i.cost or 0.0 for i in self.items)
-            self.budget_spent = gate.budget.spent(sum(i.trials - i.cached for i in self.items), tokens, cost)
+            self.budget_spent = gate.budget.spent(*self.spent)
             if self.budget_spent is not None:
                 self.context.stop(f"not run: {self.budget_spent}")
                 return

@@ -100,7 +100,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one_and_runs_only_what_was_left(p
     monkeypatch.setenv("CRASH_AT", "20")  # the process dies at say-20's candidate trial
     died = project.runpytest_subprocess("--autoevolve", *MODELS, "--autoevolve-cache=off")
     assert died.ret != 0
-    stopped = run_dirs(project.path)[-1]
+    (stopped,) = [run for run in run_dirs(project.path) if not (run / "summary.json").exists()]
     finished = len(read_jsonl(stopped / "trajectories.jsonl"))
     assert 0 < finished < 2 * SCENARIOS and not (stopped / "summary.json").exists()
     monkeypatch.delenv("CRASH_AT")
@@ -127,7 +127,8 @@ def test_retry_errors_runs_only_the_trials_that_errored(project, monkeypatch):
         "--autoevolve-retry-errors", "-p", "no:cacheprovider",
     )  # fmt: skip
     assert calls(project) - before == 1
-    trials = read_jsonl(run_dirs(project.path)[-1] / "trajectories.jsonl")
+    (resumed,) = [run for run in run_dirs(project.path) if run != errored]  # run ids of one second sort at random
+    trials = read_jsonl(resumed / "trajectories.jsonl")
     assert len(trials) == 2 * SCENARIOS and all(t["error"] is None for t in trials)
     assert again.outlines[-1].startswith("autoevolve gate: ")
 

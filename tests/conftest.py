@@ -34,7 +34,7 @@ def write_scenarios(pytester: pytest.Pytester) -> Callable[..., Path]:
 
 @pytest.fixture
 def agents(pytester: pytest.Pytester) -> str:
-    """A module ``agents`` of python: models (echo, answer, boom, slow) importable in runs."""
-    pytester.makepyfile(agents=AGENTS)
+    """A module ``toyagents`` of python: models (echo, answer, boom, slow) importable in runs."""
+    pytester.makepyfile(toyagents=AGENTS)
     pytester.syspathinsert()
-    return "agents"
+    return "toyagents"

@@ -157,7 +157,7 @@ def test_limits_in_a_catalog_decide(pytester, write_scenarios, agents):
               - max_tokens: 3
     """)
     write_scenarios("scenarios:\n  - id: bad\n    input: x\n    expect:\n      - max_turns: many\n", "broken")
-    model = "python:agents:answer"
+    model = "python:toyagents:answer"
     options = ["--autoevolve-incumbent", model, "--autoevolve-candidate", model, "--continue-on-collection-errors"]
     result = pytester.runpytest("--autoevolve", *options)
     result.stdout.fnmatch_lines(["*scenario 'bad'*key 'expect[[]0[]].max_turns'*takes a whole number*"])

@@ -140,12 +140,12 @@ CASES = [
         id="python-grader-module-raises-on-import",
     ),
     pytest.param(
-        {"demo.yaml": "scenarios: [{id: q, input: a, expect: [python: 'agents:missing_fn']}]"},
+        {"demo.yaml": "scenarios: [{id: q, input: a, expect: [python: 'toyagents:missing_fn']}]"},
         ["scenario 'q'", "key 'expect[0].python'", "has no attribute 'missing_fn'"],
         id="python-grader-function-missing",
     ),
     pytest.param(
-        {"demo.yaml": "scenarios: [{id: q, input: a, expect: [python: {function: 'agents:echo', threshold: high}]}]"},
+        {"demo.yaml": "scenarios: [{id: q, input: a, expect: [python: {function: 'toyagents:echo', threshold: high}]}]"},
         ["scenario 'q'", "key 'expect[0].python'", "threshold is a number, e.g. 0.8, got 'high'"],
         id="python-grader-threshold-not-a-number",
     ),
@@ -251,7 +251,7 @@ def test_model_that_raises_is_that_trials_error(pytester, agents):
             """
         },
     )
-    result = run_models(pytester, candidate="python:agents:boom")
+    result = run_models(pytester, candidate="python:toyagents:boom")
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     assert "INTERNALERROR" not in out
@@ -284,7 +284,7 @@ def test_unknown_model_provider_is_a_usage_error(pytester, agents):
     ("spec", "fragment"),
     [
         ("python:no_such_agent_module:fn", "no_such_agent_module"),
-        ("python:agents:no_such_function", "no_such_function"),
+        ("python:toyagents:no_such_function", "no_such_function"),
         ("python:broken_agent:fn", "broken_agent"),
     ],
 )

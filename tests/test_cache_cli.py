@@ -15,7 +15,7 @@ def cached(pytester, agents):
     (pytester.path / "scenarios").mkdir()
     catalog = "scenarios:\n" + "".join(f"  - {{id: q{n}, input: 'say {n}', expected: '{n}'}}\n" for n in range(4))
     (pytester.path / "scenarios" / "say.yaml").write_text(catalog, encoding="utf-8")
-    model = "python:agents:echo"
+    model = "python:toyagents:echo"
     pytester.runpytest("--autoevolve", "--autoevolve-incumbent", model, "--autoevolve-candidate", model)
     os.chdir(pytester.path)
     return pytester.path / ".autoevolve" / "cache" / "models"

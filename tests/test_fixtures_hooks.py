@@ -29,7 +29,7 @@ def show(messages):
 """
 
 # The echo agent in both roles.
-MODELS = ("--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:echo")
+MODELS = ("--autoevolve-incumbent", "python:toyagents:echo", "--autoevolve-candidate", "python:toyagents:echo")
 
 USER_TESTS = """
 from pytest_autoevolve.run.runner import trial_seed
@@ -44,8 +44,8 @@ def test_catalog(autoevolve_catalog):
 
 def test_each_scenario(autoevolve_scenario, autoevolve_incumbent, autoevolve_candidate):
     assert autoevolve_scenario.split == "eval"
-    assert autoevolve_incumbent.spec == "python:agents:echo"
-    assert autoevolve_candidate.spec == "python:agents:answer"
+    assert autoevolve_incumbent.spec == "python:toyagents:echo"
+    assert autoevolve_candidate.spec == "python:toyagents:answer"
     incumbent = autoevolve_incumbent.run(autoevolve_scenario)
     candidate = autoevolve_candidate.run(autoevolve_scenario)
     assert isinstance(incumbent, Trajectory) and isinstance(candidate, Trajectory)
@@ -57,9 +57,9 @@ def test_each_scenario(autoevolve_scenario, autoevolve_incumbent, autoevolve_can
 
 
 def test_model_by_spec(autoevolve_model, autoevolve_catalog):
-    handle = autoevolve_model("python:agents:echo")
-    assert handle is autoevolve_model("python:agents:echo")
-    assert handle.spec == "python:agents:echo"
+    handle = autoevolve_model("python:toyagents:echo")
+    assert handle is autoevolve_model("python:toyagents:echo")
+    assert handle.spec == "python:toyagents:echo"
     trajectory = handle.run(autoevolve_catalog["greet"], repeat=1)
     assert trajectory.output == "hello"
     assert trajectory.passed
@@ -72,8 +72,8 @@ def test_model_by_role(autoevolve_model, autoevolve_candidate):
 
 
 def test_settings(autoevolve_settings):
-    assert autoevolve_settings.incumbent == "python:agents:echo"
-    assert autoevolve_settings.candidate == "python:agents:answer"
+    assert autoevolve_settings.incumbent == "python:toyagents:echo"
+    assert autoevolve_settings.candidate == "python:toyagents:answer"
     assert autoevolve_settings.seed == 7
     assert autoevolve_settings.repeats == 2
 """
@@ -85,8 +85,8 @@ def user_project(pytester, write_scenarios) -> None:
     pytester.makepyprojecttoml(
         """
         [tool.autoevolve]
-        incumbent = "python:agents:echo"
-        candidate = "python:agents:answer"
+        incumbent = "python:toyagents:echo"
+        candidate = "python:toyagents:answer"
         seed = 7
         repeats = 2
         """
@@ -110,7 +110,7 @@ def test_fixtures_with_pyproject_settings(pytester, write_scenarios, agents):
         ("add-1", "incumbent"),
         ("greet", "candidate"),
         ("greet", "incumbent"),
-        ("greet", "python:agents:echo"),
+        ("greet", "python:toyagents:echo"),
     ]
 
 
@@ -149,7 +149,7 @@ def test_autoevolve_yaml_named_model_with_system_prompt_and_cli_override(pyteste
     pytester.makepyprojecttoml(
         """
         [tool.autoevolve]
-        incumbent = "python:agents:boom"
+        incumbent = "python:toyagents:boom"
         seed = 1
         repeats = 3
         """
@@ -158,7 +158,7 @@ def test_autoevolve_yaml_named_model_with_system_prompt_and_cli_override(pyteste
         textwrap.dedent(
             """
             incumbent: brief
-            candidate: python:agents:boom
+            candidate: python:toyagents:boom
             seed: 11
             models:
               brief:
@@ -172,17 +172,17 @@ def test_autoevolve_yaml_named_model_with_system_prompt_and_cli_override(pyteste
         test_settings_seen="""
         def test_settings(autoevolve_settings, autoevolve_incumbent, autoevolve_model):
             assert autoevolve_settings.incumbent == "brief"
-            assert autoevolve_settings.candidate == "python:agents:echo"
+            assert autoevolve_settings.candidate == "python:toyagents:echo"
             assert autoevolve_settings.seed == 11
             assert autoevolve_settings.repeats == 3
             assert autoevolve_incumbent.spec == "python:showagent:show+system_prompt=be brief"
             assert autoevolve_model("brief").system_prompt == "be brief"
         """
     )
-    result = pytester.runpytest("test_settings_seen.py", "--autoevolve-candidate", "python:agents:echo")
+    result = pytester.runpytest("test_settings_seen.py", "--autoevolve-candidate", "python:toyagents:echo")
     result.assert_outcomes(passed=1)
 
-    result = pytester.runpytest("--autoevolve", "--autoevolve-candidate", "python:agents:echo", "-v")
+    result = pytester.runpytest("--autoevolve", "--autoevolve-candidate", "python:toyagents:echo", "-v")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*greet?incumbent? PASSED*", "*greet?candidate? FAILED*"])
     runs = sorted((pytester.path / ".autoevolve" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
@@ -193,7 +193,7 @@ def test_autoevolve_yaml_named_model_with_system_prompt_and_cli_override(pyteste
     assert incumbent[0]["messages"][0] == {"role": "system", "content": "be brief"}
     assert incumbent[0]["model"] == "python:showagent:show+system_prompt=be brief"
     candidate = [t for t in trajectories if t["role"] == "candidate"]
-    assert {t["model"] for t in candidate} == {"python:agents:echo"}
+    assert {t["model"] for t in candidate} == {"python:toyagents:echo"}
     assert {t["output"] for t in candidate} == {"hello"}
     assert {t["error"] for t in trajectories} == {None}
 
@@ -353,7 +353,7 @@ def test_hook_adds_provider(pytester, write_scenarios, agents):
     result = pytester.runpytest(
         "--autoevolve",
         "--autoevolve-incumbent",
-        "python:agents:echo",
+        "python:toyagents:echo",
         "--autoevolve-candidate",
         "fake:x+token=T0P",
         "-v",
@@ -377,7 +377,7 @@ def test_unknown_provider_is_a_usage_error(pytester, write_scenarios, agents):
     pytester.makeconftest(PROVIDER_CONFTEST)
     write_scenarios(CATALOG)
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "faek:x"
+        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:echo", "--autoevolve-candidate", "faek:x"
     )
     assert result.ret == 4  # pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--autoevolve-candidate: unknown model provider 'faek'; known: fake, *python*"])
@@ -403,9 +403,9 @@ def test_hook_observes_every_trajectory(pytester, write_scenarios, agents):
     result = pytester.runpytest(
         "--autoevolve",
         "--autoevolve-incumbent",
-        "python:agents:echo",
+        "python:toyagents:echo",
         "--autoevolve-candidate",
-        "python:agents:boom",
+        "python:toyagents:boom",
         "--autoevolve-repeats",
         "2",
     )

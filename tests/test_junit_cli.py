@@ -118,7 +118,7 @@ def gate_lines(stdout_lines):
 
 @pytest.mark.parametrize(
     ("candidate", "verdict", "status"),
-    [("agents:answer", "pass", 0), ("levels:weak", "fail", 1), ("agents:boom", "inconclusive", 1)],
+    [("toyagents:answer", "pass", 0), ("levels:weak", "fail", 1), ("toyagents:boom", "inconclusive", 1)],
 )
 def test_report_reproduces_the_run(catalog, capsys, candidate, verdict, status):
     result, summary = run(catalog, "run.xml", "levels:weak", candidate)
@@ -141,7 +141,7 @@ def test_report_reproduces_the_run(catalog, capsys, candidate, verdict, status):
 
 
 def test_report_numbers_of_a_pass(catalog, capsys):
-    _, summary = run(catalog, "run.xml", "levels:weak", "agents:answer")
+    _, summary = run(catalog, "run.xml", "levels:weak", "toyagents:answer")
     # weak passes q-3, q-6, q-9, q-12, q-15: 10 discordant pairs, all improvements
     assert summary["n_paired"] == 15
     assert summary["lift"] == pytest.approx(10 / 15)
@@ -193,7 +193,7 @@ def test_report_merges_shards(catalog, capsys):
 
 
 def test_report_gate_settings_from_config_and_option(catalog, capsys):
-    _, summary = run(catalog, "run.xml", "levels:weak", "agents:answer")
+    _, summary = run(catalog, "run.xml", "levels:weak", "toyagents:answer")
     assert summary["verdict"] == "pass"
     (catalog.path / "strict.yaml").write_text("min_paired: 20\n", encoding="utf-8")
     code, out, _ = cli_run(capsys, "report", "run.xml", "--gate-config", "strict.yaml")
@@ -222,8 +222,8 @@ def test_report_gate_settings_from_config_and_option(catalog, capsys):
 
 
 def test_compare_a_better_and_a_worse_run(catalog, capsys):
-    run(catalog, "before.xml", "agents:echo", "levels:weak")
-    run(catalog, "after.xml", "agents:echo", "levels:strong")
+    run(catalog, "before.xml", "toyagents:echo", "levels:weak")
+    run(catalog, "after.xml", "toyagents:echo", "levels:strong")
 
     code, out, err = cli_run(capsys, "compare", "before.xml", "after.xml")
     assert (code, err) == (0, "")
@@ -255,8 +255,8 @@ def test_compare_a_better_and_a_worse_run(catalog, capsys):
 
 
 def test_compare_uses_incumbent_items_when_a_file_has_no_candidate(catalog, capsys):
-    run(catalog, "before.xml", "agents:echo", "levels:weak")
-    run(catalog, "baseline.xml", "levels:strong", "agents:echo", "-k", "incumbent")
+    run(catalog, "before.xml", "toyagents:echo", "levels:weak")
+    run(catalog, "baseline.xml", "levels:strong", "toyagents:echo", "-k", "incumbent")
     baseline = read_junit(catalog.path / "baseline.xml")
     assert {item.role for item in baseline.items} == {"incumbent"}
     code, out, _ = cli_run(capsys, "compare", "before.xml", "baseline.xml")
@@ -272,7 +272,7 @@ def test_compare_uses_incumbent_items_when_a_file_has_no_candidate(catalog, caps
 
 
 def test_junit_is_readable_by_junitparser(catalog):
-    _, summary = run(catalog, "run.xml", "levels:weak", "agents:answer")
+    _, summary = run(catalog, "run.xml", "levels:weak", "toyagents:answer")
     xml = JUnitXml.fromfile(str(catalog.path / "run.xml"))
     suites = list(xml)
     assert len(suites) == 1
@@ -296,7 +296,7 @@ def test_junit_is_readable_by_junitparser(catalog):
         "true",
         "1.0",
         "4",
-        "python:agents:answer",
+        "python:toyagents:answer",
     )
     assert case.is_passed
     assert float(props["latency_s"]) >= 0

@@ -172,15 +172,15 @@ def test_several_options_in_order():
 
 
 def test_named_model_string():
-    named = {"fast": "tiny+temperature=0", "mine": "python:agents:echo"}
+    named = {"fast": "tiny+temperature=0", "mine": "python:toyagents:echo"}
     assert parse_spec("fast", named) == ModelSpec("tiny", "", {"temperature": 0})
-    assert parse_spec("mine", named) == ModelSpec("python", "agents:echo", {})
+    assert parse_spec("mine", named) == ModelSpec("python", "toyagents:echo", {})
 
 
 def test_named_model_mapping_carries_generation_parameters():
-    named = {"brief": {"spec": "python:agents:echo", "system_prompt": "be brief", "temperature": 0.2}}
+    named = {"brief": {"spec": "python:toyagents:echo", "system_prompt": "be brief", "temperature": 0.2}}
     spec = parse_spec("brief", named)
-    assert (spec.provider, spec.target) == ("python", "agents:echo")
+    assert (spec.provider, spec.target) == ("python", "toyagents:echo")
     assert dict(spec.params) == {"system_prompt": "be brief", "temperature": 0.2}
 
 
@@ -218,7 +218,7 @@ def test_named_cycle_terminates():
         ("tiny+temperature", "not key=value"),
         ("tiny+=3", "not key=value"),
         ("hf:./m+adapter", "not key=value"),
-        (":agents:echo", "names no provider"),
+        (":toyagents:echo", "names no provider"),
         ("+temperature=1", "names no provider"),
     ],
 )
@@ -244,10 +244,10 @@ def test_model_spec_error_is_a_value_error():
     ],
 )
 def test_display_removes_secrets(secret):
-    spec = parse_spec(f"python:agents:echo+{secret}+temperature=0.5")
+    spec = parse_spec(f"python:toyagents:echo+{secret}+temperature=0.5")
     assert "SECRET" in str(dict(spec.params).values())
     assert "SECRET" not in spec.display
-    assert spec.display == "python:agents:echo+temperature=0.5"
+    assert spec.display == "python:toyagents:echo+temperature=0.5"
 
 
 @pytest.mark.parametrize("option", ["max_new_tokens=8", "max_tokens=8", "top_k=5", "temperature=0"])
@@ -260,8 +260,8 @@ def test_display_removes_run_together_secret_names():
 
 
 def test_display_removes_secrets_of_named_mapping():
-    spec = parse_spec("remote", {"remote": {"spec": "python:agents:echo", "api_key": "sk-123", "top_p": 0.9}})
-    assert spec.display == "python:agents:echo+top_p=0.9"
+    spec = parse_spec("remote", {"remote": {"spec": "python:toyagents:echo", "api_key": "sk-123", "top_p": 0.9}})
+    assert spec.display == "python:toyagents:echo+top_p=0.9"
 
 
 # --- providers ------------------------------------------------------------------------------------

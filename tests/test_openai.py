@@ -153,7 +153,7 @@ def test_failing_server_every_trial_recorded_recoverable_ones_recovered(
 ):
     entries = "".join(f"  - id: {name}\n    input: {name}\n    expected: ok\n" for name in FAILURE_PLAN)
     write_scenarios("scenarios:\n" + entries, "failures")
-    write_config(pytester, {"fake": {"spec": "openai:fake-model", **FAST}}, incumbent="python:agents:answer")
+    write_config(pytester, {"fake": {"spec": "openai:fake-model", **FAST}}, incumbent="python:toyagents:answer")
     with fake_openai(scripted(FAILURE_PLAN)) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         started = time.monotonic()
@@ -202,7 +202,7 @@ def test_spec_string_form_and_connection_refused(pytester, write_scenarios, agen
     pytester.runpytest(
         "--autoevolve",
         "--autoevolve-incumbent",
-        "python:agents:answer",
+        "python:toyagents:answer",
         "--autoevolve-candidate",
         "openai:fake-model+backoff_s=0.01+max_retries=2",
     )
@@ -310,7 +310,7 @@ def test_tool_using_scenarios_end_to_end(pytester, write_scenarios, agents, api_
     write_config(
         pytester,
         {"agent": {"spec": "openai:fake-model", "max_turns": 3, "prices": prices, **FAST}},
-        incumbent="python:agents:echo",
+        incumbent="python:toyagents:echo",
     )
     with fake_openai(agent_server) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
@@ -433,7 +433,7 @@ def test_azure_openai_through_the_azure_client(pytester, write_scenarios, agents
                     **FAST,
                 }
             },
-            incumbent="python:agents:answer",
+            incumbent="python:toyagents:answer",
         )
         pytester.runpytest("--autoevolve", "--autoevolve-candidate", "az")
     trial = by_id(read_run(pytester.path)[0])["one"]
@@ -501,7 +501,7 @@ def test_api_key_is_never_written_anywhere(pytester, write_scenarios, agents, mo
             "--autoevolve-candidate",
             "openai:gpt-4o-mini+backoff_s=0",
             "--autoevolve-incumbent",
-            "python:agents:answer",
+            "python:toyagents:answer",
             "--junitxml=junit.xml",
             "-rA",
             "-v",
@@ -766,7 +766,7 @@ def test_missing_key_is_recorded_in_every_trial(pytester, write_scenarios, agent
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     write_scenarios(ONE_SCENARIO)
     pytester.runpytest(
-        "--autoevolve", "--autoevolve-candidate", "openai:gpt-4o-mini", "--autoevolve-incumbent", "python:agents:answer"
+        "--autoevolve", "--autoevolve-candidate", "openai:gpt-4o-mini", "--autoevolve-incumbent", "python:toyagents:answer"
     )
     trial = by_id(read_run(pytester.path)[0])["one"]
     assert "needs an API key in $OPENAI_API_KEY" in trial["error"]

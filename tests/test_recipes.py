@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fake_openai import Request, completion, fake_openai, tool_call
 from tests.support.runs import read_jsonl, run_dirs, run_models
 
 pytest.importorskip("opentelemetry.sdk")
@@ -52,6 +53,21 @@ scenarios:
 """.replace("CITIES", ", ".join(CITIES))
 
 
+SDK_OFFLINE = r"""
+from agents import OpenAIChatCompletionsModel, Runner
+from openai import AsyncOpenAI
+
+from sdk_weather_agent import agent
+
+guesser = agent.clone(model=OpenAIChatCompletionsModel("guesser", AsyncOpenAI()))
+
+
+async def incumbent(messages):
+    result = await Runner.run(guesser, messages[-1]["content"])
+    return result.final_output
+"""
+
+
 def readme_block(first_line: str) -> str:
     """The README's code block that starts with ``first_line``."""
     blocks = re.findall(r"```(?:python|yaml)\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
@@ -91,5 +107,47 @@ def test_the_pydantic_ai_recipe_is_gated_from_its_spans(project):
             assert trial["passed"] and trial["turns"] == 2
             assert [(c["name"], c["arguments"]) for c in trial["tool_calls"]] == [("get_weather", {"city": city})]
             assert ("sunny" in trial["output"]) == (city == "Paris")
+        else:
+            assert not trial["passed"] and trial["tool_calls"] == [] and trial["turns"] == 1
+
+
+def weather_server(request: Request, _seen: int) -> dict[str, object]:
+    """An OpenAI-compatible endpoint: ``guesser`` answers at once; any other model calls the tool, then reads it."""
+    if request.body.get("model") == "guesser":
+        return completion("It is probably sunny.")
+    if request.tool_messages:
+        return completion(f"It is {request.tool_messages[-1]['content']}.", prompt_tokens=30, completion_tokens=6)
+    city = request.user.split()[-1].rstrip("?")
+    return completion(None, tool_calls=[tool_call("get_weather", {"city": city})], prompt_tokens=20)
+
+
+def test_the_openai_agents_sdk_recipe_is_gated_from_its_spans(project, monkeypatch):
+    tracing = pytest.importorskip("agents")
+    pytest.importorskip("opentelemetry.instrumentation.openai_agents")
+    tracing.set_trace_processors([])  # no export to the OpenAI dashboard: this machine is offline
+    sequence = project.path / "scenarios" / "weather-sequence.yaml"
+    sequence.write_text(readme_block("# scenarios/weather-sequence.yaml"), encoding="utf-8")
+    project.makepyfile(sdk_weather_agent=readme_block("# sdk_weather_agent.py"), sdk_offline=SDK_OFFLINE)
+    with fake_openai(weather_server) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "unused")
+        args = ("--autoevolve-cache", "off")
+        incumbent, candidate = "python:sdk_offline:incumbent", "python:sdk_weather_agent:answer"
+        result = run_models(project, *args, model=incumbent, candidate=candidate)
+        result.stdout.fnmatch_lines(["*autoevolve gate: PASS*"])
+        run_models(project, *args, "--autoevolve-concurrency", "16", model=incumbent, candidate=candidate)
+    serial, concurrent = run_dirs(project.path)
+    assert outcome(serial) == outcome(concurrent)
+    trials = read_jsonl(serial / "trajectories.jsonl")
+    assert len(trials) == 2 * (1 + len(CITIES) + 3)
+    for trial in trials:
+        city = next(m["content"] for m in trial["messages"] if m["role"] == "user").split()[-1].rstrip("?")
+        assert trial["error"] is None and trial["spans"]
+        if trial["role"] == "candidate":  # the agent returns its final text alone: the rest is from the spans
+            assert trial["passed"] and trial["turns"] == 2, trial
+            assert [(c["name"], c["arguments"], c["result"]) for c in trial["tool_calls"]] == [
+                ("get_weather", {"city": city}, "sunny" if city == "Paris" else "rainy")
+            ]
+            assert (trial["prompt_tokens"], trial["completion_tokens"]) == (50, 11)
         else:
             assert not trial["passed"] and trial["tool_calls"] == [] and trial["turns"] == 1

@@ -463,7 +463,7 @@ def test_timeout_is_a_trial_error(pytester, write_scenarios, agents):
           - {id: slow-one, input: a, expected: late, timeout_s: 0.2}
         """
     )
-    result = run_models(pytester, "--tb=short", model="python:agents:slow")
+    result = run_models(pytester, "--tb=short", model="python:toyagents:slow")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*error:    TimeoutError: the model did not answer within timeout_s=0.2*"])
     trajectories = by_scenario(pytester.path)["slow-one"]
@@ -592,7 +592,7 @@ def test_junit_properties(pytester, write_scenarios, agents):
           - {id: echo-1, input: "hi", expect: [contains: hi], repeats: 2}
         """
     )
-    result = run_models(pytester, "--junitxml=out.xml", candidate="python:agents:answer")
+    result = run_models(pytester, "--junitxml=out.xml", candidate="python:toyagents:answer")
     result.assert_outcomes(passed=2, failed=2)
     root = ET.parse(pytester.path / "out.xml").getroot()
     cases = {}

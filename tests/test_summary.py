@@ -22,8 +22,8 @@ def summary_path(pytester, write_scenarios, agents) -> Path:
     pytester.makefile(".yaml", autoevolve="gate:\n  max_latency_increase: null\n")
     pytester.runpytest(
         "--autoevolve",
-        "--autoevolve-incumbent=python:agents:echo",
-        "--autoevolve-candidate=python:agents:answer",
+        "--autoevolve-incumbent=python:toyagents:echo",
+        "--autoevolve-candidate=python:toyagents:answer",
         "--autoevolve-repeats=2",
         "-p",
         "no:cacheprovider",

@@ -68,9 +68,9 @@ scenarios:
 ECHO_VS_ANSWER = (
     "--autoevolve",
     "--autoevolve-incumbent",
-    "python:agents:echo",
+    "python:toyagents:echo",
     "--autoevolve-candidate",
-    "python:agents:answer",
+    "python:toyagents:answer",
 )
 
 
@@ -80,7 +80,7 @@ def test_record_has_every_field(pytester, write_scenarios, agents):
     result = pytester.runpytest(
         "--autoevolve",
         "--autoevolve-incumbent",
-        "python:agents:echo",
+        "python:toyagents:echo",
         "--autoevolve-candidate",
         "python:toolagent:calc",
     )
@@ -118,7 +118,7 @@ def test_record_has_every_field(pytester, write_scenarios, agents):
     assert candidate["cost"] == 0.25
 
     incumbent = next(t for t in trajectories if t["role"] == "incumbent")
-    assert incumbent["model"] == "python:agents:echo"
+    assert incumbent["model"] == "python:toyagents:echo"
     assert incumbent["output"] == "add 12+34="
     assert incumbent["passed"] is False
     assert incumbent["score"] == pytest.approx(1 / 3)
@@ -133,7 +133,7 @@ def test_record_has_every_field(pytester, write_scenarios, agents):
 def test_error_is_recorded(pytester, write_scenarios, agents):
     write_scenarios(ADD)
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:boom", "--autoevolve-candidate", "python:agents:answer"
+        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:boom", "--autoevolve-candidate", "python:toyagents:answer"
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*: 0/1 passed: *error RuntimeError: model exploded"])
@@ -157,7 +157,7 @@ def test_timeout_is_recorded(pytester, write_scenarios, agents):
     )
     started = time.monotonic()
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:slow", "--autoevolve-candidate", "python:agents:slow"
+        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:slow", "--autoevolve-candidate", "python:toyagents:slow"
     )
     assert time.monotonic() - started < 4  # the 5 s agent is abandoned, not waited for
     result.assert_outcomes(failed=2)
@@ -165,7 +165,7 @@ def test_timeout_is_recorded(pytester, write_scenarios, agents):
     assert [t["error"] for t in trajectories] == ["TimeoutError: the model did not answer within timeout_s=0.2"] * 2
 
 
-SECRET_SPEC = "python:agents:echo+api_key=SECRET+temperature=0"
+SECRET_SPEC = "python:toyagents:echo+api_key=SECRET+temperature=0"
 
 
 def test_spec_secrets_never_reach_artifacts(pytester, write_scenarios, agents):
@@ -174,7 +174,7 @@ def test_spec_secrets_never_reach_artifacts(pytester, write_scenarios, agents):
         test_fixture_model=f"""
         def test_by_spec(autoevolve_model, autoevolve_catalog):
             handle = autoevolve_model({SECRET_SPEC!r})
-            assert handle.spec == "python:agents:echo+temperature=0"
+            assert handle.spec == "python:toyagents:echo+temperature=0"
             trajectory = handle.run(autoevolve_catalog["add-2-digit"])
             assert "SECRET" not in repr(trajectory)
         """
@@ -184,7 +184,7 @@ def test_spec_secrets_never_reach_artifacts(pytester, write_scenarios, agents):
         "--autoevolve-incumbent",
         SECRET_SPEC,
         "--autoevolve-candidate",
-        "python:agents:answer",
+        "python:toyagents:answer",
         "--junitxml=junit.xml",
         "-v",
         "scenarios",
@@ -196,9 +196,9 @@ def test_spec_secrets_never_reach_artifacts(pytester, write_scenarios, agents):
     assert len(gated) == 2  # the fixture's trial is kept apart from the gated run's records
     trajectories = gated + fixture_trials(pytester.path)
     assert len(trajectories) == 3
-    assert {t["model"] for t in trajectories if t["role"] != "candidate"} == {"python:agents:echo+temperature=0"}
-    assert {t["role"] for t in trajectories} == {"incumbent", "candidate", "python:agents:echo+temperature=0"}
-    assert summary["incumbent"]["spec"] == "python:agents:echo+temperature=0"
+    assert {t["model"] for t in trajectories if t["role"] != "candidate"} == {"python:toyagents:echo+temperature=0"}
+    assert {t["role"] for t in trajectories} == {"incumbent", "candidate", "python:toyagents:echo+temperature=0"}
+    assert summary["incumbent"]["spec"] == "python:toyagents:echo+temperature=0"
     files = [p for p in (pytester.path / ".autoevolve").rglob("*") if p.is_file()]
     assert len(files) >= 3
     for path in [*files, pytester.path / "junit.xml"]:
@@ -261,26 +261,26 @@ def test_summary_per_role_and_written_atomically(pytester, write_scenarios, agen
         """
     )
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:agents:echo", "--autoevolve-candidate", "python:agents:boom"
+        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:echo", "--autoevolve-candidate", "python:toyagents:boom"
     )
     result.assert_outcomes(passed=2, failed=4)
     _, summary = read_run(pytester.path)
     assert summary["format_version"] == 3  # 2: complete and missing joined the summary; 3: the design
     assert summary["trajectory_format_version"] == FORMAT_VERSION
     incumbent, candidate = summary["incumbent"], summary["candidate"]
-    assert incumbent["spec"] == "python:agents:echo"
+    assert incumbent["spec"] == "python:toyagents:echo"
     assert (incumbent["n"], incumbent["errors"]) == (4, 0)
     assert incumbent["pass_rate"] == pytest.approx(2 / 3)  # the mean of the scenarios' pass rates, like the lift
     assert incumbent["trial_pass_rate"] == pytest.approx(0.75)  # 3 of 4 trials, pooled
-    assert candidate["spec"] == "python:agents:boom"
+    assert candidate["spec"] == "python:toyagents:boom"
     assert (candidate["n"], candidate["errors"], candidate["pass_rate"]) == (4, 4, 0.0)
     run_dir = run_dirs(pytester.path)[0]
     assert {"summary.json", "trajectories.jsonl"} <= {p.name for p in run_dir.iterdir()}
     assert not [p for p in (pytester.path / ".autoevolve").rglob("*") if p.name.endswith(".tmp")]
     result.stdout.fnmatch_lines(
         [
-            "*incumbent*python:agents:echo*66.7%*(mean of 3 scenarios; 3/4 trials*",
-            "*candidate*python:agents:boom*0.0%*",
+            "*incumbent*python:toyagents:echo*66.7%*(mean of 3 scenarios; 3/4 trials*",
+            "*candidate*python:toyagents:boom*0.0%*",
             f"*.autoevolve/runs/{run_dir.name}/trajectories.jsonl*",
         ]
     )
@@ -291,9 +291,9 @@ def test_each_run_gets_its_own_folder(pytester, write_scenarios, agents):
     args = (
         "--autoevolve",
         "--autoevolve-incumbent",
-        "python:agents:answer",
+        "python:toyagents:answer",
         "--autoevolve-candidate",
-        "python:agents:answer",
+        "python:toyagents:answer",
     )
     pytester.runpytest(*args).assert_outcomes(passed=2)
     pytester.runpytest(*args).assert_outcomes(passed=2)
@@ -408,7 +408,7 @@ def make_trajectory(**changes):
     values = {
         "scenario_id": "add-2-digit",
         "role": "candidate",
-        "model": "python:agents:answer",
+        "model": "python:toyagents:answer",
         "messages": [{"role": "user", "content": "add 12+34="}, {"role": "assistant", "content": "46"}],
         "seed": 1234,
         "repeat": 2,

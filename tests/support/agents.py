@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# The module ``agents`` of the `agents` fixture: echo, answer, boom, slow.
+# The module ``toyagents`` of the `agents` fixture: echo, answer, boom, slow.
 AGENTS = """
 import time
 

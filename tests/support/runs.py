@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-ECHO = "python:agents:echo"
+ECHO = "python:toyagents:echo"
 
 
 def run_models(

@@ -9,7 +9,8 @@ generation parameters.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -97,6 +98,26 @@ class Model(Protocol):
     def generate(self, request: ModelRequest) -> Reply:
         """Answer ``request.messages`` for one trial."""
         ...
+
+
+class CallCache(Protocol):
+    """The trial's per-call cache (`run.calls`): model calls keyed by exactly what is sent, and their answers."""
+
+    def key(self, url: str, body: Mapping[str, Any], query: Sequence[tuple[str, str]] = ()) -> str:
+        """The key of one call to ``url`` (credentials left out) with this JSON ``body``; each repeat its own."""
+        ...
+
+    def lookup(self, key: str) -> tuple[str, str] | None:
+        """The stored answer's content type and body text, when there is a sound one."""
+        ...
+
+    def store(self, key: str, url: str, content_type: str, body: str) -> None:
+        """Keep a successful answer."""
+        ...
+
+
+TRIAL_CALLS: ContextVar[CallCache | None] = ContextVar("autoevolve_trial_calls", default=None)
+"""The per-call cache of the trial under way in this context; None: calls are not cached."""
 
 
 def duration_seconds(text: str) -> float:

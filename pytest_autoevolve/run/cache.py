@@ -16,14 +16,16 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_autoevolve.providers.base import Reply, stored_reply
 
 CACHE_FORMAT_VERSION = 1
 LOG = logging.getLogger("pytest_autoevolve")
+_T = TypeVar("_T")
 FINGERPRINTS = "fingerprints"
 """Not a namespace: the file digests behind models' fingerprints (`run.fingerprint`), under ``cache/``."""
 
@@ -62,6 +64,14 @@ class ResponseCache:
 
     def get(self, key: str, max_age_s: float | None = None) -> tuple[Reply, float] | None:
         """The stored reply and its original latency, when reading is on, the key is known and not too old."""
+        return self.lookup(key, _reply, max_age_s)
+
+    def lookup(self, key: str, parse: Callable[[dict[str, Any]], _T], max_age_s: float | None = None) -> _T | None:
+        """What ``parse`` reads from the entry under ``key``, when reading is on and it is there, sound and not too old.
+
+        ``parse`` raises `ValueError` on an entry it cannot read: like a torn, foreign or
+        tampered entry, that is a miss, logged, never an answer.
+        """
         if self.mode not in ("read", "readwrite"):
             return None
         path = self._path(key)
@@ -74,14 +84,14 @@ class ResponseCache:
             self._miss()
             return None
         try:
-            reply, latency = _entry(json.loads(text), key)
-        except ValueError as exc:  # a torn, foreign or tampered entry is a miss, never an answer
+            value = parse(_checked(json.loads(text), key))
+        except ValueError as exc:
             LOG.warning("autoevolve cache: ignoring %s: %s", path, exc)
             self._miss(rejected=True)
             return None
         with self._lock:
             self.hits += 1
-        return reply, latency
+        return value
 
     def _miss(self, *, expired: bool = False, rejected: bool = False) -> None:
         with self._lock:
@@ -91,22 +101,31 @@ class ResponseCache:
 
     def put(self, key: str, reply: Reply, latency_s: float) -> None:
         """Store a successful reply, atomically, when writing is on."""
+        self.store(key, {"reply": asdict(reply), "latency_s": latency_s})
+
+    def store(self, key: str, fields: dict[str, Any]) -> None:
+        """Store an entry of ``fields`` under ``key``, atomically, when writing is on."""
         if self.mode not in ("write", "readwrite"):
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        entry = {"format_version": CACHE_FORMAT_VERSION, "key": key, "reply": asdict(reply), "latency_s": latency_s}
+        entry = {"format_version": CACHE_FORMAT_VERSION, "key": key, **fields}
         temporary.write_text(json.dumps(entry, default=str), encoding="utf-8")
         os.replace(temporary, path)
 
 
-def _entry(entry: Any, key: str) -> tuple[Reply, float]:
-    """The reply and latency of a cache entry, checked field by field; `ValueError` says what is wrong."""
+def _checked(entry: Any, key: str) -> dict[str, Any]:
+    """A cache entry of this version stored under ``key``; `ValueError` says what is wrong."""
     if not isinstance(entry, dict) or entry.get("format_version") != CACHE_FORMAT_VERSION:
         raise ValueError("not a cache entry of this version")
     if entry.get("key") != key:
         raise ValueError("the entry was stored under another key")
+    return entry
+
+
+def _reply(entry: dict[str, Any]) -> tuple[Reply, float]:
+    """The reply and latency of a reply entry, checked field by field; `ValueError` says what is wrong."""
     latency = entry.get("latency_s")
     if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < math.inf:
         raise ValueError(f"latency_s is {latency!r}")

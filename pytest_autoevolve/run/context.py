@@ -20,6 +20,7 @@ from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpecError
 from pytest_autoevolve.providers.registry import ProviderRegistry
 from pytest_autoevolve.records import Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.run.calls import NAMESPACE
 from pytest_autoevolve.run.fingerprint import ProjectKeys
 from pytest_autoevolve.run.registries import assemble
 from pytest_autoevolve.run.runner import ModelHandle
@@ -53,6 +54,7 @@ class RunContext:
         self.artifacts = self.root / settings.artifacts
         self.model_cache = ResponseCache(self.artifacts, "models", settings.cache) if settings.cache != "off" else None
         judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
+        self.call_cache = ResponseCache(self.artifacts, NAMESPACE, settings.cache) if settings.cache != "off" else None
         self.keys = ProjectKeys.of(self.root, settings)
         registries = assemble(config.pluginmanager, settings, self.root, judge_cache)
         self.graders: GraderRegistry = registries.graders
@@ -150,6 +152,7 @@ class RunContext:
             max_output_chars=self.settings.limits.max_output_chars,
             cache_policy=parsed.cache,
             keys=self.keys,
+            call_cache=self.call_cache,
         )
 
     def cache_notes(self) -> list[str]:

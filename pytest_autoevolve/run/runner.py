@@ -20,6 +20,7 @@ from pytest_autoevolve.errors import GradingError
 from pytest_autoevolve.providers.base import CachePolicy, Model, ModelRequest, Reply
 from pytest_autoevolve.records import Grade, Scenario, Trajectory
 from pytest_autoevolve.run.cache import ResponseCache
+from pytest_autoevolve.run.calls import cached_calls
 from pytest_autoevolve.run.conversation import Transcript, capped, converse
 from pytest_autoevolve.run.fingerprint import ModelKey, ProjectKeys
 from pytest_autoevolve.run.spans import traced
@@ -97,6 +98,8 @@ class ModelHandle:
     """The model entry's ``cache_inputs``, ``cache_env`` and ``cache_expiry``."""
     keys: ProjectKeys | None = None
     """The run's fingerprints of what models read; None: the model's own fingerprint alone."""
+    call_cache: ResponseCache | None = None
+    """Where the model calls a trial makes over HTTP are cached, keyed by what is sent (`run.calls`)."""
 
     @property
     def spec(self) -> str:
@@ -187,7 +190,8 @@ class ModelHandle:
                 return hit
         started = time.perf_counter()
         request = ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
-        reply = call_within(traced(lambda: self.model.generate(request)), scenario.timeout_s)
+        call = cached_calls(self.call_cache, seed, repeat, lambda: self.model.generate(request))
+        reply = call_within(traced(call), scenario.timeout_s)
         latency = round(time.perf_counter() - started if reply.latency_s is None else reply.latency_s, 6)
         if key is not None and self.cache is not None:
             self.cache.put(key, reply, latency)

@@ -165,3 +165,35 @@ def test_replay_answers_with_the_recorded_trials(pytester: pytest.Pytester, writ
         "--autoevolve", "--autoevolve-only=candidate", f"--autoevolve-candidate=replay:{path}+role=candidate"
     )
     result.assert_outcomes(passed=2)
+
+
+def test_sharded_gate_merges_to_the_verdict_of_one_run(project: Path, tmp_path: Path):
+    repo = git.Repo(project)
+    base = repo.head.commit.hexsha
+    (project / "autoevolve.yaml").write_text("candidate: python:agent:strong\ngate:\n  min_paired: 10\n")
+    commit_all(repo, "head: a stronger candidate")
+    whole = ci_gate(project, base, tmp_path)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    outputs = project / ".autoevolve" / "ci"
+    one_run = json.loads((outputs / "summary.json").read_text())
+
+    shards = tmp_path / "shards"
+    for index in (1, 2):  # as the workflow's matrix jobs do, each uploading its ci/ results
+        done = ci_gate(project, base, tmp_path, "--shard", f"{index}/2")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"autoevolve ci gate: shard {index}/2 complete" in done.stdout
+        folder = shards / f"autoevolve-shard-{index}"
+        folder.mkdir(parents=True)
+        for name in ("junit.xml", "gate-rule.json", "shard.json"):
+            (folder / name).write_bytes((outputs / name).read_bytes())
+
+    merge = [AUTOEVOLVE, "ci", "merge"]
+    partial = subprocess.run([*merge, str(shards / "autoevolve-shard-1")], cwd=project, capture_output=True, text=True)
+    assert partial.returncode == 2 and "shard(s) 2 of 2 are missing" in partial.stderr
+    merged = subprocess.run([*merge, *map(str, sorted(shards.iterdir()))], cwd=project, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert merged.stdout.startswith("autoevolve gate: PASS")
+    summary = json.loads((outputs / "summary.json").read_text())
+    for field in ("verdict", "n_paired", "p_value", "lift", "ci_low", "ci_high"):
+        assert summary[field] == one_run[field], field
+    assert (outputs / "report.html").is_file()

@@ -184,7 +184,8 @@ def test_only_the_install_line_differs_between_repository_and_init(init_workflow
             assert "pip install -e" not in theirs
     for name in scaffold.WORKFLOWS:
         source = scaffold.template(f"workflows/{name}")
-        assert source.count(scaffold.INSTALL_MARK) == ("pip install" in source)
+        installs = source.count("pip install torch")  # each install of the project goes through the mark
+        assert source.count(scaffold.INSTALL_MARK) == installs and (installs > 0) == ("pip install" in source)
 
 
 # --- what each workflow promises -------------------------------------------------------------
@@ -216,8 +217,35 @@ def test_gate_runs_on_every_pull_request_with_a_read_only_token():
 
 def test_gate_runs_the_ci_gate_command_with_the_base_from_env():
     step = step_named(load("autoevolve-gate.yml"), "Gate the pull request against its base")
-    assert step["run"] == 'autoevolve ci gate --base "$BASE_SHA"'
+    assert step["run"] == 'autoevolve ci gate --base "$BASE_SHA" --shard "$SHARD"'
     assert step["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    assert step["env"]["SHARD"] == "${{ matrix.shard }}/${{ needs.plan.outputs.count }}"
+
+
+@pytest.mark.parametrize(
+    ("shards", "status", "output"),
+    [("", 0, "count=1\nshards=[1]\n"), ("3", 0, "count=3\nshards=[1,2,3]\n"), ("0", 1, ""), ("two", 1, "")],
+)
+def test_the_shard_plan_reads_the_workflow_setting(tmp_path, shards, status, output):
+    gate = load("autoevolve-gate.yml")
+    step = step_named(gate, "Plan the shards")
+    assert gate["env"]["AUTOEVOLVE_SHARDS"] == "1"
+    outputs = tmp_path / "outputs"
+    env = {**os.environ, "AUTOEVOLVE_SHARDS": shards, "GITHUB_OUTPUT": str(outputs)}
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == status, done.stdout
+    assert (outputs.read_text() if outputs.exists() else "") == output
+    assert gate["jobs"]["gate"]["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
+
+
+def test_the_merge_job_decides_from_every_shard_and_posts_the_numbers():
+    merge = load("autoevolve-gate.yml")["jobs"]["merge"]
+    assert merge["needs"] == ["plan", "gate"] and merge["if"].startswith("always()")
+    download = step_named({"jobs": {"merge": merge}}, "Download the shards' results")
+    assert download["with"]["pattern"] == "autoevolve-shard-*"
+    assert step_named({"jobs": {"merge": merge}}, "Merge the shards into one verdict")["run"].startswith(
+        "autoevolve ci merge "
+    )
 
 
 def test_gate_caches_the_incumbent_by_base_commit_and_catalog():
@@ -227,6 +255,7 @@ def test_gate_caches_the_incumbent_by_base_commit_and_catalog():
     assert restore["with"]["path"] == save["with"]["path"] == ".autoevolve/ci/incumbent"
     key = restore["with"]["key"]
     assert "github.event.pull_request.base.sha" in key and "hashFiles('scenarios/**')" in key
+    assert "matrix.shard" in key  # each shard stores its own slice of the base run
     assert all(key.startswith(prefix) for prefix in restore["with"]["restore-keys"].splitlines())
     assert save["if"].startswith("always()")  # a failing gate still stores the base run
 
@@ -243,17 +272,27 @@ def test_gate_uploads_its_results_even_when_it_fails():
 
 
 @pytest.mark.parametrize(
-    ("result", "status"), [("success", 0), ("failure", 1), ("skipped", 1), ("cancelled", 1), ("", 1)]
+    ("result", "merged", "status"),
+    [
+        ("success", "success", 0),
+        ("failure", "success", 1),
+        ("success", "failure", 1),
+        ("skipped", "success", 1),
+        ("success", "skipped", 1),
+        ("cancelled", "success", 1),
+        ("", "", 1),
+    ],
 )
-def test_the_required_check_passes_only_on_a_successful_gate(result, status):
+def test_the_required_check_passes_only_on_a_successful_gate(result, merged, status):
     gate = load("autoevolve-gate.yml")
     verdict = next(job for job in gate["jobs"].values() if job.get("name") == "autoevolve-gate-verdict")
-    assert verdict["needs"] == "gate" and verdict["if"] == "always()"
+    assert verdict["needs"] == ["gate", "merge"] and verdict["if"] == "always()"
     (step,) = verdict["steps"]
     assert step["env"]["GATE_RESULT"] == "${{ needs.gate.result }}"
+    assert step["env"]["MERGE_RESULT"] == "${{ needs.merge.result }}"
     done = subprocess.run(
         ["bash", "-e", "-c", step["run"]],
-        env={**os.environ, "GATE_RESULT": result},
+        env={**os.environ, "GATE_RESULT": result, "MERGE_RESULT": merged},
         capture_output=True,
         text=True,
         check=False,

@@ -37,7 +37,9 @@ def add_result_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a score value that passes (C, repeatable), or a number: the score a trial must reach (default 1)",
     )
-    parser.add_argument("--report-dir", metavar="DIR", help="write report.md and report.html of the verdict into DIR")
+    parser.add_argument(
+        "--report-dir", metavar="DIR", help="write summary.json, report.md and report.html of the verdict into DIR"
+    )
 
 
 def read_runs(paths: Sequence[str], args: argparse.Namespace, roles: Sequence[str]) -> list[JunitRun]:
@@ -71,12 +73,12 @@ def read_pair(args: argparse.Namespace) -> tuple[JunitRun, JunitRun]:
 
 
 def write_reports(args: argparse.Namespace, result: GateResult, runs: Sequence[JunitRun]) -> list[Path]:
-    """``report.md`` and ``report.html`` of the verdict in ``--report-dir``, when given."""
+    """``summary.json``, ``report.md`` and ``report.html`` of the verdict in ``--report-dir``, when given."""
     if not args.report_dir:
         return []
     from datetime import UTC, datetime
 
-    from pytest_autoevolve.files import files_sha256
+    from pytest_autoevolve.files import files_sha256, write_json_atomic
     from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
     from pytest_autoevolve.report.write import write_reports as write
 
@@ -95,6 +97,9 @@ def write_reports(args: argparse.Namespace, result: GateResult, runs: Sequence[J
         versions={},
     )
     try:
-        return write(Path(args.report_dir), summary)
+        folder = Path(args.report_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / "summary.json", summary.to_json())
+        return [folder / "summary.json", *write(folder, summary)]
     except OSError as exc:
         raise CommandError(f"cannot write the reports into {args.report_dir}: {exc.strerror or exc}") from None

@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,14 @@ KEY_VERSION = 2
 SKIPPED = ("__pycache__", "*.pyc")
 
 """Files under the catalog folders that are neither copied to the base nor digested (Python's byte code)."""
+
+
+RULE_FILE = "gate-rule.json"
+"""The base's gate rule as the run applied it, beside its junit file: what merging shards decides by."""
+SHARD_FILE = "shard.json"
+"""Which shard of how many a sharded gate ran, and against which base commit."""
+Shard = tuple[int, int]
+"""Shard K of N (1-based)."""
 
 
 class CIGateError(LoopError):
@@ -164,10 +172,19 @@ def _skipped(path: Path) -> bool:
     return "__pycache__" in path.parts or path.suffix == ".pyc"
 
 
-def incumbent_key(commit: str, project: str, catalog: str, spec: str, settings: Settings) -> str:
-    """The stored base run's key: base commit, project, catalog digest, incumbent spec, split, repeats, seed."""
+def incumbent_key(
+    commit: str, project: str, catalog: str, spec: str, settings: Settings, shard: Shard | None = None
+) -> str:
+    """The stored base run's key: base commit, project, catalog digest, incumbent spec, split, repeats, seed, shard."""
     fields = [KEY_VERSION, commit, project, catalog, spec, settings.split, settings.repeats, settings.seed]
+    if shard is not None and shard[1] > 1:
+        fields.append(list(shard))
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
+
+
+def shard_args(shard: Shard | None) -> list[str]:
+    """The pytest option that runs one shard of the catalog (none for the whole catalog, shard 1 of 1 included)."""
+    return [] if shard is None or shard[1] == 1 else ["--autoevolve-shard", f"{shard[0]}/{shard[1]}"]
 
 
 def base_environment(repo_root: Path, worktree: Path, project: Path) -> dict[str, str]:
@@ -225,7 +242,13 @@ def check_agent_source(spec: ModelSpec, repo_root: Path, worktree: Path, project
 
 
 def run_base(
-    repo: git.Repo, commit: git.Commit, project: str, spec: ModelSpec, settings: Settings, folder: Path
+    repo: git.Repo,
+    commit: git.Commit,
+    project: str,
+    spec: ModelSpec,
+    settings: Settings,
+    folder: Path,
+    shard: Shard | None = None,
 ) -> None:
     """Run the base commit's candidate on the head's catalog in a worktree; store its trajectories."""
     from pytest_autoevolve.loops.project import FineTuneError
@@ -252,6 +275,7 @@ def run_base(
                 str(settings.repeats),
                 "--autoevolve-seed",
                 str(settings.seed),
+                *shard_args(shard),
             ]
             for entry in settings.catalog:
                 args += ["--autoevolve-catalog", entry]
@@ -305,6 +329,7 @@ def base_run(
     base: BaseConfig,
     refresh: bool,
     progress: Callable[[str], None],
+    shard: Shard | None = None,
 ) -> BaseRun:
     """The stored run of the ``base`` config's model: reused when present, clean and not ``refresh``, else made now."""
     from pytest_autoevolve.files import write_json_atomic
@@ -315,10 +340,10 @@ def base_run(
     parsed = parse_spec(raw, base.settings.models)
     spec = parsed.display
     catalog = catalog_digest(root, settings)
-    key = incumbent_key(commit.hexsha, project, catalog, json.dumps(raw, sort_keys=True, default=str), settings)
+    key = incumbent_key(commit.hexsha, project, catalog, json.dumps(raw, sort_keys=True, default=str), settings, shard)
     folder = root / artifacts / "ci" / "incumbent" / key
     trajectories = folder / "trajectories.jsonl"
-    shown = f"{spec} at {commit.hexsha[:10]}"
+    shown = f"{spec} at {commit.hexsha[:10]}" + (f" (shard {shard[0]}/{shard[1]})" if shard_args(shard) else "")
     if trajectories.is_file() and (folder / "meta.json").is_file() and not refresh:
         stale = trial_errors(trajectories)
         if not stale:
@@ -327,7 +352,7 @@ def base_run(
         progress(f"incumbent: the stored run of {shown} recorded {len(stale)} trial error(s); running it again")
     progress(f"incumbent: running {shown} on the {settings.split} split in a worktree of the base commit")
     (folder / "meta.json").unlink(missing_ok=True)
-    run_base(repo, commit, project, parsed, settings, folder)
+    run_base(repo, commit, project, parsed, settings, folder, shard)
     errors = trial_errors(trajectories)
     if errors:
         progress(
@@ -344,6 +369,7 @@ def base_run(
         "split": settings.split,
         "repeats": settings.repeats,
         "seed": settings.seed,
+        "shard": list(shard) if shard else None,
         "errors": len(errors),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "key_version": KEY_VERSION,
@@ -360,8 +386,14 @@ def gate_against_base(
     refresh: bool = False,
     stream: bool = True,
     progress: Callable[[str], None] = print,
+    shard: Shard | None = None,
 ) -> GateOutcome:
-    """Gate the candidate of the project at ``root`` against the repository at ``ref``, by the base's rule."""
+    """Gate the candidate of the project at ``root`` against the repository at ``ref``, by the base's rule.
+
+    With ``shard`` (K, N) both sides run only shard K of N of the catalog; the run decides
+    nothing, and `shard_results` (``autoevolve ci merge``) gives the verdict of all N. Shard 1
+    of 1 is the whole catalog, marked as a shard so that the merge reads it like any other.
+    """
     from pytest_autoevolve.gate.summary import RunSummary
     from pytest_autoevolve.loops.project import FineTuneError
     from pytest_autoevolve.loops.subprocess import run_pytest
@@ -379,34 +411,41 @@ def gate_against_base(
         verdict = "allowed by the base's gate.head_may_change" if name in allowed else "the base's value applies"
         progress(f"rule: the working tree changes {name} ({change}): {verdict}")
     settings = ruled_settings(base, head, allowed)
-    stored = base_run(repo, root, commit, settings, artifacts, base=base, refresh=refresh, progress=progress)
+    stored = base_run(
+        repo, root, commit, settings, artifacts, base=base, refresh=refresh, progress=progress, shard=shard
+    )
     outputs = root / artifacts / "ci"
     junit = outputs / "junit.xml"
     replay = f"replay:{stored.trajectories.relative_to(root).as_posix()}+role=candidate"
     progress(f"candidate: running the working tree's {_spec(head)} against the replayed base run")
-    with tempfile.TemporaryDirectory(prefix="autoevolve-rule-") as folder:
-        rule = Path(folder) / "gate.json"
-        rule.write_text(json.dumps({k: v for k, v in asdict(settings.gate).items() if k != "seed"}), encoding="utf-8")
-        args = [
-            f"--rootdir={root}",
-            "-p",
-            "pytest_autoevolve.loops.ci_rule",
-            f"--autoevolve-ci-rule={rule}",
-            "--autoevolve-split",
-            settings.split,
-            "--autoevolve-repeats",
-            str(settings.repeats),
-            "--autoevolve-seed",
-            str(settings.seed),
-            *(f"--autoevolve-catalog={entry}" for entry in settings.catalog),
-            "--autoevolve-incumbent",
-            replay,
-            f"--junitxml={junit}",
-        ]
-        try:
-            status, run = run_pytest(root, args, artifacts, capture=not stream)
-        except FineTuneError as exc:
-            raise CIGateError(str(exc)) from None
+    outputs.mkdir(parents=True, exist_ok=True)
+    rule = outputs / RULE_FILE
+    rule.write_text(json.dumps({k: v for k, v in asdict(settings.gate).items() if k != "seed"}), encoding="utf-8")
+    shard_file = outputs / SHARD_FILE
+    shard_file.unlink(missing_ok=True)
+    if shard is not None:
+        shard_file.write_text(json.dumps({"shard": list(shard), "base": commit.hexsha}), encoding="utf-8")
+    args = [
+        f"--rootdir={root}",
+        "-p",
+        "pytest_autoevolve.loops.ci_rule",
+        f"--autoevolve-ci-rule={rule}",
+        "--autoevolve-split",
+        settings.split,
+        "--autoevolve-repeats",
+        str(settings.repeats),
+        "--autoevolve-seed",
+        str(settings.seed),
+        *(f"--autoevolve-catalog={entry}" for entry in settings.catalog),
+        "--autoevolve-incumbent",
+        replay,
+        f"--junitxml={junit}",
+        *shard_args(shard),
+    ]
+    try:
+        status, run = run_pytest(root, args, artifacts, capture=not stream)
+    except FineTuneError as exc:
+        raise CIGateError(str(exc)) from None
     for name in ("summary.json", "report.md", "report.html"):  # this run's copies, never an earlier run's
         (outputs / name).unlink(missing_ok=True)
         if run is not None and (run / name).is_file():
@@ -425,9 +464,53 @@ def _spec(settings: Settings) -> str:
     return parse_spec(settings.candidate, settings.models).display
 
 
-def main_gate(ref: str, *, artifacts: str, refresh: bool) -> int:
-    """The ``autoevolve ci gate`` command: 0 only when the gate passes; `CIGateError` (status 2) when it cannot run."""
-    outcome = gate_against_base(Path.cwd(), ref, artifacts=artifacts, refresh=refresh)
+def shard_results(folders: Sequence[Path]) -> tuple[list[Path], Path]:
+    """The junit files of a complete set of shards, and the gate rule they ran under; `CIGateError` otherwise.
+
+    Each folder holds one shard's ``junit.xml``, ``gate-rule.json`` and ``shard.json``; together
+    they must be shards 1..N of one N, against one base commit, under one rule.
+    """
+    seen: dict[int, Path] = {}
+    totals, bases, rules = set(), set(), set()
+    for folder in folders:
+        missing = [name for name in ("junit.xml", RULE_FILE, SHARD_FILE) if not (folder / name).is_file()]
+        if missing:
+            raise CIGateError(f"{folder} is not a shard's results: it has no {', '.join(missing)}")
+        try:
+            marker = json.loads((folder / SHARD_FILE).read_text(encoding="utf-8"))
+            index, total = (int(n) for n in marker["shard"])
+            base = str(marker["base"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CIGateError(f"{folder / SHARD_FILE} cannot be read: {exc!r}") from None
+        if index in seen:
+            raise CIGateError(f"shard {index} is in both {seen[index]} and {folder}")
+        seen[index] = folder
+        totals.add(total)
+        bases.add(base)
+        rules.add((folder / RULE_FILE).read_text(encoding="utf-8"))
+    if len(totals) != 1 or len(bases) != 1 or len(rules) != 1:
+        what = "shard counts" if len(totals) > 1 else "base commits" if len(bases) > 1 else "gate rules"
+        raise CIGateError(f"the shards are of different runs: their {what} differ")
+    (total,) = totals
+    absent = sorted(set(range(1, total + 1)) - set(seen))
+    if absent or not seen:
+        listed = ", ".join(map(str, absent)) or "all"
+        raise CIGateError(f"shard(s) {listed} of {total} are missing: part of the catalog decides nothing")
+    ordered = [seen[index] for index in sorted(seen)]
+    return [folder / "junit.xml" for folder in ordered], ordered[0] / RULE_FILE
+
+
+def main_gate(ref: str, *, artifacts: str, refresh: bool, shard: Shard | None = None) -> int:
+    """The ``autoevolve ci gate`` command: 0 only when the gate passes; `CIGateError` (status 2) when it cannot run.
+
+    A shard exits 0 when it ran completely: its verdict is the merge's (``autoevolve ci merge``).
+    """
+    outcome = gate_against_base(Path.cwd(), ref, artifacts=artifacts, refresh=refresh, shard=shard)
+    if shard is not None and shard[1] > 1 and not outcome.refused:
+        done = outcome.status == 0
+        state = "complete" if done else "INCOMPLETE (trial errors or an interrupted run: see above)"
+        print(f"autoevolve ci gate: shard {shard[0]}/{shard[1]} {state}; merge the shards with autoevolve ci merge")
+        return 0 if done else 1
     shown = (
         outcome.outputs.relative_to(Path.cwd().resolve())
         if outcome.outputs.is_relative_to(Path.cwd().resolve())

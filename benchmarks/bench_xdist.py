@@ -1,7 +1,10 @@
-"""``pytest -n 2`` against a serial run on a CPU-bound ``python:`` model.
+"""``pytest -n 2`` against a serial run, on a CPU-bound and an I/O-bound ``python:`` model; shards against one run.
 
-The model burns about 20 ms of CPU per call; 100 scenarios x 2 roles. Prints both wall
-times and the speed-up (2 cores: at most 2x), and checks both runs reached the same verdict.
+CPU-bound: the model burns about 20 ms of CPU per call, 100 scenarios x 2 roles (2 cores: at most
+2x). I/O-bound: the model waits 50 ms per call, 200 scenarios x 2 roles at
+``--autoevolve-concurrency 16``. Shards: the I/O-bound catalog as two ``--autoevolve-shard`` runs,
+one after the other, merged by ``autoevolve report``. Prints the wall times, the ratios, and
+whether each run reached the same verdict and numbers as the serial one.
 
     python benchmarks/bench_xdist.py
 """
@@ -17,49 +20,68 @@ from pathlib import Path
 
 from catalogs import write_say_catalog
 
-SCENARIOS = 100
-AGENT = """
+AGENTS = """
 import time
 
-def answer(messages):
+def burn(messages):
     end = time.process_time() + 0.02
     total = 0
     while time.process_time() < end:
         total += sum(range(1000))
     return messages[-1]["content"].split()[-1]
+
+def wait(messages):
+    time.sleep(0.05)
+    return messages[-1]["content"].split()[-1]
 """
+NUMBERS = ("verdict", "n_paired", "p_value", "lift")
 
 
-def run(folder: Path, extra: list[str]) -> tuple[float, str]:
-    spec = "python:agent:answer"
+def pytest_run(folder: Path, agent: str, extra: list[str]) -> tuple[float, dict[str, object]]:
+    """Wall seconds of one ``pytest --autoevolve`` run and its summary's numbers (or the merged ones)."""
+    spec = f"python:agents_bench:{agent}"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--autoevolve"]
+    command += ["--autoevolve-cache", "off", "--autoevolve-incumbent", spec, "--autoevolve-candidate", spec]
     started = time.perf_counter()
-    roles = ["--autoevolve-incumbent", spec, "--autoevolve-candidate", spec]
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--autoevolve",
-        "--autoevolve-cache",
-        "off",
-    ]
-    subprocess.run([*command, *roles, *extra], cwd=folder, capture_output=True, check=False)
+    subprocess.run([*command, *extra], cwd=folder, capture_output=True, check=False)
     elapsed = time.perf_counter() - started
-    summaries = sorted((folder / ".autoevolve" / "runs").glob("*/summary.json"))
-    return elapsed, json.loads(summaries[-1].read_text())["verdict"]
+    newest = max((folder / ".autoevolve" / "runs").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    summary = json.loads(newest.read_text())
+    return elapsed, {key: summary[key] for key in NUMBERS}
+
+
+def sharded(folder: Path, agent: str, extra: list[str], shards: int) -> tuple[float, dict[str, object]]:
+    """Wall seconds of ``shards`` shard runs one after the other plus their merge, and the merged numbers."""
+    started = time.perf_counter()
+    files = []
+    for index in range(1, shards + 1):
+        junit = folder / f"shard-{index}.xml"
+        pytest_run(folder, agent, [*extra, "--autoevolve-shard", f"{index}/{shards}", f"--junitxml={junit}"])
+        files.append(str(junit))
+    autoevolve = str(Path(sys.executable).with_name("autoevolve"))
+    merged = subprocess.run([autoevolve, "report", *files, "--json"], cwd=folder, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    summary = json.loads(merged.stdout)
+    return elapsed, {key: summary[key] for key in NUMBERS}
+
+
+def compare(name: str, serial: tuple[float, dict[str, object]], other: tuple[float, dict[str, object]]) -> None:
+    same = "same verdict and numbers" if serial[1] == other[1] else f"DIFFERENT: {serial[1]} vs {other[1]}"
+    print(f"  {name}: {other[0]:.2f} s, {serial[0] / other[0]:.2f}x serial ({same})")
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        write_say_catalog(folder, SCENARIOS)
-        (folder / "agent.py").write_text(AGENT)
-        serial, serial_verdict = run(folder, [])
-        parallel, parallel_verdict = run(folder, ["-n", "2"])
-    print(f"serial: {serial:.2f} s (verdict {serial_verdict});  -n 2: {parallel:.2f} s (verdict {parallel_verdict})")
-    print(f"speed-up with -n 2: {serial / parallel:.2f}x")
+    for agent, scenarios, extra in (("burn", 100, []), ("wait", 200, ["--autoevolve-concurrency", "16"])):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            write_say_catalog(folder, scenarios)
+            (folder / "agents_bench.py").write_text(AGENTS)
+            kind = "CPU-bound (20 ms of CPU a call)" if agent == "burn" else "I/O-bound (50 ms wait, concurrency 16)"
+            serial = pytest_run(folder, agent, extra)
+            print(f"{kind}, {scenarios} scenarios x 2 roles: serial {serial[0]:.2f} s")
+            compare("-n 2", serial, pytest_run(folder, agent, [*extra, "-n", "2"]))
+            if agent == "wait":
+                compare("2 shards one after the other + merge", serial, sharded(folder, agent, extra, 2))
 
 
 if __name__ == "__main__":

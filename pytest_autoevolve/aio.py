@@ -8,6 +8,7 @@ async trials interleave on that loop instead of each starting a loop of its own.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ class _SharedLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closers: list[Callable[[], Awaitable[object]]] = []
 
     def get(self) -> asyncio.AbstractEventLoop:
         """The running shared loop."""
@@ -36,6 +38,27 @@ class _SharedLoop:
     def is_current(self) -> bool:
         """Whether the caller runs on the shared loop's own thread."""
         return self._thread is not None and threading.current_thread() is self._thread
+
+    def close_at_exit(self, close: Callable[[], Awaitable[object]]) -> None:
+        """Await ``close()`` on the loop when the process exits (an HTTP session's connections, say)."""
+        with self._lock:
+            if not self._closers:
+                atexit.register(self._close_all)
+            self._closers.append(close)
+
+    def _close_all(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return
+        for close in self._closers:
+            try:
+                asyncio.run_coroutine_threadsafe(_within(close(), EXIT_TIMEOUT_S), loop).result()
+            except Exception:  # the process ends anyway: a session that cannot close is left to it
+                continue
+
+
+EXIT_TIMEOUT_S = 2.0
+"""How long each `SHARED_LOOP.close_at_exit` closer may take when the process ends."""
 
 
 SHARED_LOOP = _SharedLoop()

@@ -359,11 +359,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> None:
+    """In an xdist worker with ``--autoevolve-concurrency N``, start the trials of the items queued for it ahead."""
+    config = item.config
+    if not hasattr(config, "workerinput") or not config.getoption("autoevolve"):
+        return
+    context = get_context(config)
+    if context.settings.concurrency > 1:
+        from pytest_autoevolve.run.items import queued
+
+        context.prefetch((i.role, i.scenario) for i in queued(item.session))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """With ``--autoevolve-concurrency N`` in a single process, start every selected trial N at a time.
 
     Items then collect their trials in order, so results and reports are the same as a serial
-    run. Under xdist each worker runs its own items' repeats concurrently instead.
+    run. Under xdist each worker starts the trials of the items queued for it instead.
     """
     config = session.config
     if not config.getoption("autoevolve") or config.option.collectonly or hasattr(config, "workerinput"):

@@ -210,10 +210,11 @@ class Settings:
 
 
 def new_run_id() -> str:
-    """A sortable run id that is a safe folder name everywhere."""
+    """A sortable run id (to the millisecond, so runs of one second keep their order), a safe folder name."""
     import secrets
 
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
 def read_settings_file(path: Path) -> dict[str, Any]:

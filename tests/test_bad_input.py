@@ -145,8 +145,8 @@ CASES = [
         id="python-grader-function-missing",
     ),
     pytest.param(
-        {"demo.yaml": "scenarios: [{id: q, input: a, expect: [python: {function: 'toyagents:echo', threshold: high}]}]"},
-        ["scenario 'q'", "key 'expect[0].python'", "threshold is a number, e.g. 0.8, got 'high'"],
+        {"demo.yaml": "scenarios: [{id: q, input: a, expect: [python: {function: 'toyagents:echo', threshold: x}]}]"},
+        ["scenario 'q'", "key 'expect[0].python'", "threshold is a number, e.g. 0.8, got 'x'"],
         id="python-grader-threshold-not-a-number",
     ),
     pytest.param(

@@ -117,3 +117,51 @@ def test_a_tampered_call_entry_is_a_miss_and_the_cache_off_sends_every_call(proj
         run_models(project, "--autoevolve-cache", "off", model=agent)
         assert len(server.requests) == 9 + 9 + 2 * 9  # off: both roles call, nothing read or kept
 
+
+def test_an_answer_that_echoes_the_key_is_stored_without_it(project, monkeypatch):
+    def echo_key(request: Request, _seen: int) -> dict[str, object]:
+        return completion(f"polite {request.headers['authorization']}")
+
+    with fake_openai(echo_key) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")
+        run_models(project, model="python:promptagent:answer")
+    stored = [p.read_text(encoding="utf-8") for p in (project.path / ".autoevolve" / "cache" / "calls").glob("*/*")]
+    assert len(stored) == 3 * 3 and all("polite [REDACTED]" in text for text in stored)
+    assert not any("sk-secret-value-123" in text for text in stored)
+
+
+TOOLS = """
+def lookup(city: str) -> str:
+    return {"Paris": "sunny"}.get(city, "rainy")
+"""
+
+TOOL_CATALOG = """
+scenarios:
+  - id: weather
+    input: "weather in Paris?"
+    tools: ["weather_tools:lookup"]
+    expect: [{contains: "It is"}]
+"""
+
+
+def tool_server(request: Request, _seen: int) -> dict[str, object]:
+    if request.tool_messages:
+        return completion(f"It is {request.tool_messages[-1]['content']}.")
+    return completion(None, tool_calls=[tool_call("lookup", {"city": "Paris"})])
+
+
+def test_an_edited_tool_misses_the_trial_but_not_the_first_call(pytester, monkeypatch):
+    pytester.makepyfile(weather_tools=TOOLS)
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "w.yaml").write_text(TOOL_CATALOG, encoding="utf-8")
+    pytester.syspathinsert()
+    with fake_openai(tool_server) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "unused")
+        model = f"openai:m+base_url={server.url}"
+        run_models(pytester, model=model)
+        assert len(server.requests) == 2
+        (pytester.path / "weather_tools.py").write_text(TOOLS.replace("sunny", "foggy"), encoding="utf-8")
+        run_models(pytester, model=model)
+        assert len(server.requests) == 3  # the first call is the same: only the one after the tool's answer is sent
+        assert server.requests[-1].tool_messages[-1]["content"] == "foggy"

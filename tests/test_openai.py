@@ -1,8 +1,8 @@
 """The ``openai:`` provider against a local OpenAI-compatible server that misbehaves on purpose.
 
-Real HTTP on 127.0.0.1 (tests/support/fake_openai.py), the real ``openai`` client, catalogs run
-through pytester: retries recover what can be recovered, the rest are recorded errors,
-tools run in the agent loop, and the API key is never written anywhere.
+Real HTTP on 127.0.0.1 (tests/support/fake_openai.py), the real clients (aiohttp; the ``openai``
+library's for Azure), catalogs run through pytester: retries recover what can be recovered, the
+rest are recorded errors, tools run in the agent loop, and the API key is never written anywhere.
 """
 
 from __future__ import annotations
@@ -708,6 +708,7 @@ def test_generation_parameters_reach_the_api(api_key):
         ({"timeout_s": 0}, "'timeout_s' is a number greater than 0"),
         ({"max_retries": -1}, "'max_retries' is a whole number of at least 0"),
         ({"rpm": 0}, "'rpm' is a number greater than 0"),
+        ({"tpm": -5}, "'tpm' is a number greater than 0"),
         ({"max_turns": 0}, "'max_turns' is a whole number of at least 1"),
         ({"azure": "yes"}, "'azure' is true or false"),
         ({"prices": {"prompt": 1}}, "'prices' is a mapping {prompt: USD per 1M tokens, completion"),
@@ -734,6 +735,7 @@ def test_every_documented_parameter_is_accepted(api_key, monkeypatch):
         "backoff_s": 0,
         "max_backoff_s": 1,
         "rpm": 60,
+        "tpm": 100_000,
         "max_turns": 2,
         "system_prompt": "s",
         "prices": {"prompt": 1, "completion": 2},
@@ -766,7 +768,11 @@ def test_missing_key_is_recorded_in_every_trial(pytester, write_scenarios, agent
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     write_scenarios(ONE_SCENARIO)
     pytester.runpytest(
-        "--autoevolve", "--autoevolve-candidate", "openai:gpt-4o-mini", "--autoevolve-incumbent", "python:toyagents:answer"
+        "--autoevolve",
+        "--autoevolve-candidate",
+        "openai:gpt-4o-mini",
+        "--autoevolve-incumbent",
+        "python:toyagents:answer",
     )
     trial = by_id(read_run(pytester.path)[0])["one"]
     assert "needs an API key in $OPENAI_API_KEY" in trial["error"]

@@ -165,7 +165,11 @@ def test_report_html_is_self_contained_with_charts_and_side_by_side_trajectories
 def test_inconclusive_run_still_writes_both_reports(pytester, write_scenarios, agents):
     write_scenarios("scenarios:\n  - id: a\n    input: x\n    expected: x\n  - id: b\n    input: y\n    expected: y\n")
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:echo", "--autoevolve-candidate", "python:toyagents:boom"
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:toyagents:echo",
+        "--autoevolve-candidate",
+        "python:toyagents:boom",
     )
     assert result.ret == 1
     _, summary = read_run(pytester.path)
@@ -198,7 +202,11 @@ def test_repeats_show_flaky_scenarios_and_pass_hat_k(gate_run):
 def test_long_lists_are_cut_with_a_count(pytester, write_scenarios, agents):
     write_scenarios(q_catalog(60))
     pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:answer", "--autoevolve-candidate", "python:toyagents:echo"
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:toyagents:answer",
+        "--autoevolve-candidate",
+        "python:toyagents:echo",
     )
     run_dir = run_dirs(pytester.path)[0]
     md = (run_dir / "report.md").read_text(encoding="utf-8")
@@ -232,7 +240,11 @@ def test_a_passing_gate_is_a_notice(pytester, write_scenarios, agents, monkeypat
     no_latency_guardrail(pytester)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:echo", "--autoevolve-candidate", "python:toyagents:answer"
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:toyagents:echo",
+        "--autoevolve-candidate",
+        "python:toyagents:answer",
     )
     assert result.ret == 0
     commands = [line for line in result.outlines if line.startswith("::")]

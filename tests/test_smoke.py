@@ -17,7 +17,11 @@ def test_python_model_runs_both_roles(pytester, write_scenarios, agents):
         """
     )
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:echo", "--autoevolve-candidate", "python:toyagents:answer"
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:toyagents:echo",
+        "--autoevolve-candidate",
+        "python:toyagents:answer",
     )
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*add-1?incumbent?: 0/1 passed: expected '3', got 'add 1+2='*"])

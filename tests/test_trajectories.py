@@ -133,7 +133,11 @@ def test_record_has_every_field(pytester, write_scenarios, agents):
 def test_error_is_recorded(pytester, write_scenarios, agents):
     write_scenarios(ADD)
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:boom", "--autoevolve-candidate", "python:toyagents:answer"
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:toyagents:boom",
+        "--autoevolve-candidate",
+        "python:toyagents:answer",
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*: 0/1 passed: *error RuntimeError: model exploded"])
@@ -157,7 +161,11 @@ def test_timeout_is_recorded(pytester, write_scenarios, agents):
     )
     started = time.monotonic()
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:slow", "--autoevolve-candidate", "python:toyagents:slow"
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:toyagents:slow",
+        "--autoevolve-candidate",
+        "python:toyagents:slow",
     )
     assert time.monotonic() - started < 4  # the 5 s agent is abandoned, not waited for
     result.assert_outcomes(failed=2)
@@ -261,7 +269,11 @@ def test_summary_per_role_and_written_atomically(pytester, write_scenarios, agen
         """
     )
     result = pytester.runpytest(
-        "--autoevolve", "--autoevolve-incumbent", "python:toyagents:echo", "--autoevolve-candidate", "python:toyagents:boom"
+        "--autoevolve",
+        "--autoevolve-incumbent",
+        "python:toyagents:echo",
+        "--autoevolve-candidate",
+        "python:toyagents:boom",
     )
     result.assert_outcomes(passed=2, failed=4)
     _, summary = read_run(pytester.path)
@@ -548,3 +560,31 @@ def test_xdist_writes_one_run_like_a_serial_run(pytester, write_scenarios, agent
     assert parallel_summary["incumbent"]["n"] == parallel_summary["candidate"]["n"] == 16
     assert seeds_of(parallel_trajectories) == seeds_of(serial_trajectories)
     assert not [p for p in (pytester.path / "parallel").rglob("*") if p.name.endswith(".tmp")]
+
+
+WAITING_AGENT = """
+import json, os, time
+
+def answer(messages, scenario):
+    started = time.monotonic()
+    time.sleep(0.2)
+    with open("calls.log", "a") as log:
+        log.write(json.dumps([os.getpid(), scenario.id, started, time.monotonic()]) + "\\n")
+    return scenario.expected
+"""
+
+
+def test_each_xdist_worker_starts_the_trials_queued_for_it(pytester, write_scenarios):
+    write_scenarios("scenarios:\n" + "".join(f"  - {{id: s{i}, input: q{i}, expected: a{i}}}\n" for i in range(16)))
+    pytester.makepyfile(waitingagent=WAITING_AGENT)
+    pytester.syspathinsert()
+    spec = "python:waitingagent:answer"
+    roles = ("--autoevolve-incumbent", spec, "--autoevolve-candidate", spec, "--autoevolve-cache", "off")
+    result = pytester.runpytest("--autoevolve", *roles, "--autoevolve-concurrency", "8", "-n", "2")
+    result.assert_outcomes(passed=32)
+    calls = [json.loads(line) for line in (pytester.path / "calls.log").read_text().splitlines()]
+    assert len(calls) == 32 and len({pid for pid, *_ in calls}) == 2
+    overlapping = [
+        (a, b) for a in calls for b in calls if a[0] == b[0] and a[1] != b[1] and a[2] < b[2] < a[3]
+    ]  # a worker runs several scenarios' trials at once, not one item after another
+    assert overlapping

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -87,16 +89,144 @@ class RateLimiter:
                 cls._shared[full] = cls(rpm)
             return cls._shared[full]
 
-    def acquire(self) -> float:
-        """Wait for the next free slot; return the seconds waited."""
+    def reserve(self) -> float:
+        """Take the next free slot; return the seconds to wait for it (an event loop sleeps them its own way)."""
         with self._lock:
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + self.interval
-        wait = slot - now
+        return slot - now
+
+    def acquire(self) -> float:
+        """Wait for the next free slot; return the seconds waited."""
+        wait = self.reserve()
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+class TokenBudget:
+    """At most ``tpm`` tokens a minute: a call waits until the tokens spent before it fit the budget."""
+
+    _shared: ClassVar[dict[tuple[str, ...], TokenBudget]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, tpm: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if tpm <= 0:
+            raise ValueError(f"tpm is a positive number of tokens per minute, got {tpm!r}")
+        self.per_second = tpm / 60.0
+        self._clock = clock
+        self._debt = 0.0
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, key: tuple[str, ...], tpm: float) -> TokenBudget:
+        """One budget per key (endpoint, model, tpm) in this process."""
+        with cls._shared_lock:
+            full = (*key, repr(float(tpm)))
+            if full not in cls._shared:
+                cls._shared[full] = cls(tpm)
+            return cls._shared[full]
+
+    def _settle(self) -> None:
+        now = self._clock()
+        self._debt = max(self._debt - (now - self._at) * self.per_second, 0.0)
+        self._at = now
+
+    def wait_s(self) -> float:
+        """The seconds until the tokens spent so far are paid off at ``tpm``."""
+        with self._lock:
+            self._settle()
+            return self._debt / self.per_second
+
+    def spend(self, tokens: int) -> None:
+        """Count the tokens a call used."""
+        with self._lock:
+            self._settle()
+            self._debt += tokens
+
+
+DEFAULT_CONCURRENCY = 16
+"""The ceiling of an endpoint's in-flight calls outside a run (a run sets ``--autoevolve-concurrency``)."""
+
+
+class AdaptiveLimit:
+    """The in-flight calls to one endpoint on the event loop: at most `limit`, which adapts to 429s.
+
+    A 429 halves the limit (once per wave: calls that started before a cut do not cut again) and
+    pauses new calls for the ``Retry-After`` it carries; each run of `limit` successes adds one
+    again, up to `ceiling`. Used from the event loop's thread only.
+    """
+
+    concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
+    """The ceiling of limits made from now on: the run's ``--autoevolve-concurrency``."""
+    _shared: ClassVar[dict[str, AdaptiveLimit]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ceiling = self.limit = max(int(ceiling), 1)
+        self.active = 0
+        self.wave = 0
+        self._streak = 0
+        self._resume_at = float("-inf")
+        self._clock = clock
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @classmethod
+    def shared(cls, endpoint: str) -> AdaptiveLimit:
+        """The limit of ``endpoint`` in this process (made anew when the run's concurrency changed)."""
+        with cls._shared_lock:
+            limit = cls._shared.get(endpoint)
+            if limit is None or limit.ceiling != cls.concurrency:
+                limit = cls._shared[endpoint] = cls(cls.concurrency)
+            return limit
+
+    async def acquire(self) -> int:
+        """Wait for a slot and for the end of any pause a 429 asked for; return the wave the call starts in."""
+        while self._waiters and self._waiters[0].done():  # cancelled while waiting
+            self._waiters.popleft()
+        if self.active < self.limit and not self._waiters:
+            self.active += 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter  # `_wake` hands the slot over
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self.release(self.wave, None)
+                raise
+        pause = self._resume_at - self._clock()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        return self.wave
+
+    def release(self, wave: int, status: int | None, retry_after: float | None = None) -> None:
+        """Give the slot back, with the call's HTTP status (None: no answer) and the pause a 429 asked for."""
+        self.active -= 1
+        if status == 429:
+            self._cut(wave, retry_after)
+        elif status is not None and status < 300:
+            self._streak += 1
+            if self._streak >= self.limit and self.limit < self.ceiling:
+                self.limit, self._streak = self.limit + 1, 0
+        self._wake()
+
+    def _cut(self, wave: int, retry_after: float | None) -> None:
+        if retry_after is not None and retry_after <= MAX_RETRY_AFTER_S:
+            self._resume_at = max(self._resume_at, self._clock() + retry_after)
+        if wave == self.wave:
+            self.wave += 1
+            self.limit = max(min(self.limit, self.active + 1) // 2, 1)
+            self._streak = 0
+
+    def _wake(self) -> None:
+        while self._waiters and self.active < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.active += 1
+                waiter.set_result(None)
 
 
 def cost_of(

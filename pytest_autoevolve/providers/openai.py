@@ -2,42 +2,59 @@
 
 Each trial is a small agent loop: the scenario's messages (and its tools, as function tools)
 go to ``/chat/completions``; tool calls in the reply are run and their results sent back until
-the model answers without tool calls or the turn limit is reached. Every model call retries
-on its own (429 honouring ``Retry-After``, 5xx, connection errors, timeouts, a body that is no
-completion), with exponential backoff; the client's own retries are off. The API key never
-reaches an error message or a trajectory: its value is redacted from everything recorded.
+the model answers without tool calls or the turn limit is reached. Model calls are coroutines on
+the process's one event loop (`aio.SHARED_LOOP`): a plain endpoint is posted to over one shared
+aiohttp session and its JSON read directly; Azure (and any endpoint when aiohttp is missing) goes
+through the ``openai`` library's async client. Every call retries on its own (429 honouring
+``Retry-After``, 5xx, connection errors, timeouts, a body that is no completion), with exponential
+backoff, within ``rpm``/``tpm`` and an in-flight limit per endpoint that halves on a 429 and grows
+back after successes (`AdaptiveLimit`). The API key never reaches an error message or a
+trajectory: its value is redacted from everything recorded.
 
 Parameters (``openai:MODEL+key=value`` or the config mapping form), see `OPENAI_KEYS`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import importlib.util
 import json
 import os
-import threading
-import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from pytest_autoevolve.aio import SHARED_LOOP, resolve
 from pytest_autoevolve.providers._http import (
     AZURE_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_KEY_ENV,
-    ERROR_PREFIX,
     MAX_RETRY_AFTER_S,
+    AdaptiveLimit,
     RateLimiter,
     Redactor,
+    TokenBudget,
     cost_of,
     public_url,
     retry_after_seconds,
     url_secrets,
 )
-from pytest_autoevolve.providers.base import ModelRequest, ModelSpec, ModelSpecError, Reply, TrialError
+from pytest_autoevolve.providers.base import (
+    TRIAL_CALLS,
+    CallCache,
+    ModelRequest,
+    ModelSpec,
+    ModelSpecError,
+    Reply,
+    TrialError,
+)
 from pytest_autoevolve.records import result_text
 
 if TYPE_CHECKING:
-    pass
+    import aiohttp
 
 
 OPENAI_KEYS = (
@@ -56,6 +73,7 @@ OPENAI_KEYS = (
     "backoff_s",
     "max_backoff_s",
     "rpm",
+    "tpm",
     "prices",
     "max_turns",
     "system_prompt",
@@ -93,6 +111,7 @@ class _Settings:
     backoff_s: float
     max_backoff_s: float
     rpm: float | None
+    tpm: float | None
     prices: dict[str, float] | None
     max_turns: int
 
@@ -126,6 +145,7 @@ class _Settings:
             backoff_s=_number(params, "backoff_s", 0.5, minimum=0.0),
             max_backoff_s=_number(params, "max_backoff_s", 30.0, minimum=0.0),
             rpm=_number(params, "rpm", None, minimum=0.0, exclusive=True),
+            tpm=_number(params, "tpm", None, minimum=0.0, exclusive=True),
             prices=_prices(params.get("prices")),
             max_turns=_integer(params, "max_turns", 8, 1),
         )
@@ -213,16 +233,8 @@ class OpenAIModel:
             )
         endpoint = settings.base_url or settings.azure_endpoint or os.environ.get("OPENAI_BASE_URL")
         self.redactor = Redactor([key, *url_secrets(endpoint)])
-        self._key = key
-        self._client_lock = threading.Lock()
-        self._client_instance: Any = None
-        plain_url = None
-        if not settings.azure:
-            if settings.api_version or settings.azure_endpoint or settings.azure_deployment:
-                raise ModelSpecError("api_version, azure_endpoint and azure_deployment need azure=true")
-            plain_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        # the openai library costs about half a second to import: a plain endpoint waits for its first call
-        self.base_url = public_url(plain_url or str(self.client.base_url)).rstrip("/") + "/"
+        self.transport = self._transport(key)
+        self.base_url = public_url(self.transport.url).rstrip("/") + "/"
         self.fingerprint = json.dumps(
             {
                 "provider": "azure-openai" if settings.azure else "openai",
@@ -236,58 +248,56 @@ class OpenAIModel:
             },
             sort_keys=True,
         )
-        self.limiter = (
-            RateLimiter.shared((self.base_url, settings.model), settings.rpm) if settings.rpm is not None else None
-        )
+        where = (self.base_url, settings.model)
+        self.limiter = RateLimiter.shared(where, settings.rpm) if settings.rpm is not None else None
+        self.budget = TokenBudget.shared(where, settings.tpm) if settings.tpm is not None else None
 
-    @property
-    def client(self) -> Any:
-        """The openai client, made on first use; a configuration it refuses is a `ModelSpecError`."""
-        with self._client_lock:
-            if self._client_instance is None:
-                try:
-                    self._client_instance = self._client(self._key)
-                except ModelSpecError:
-                    raise
-                except Exception as exc:  # the client refuses its configuration (no endpoint, no api_version, ...)
-                    raise ModelSpecError(self.redactor.text(f"{self.name}: {exc}")) from None
-            return self._client_instance
-
-    def _client(self, key: str) -> Any:
+    def _transport(self, key: str) -> _Transport:
+        """How calls travel: aiohttp for a plain endpoint, the openai library for Azure or without aiohttp."""
         settings = self.settings
+        if settings.azure:
+            return _LibraryTransport(self._azure_client(key))
+        if settings.api_version or settings.azure_endpoint or settings.azure_deployment:
+            raise ModelSpecError("api_version, azure_endpoint and azure_deployment need azure=true")
+        url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        if importlib.util.find_spec("aiohttp") is not None:
+            return _AiohttpTransport(url, key)
         import openai
 
-        if not settings.azure:
-            return openai.OpenAI(
-                api_key=key, base_url=settings.base_url, max_retries=0, timeout=settings.timeout_s
-            )  # base_url None: OPENAI_BASE_URL, else the OpenAI API
+        return _LibraryTransport(openai.AsyncOpenAI(api_key=key, base_url=url, max_retries=0))
+
+    def _azure_client(self, key: str) -> Any:
+        """The async Azure client; a configuration it refuses is a `ModelSpecError`."""
+        settings = self.settings
         if settings.base_url and settings.azure_endpoint:
             raise ModelSpecError("give one of base_url or azure_endpoint for an Azure model, not both")
-        options: dict[str, Any] = {
-            "api_key": key,
-            "api_version": settings.api_version,
-            "max_retries": 0,
-            "timeout": settings.timeout_s,
-        }
+        import openai
+
+        options: dict[str, Any] = {"api_key": key, "api_version": settings.api_version, "max_retries": 0}
         if settings.base_url:
             options["base_url"] = settings.base_url
         else:  # None: AZURE_OPENAI_ENDPOINT
             options["azure_endpoint"] = settings.azure_endpoint
             options["azure_deployment"] = settings.azure_deployment
-        return openai.AzureOpenAI(**options)
+        if importlib.util.find_spec("aiohttp") is not None:
+            options["http_client"] = openai.DefaultAioHttpClient()
+        try:
+            return openai.AsyncAzureOpenAI(**options)
+        except Exception as exc:  # the client refuses its configuration (no endpoint, no api_version, ...)
+            raise ModelSpecError(self.redactor.text(f"{self.name}: {exc}")) from None
 
     def generate(self, request: ModelRequest) -> Reply:
         """Run the agent loop for one trial; a `TrialError` carries the partial conversation."""
         conversation = [dict(m) for m in request.messages]
         tools = {tool.name: tool for tool in request.tools}
         limit = request.max_turns or self.settings.max_turns
-        seed = request.seed
+        schemas = [t.schema() for t in tools.values()]
         reply = Reply(output="", messages=conversation, turns=0)
         try:
             while True:
                 if reply.turns >= limit:
                     raise TrialError(f"{self.name} did not finish within {limit} turns (max_turns)")
-                message, usage = self._complete(conversation, [t.schema() for t in tools.values()], seed)
+                message, usage = resolve(self._complete(self._body(conversation, schemas, request.seed)))
                 reply.turns += 1
                 self._count(reply, usage)
                 content = _content(message.get("content"))
@@ -347,19 +357,31 @@ class OpenAIModel:
                 record["result"] = json.loads(json.dumps(record["result"], default=str))
         return {"id": call["id"], **record, "turn": turn}
 
-    def _complete(
-        self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]], seed: int
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _body(self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+        """The chat completion request: model, messages, the trial's seed and the generation parameters."""
+        settings = self.settings
+        body: dict[str, Any] = {
+            "model": settings.model,
+            "messages": conversation,
+            "seed": seed,
+            "temperature": settings.temperature,
+        }
+        if settings.top_p is not None:
+            body["top_p"] = settings.top_p
+        if settings.max_tokens is not None:
+            body["max_tokens"] = settings.max_tokens
+        if tools:
+            body["tools"] = tools
+        return body
+
+    async def _complete(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """One model call with retries: the reply's message and usage."""
         settings = self.settings
         attempts = settings.max_retries + 1
         last = ""
         for attempt in range(1, attempts + 1):
-            if self.limiter is not None:
-                _ = self.client  # made before the slot is taken, so the first call's set-up cannot bunch requests
-                self.limiter.acquire()
             try:
-                return self._attempt(conversation, tools, seed)
+                return await self._attempt(body)
             except _Fatal as exc:
                 raise TrialError(f"{self.name}: {exc} (not retried)") from None
             except _Retryable as exc:
@@ -375,43 +397,182 @@ class OpenAIModel:
                     delay = exc.retry_after
                 else:
                     delay = min(settings.backoff_s * 2 ** (attempt - 1), settings.max_backoff_s)
-                time.sleep(delay)
+                await asyncio.sleep(delay)
         raise TrialError(f"{self.name}: gave up after {attempts} attempt(s); last error: {last}")
 
-    def _attempt(
-        self, conversation: list[dict[str, Any]], tools: list[dict[str, Any]], seed: int
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _attempt(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One request: from the trial's per-call cache, else sent; a sound answer is kept there, secrets redacted.
+
+        The openai library's calls go through httpx, whose clients the per-call cache watches itself.
+        """
+        transport, calls = self.transport, TRIAL_CALLS.get()
+        if calls is None or not isinstance(transport, _AiohttpTransport):
+            return (await self._answer(body))[1:]
+        key = transport.call_key(calls, body)
+        hit = calls.lookup(key)
+        if hit is not None:
+            return _parse_completion(hit[1], self.redactor)
+        text, message, usage = await self._answer(body)
+        calls.store(key, transport.path, "application/json", self.redactor.text(text))
+        return message, usage
+
+    async def _answer(self, body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """One sound answer: its body, message and usage (counted against ``tpm``)."""
+        text = await self._send(body)
+        message, usage = _parse_completion(text, self.redactor)
+        if self.budget is not None:
+            self.budget.spend(_tokens(usage))
+        return text, message, usage
+
+    async def _send(self, body: dict[str, Any]) -> str:
+        """The body of one successful answer, sent within the endpoint's in-flight limit, ``rpm`` and ``tpm``."""
+        endpoint = AdaptiveLimit.shared(self.base_url)
+        wave = await endpoint.acquire()
+        status: int | None = None
+        retry_after = None
+        try:
+            if self.limiter is not None:
+                await asyncio.sleep(self.limiter.reserve())
+            if self.budget is not None:
+                await asyncio.sleep(self.budget.wait_s())
+            status, headers, text = await self.transport.post(body, self.settings.timeout_s)
+            if status >= 400:
+                retry_after = retry_after_seconds(headers)
+                raise _status_error(status, text, retry_after, self.redactor)
+        finally:
+            endpoint.release(wave, status, retry_after)
+        return text
+
+
+class _Transport(Protocol):
+    """Posts one chat completion request: the HTTP status, headers and body text; `_Retryable` when no answer."""
+
+    url: str
+    """The endpoint's base URL."""
+
+    async def post(self, body: dict[str, Any], timeout_s: float) -> tuple[int, Mapping[str, str], str]: ...
+
+
+class _AiohttpTransport:
+    """Chat completions posted as JSON over the event loop's one aiohttp session."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        path = parts.path.rstrip("/") + "/chat/completions"
+        self._post_url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, parts.query, ""))
+        if parts.username or parts.password:  # credentials in the URL win, as with the openai library's httpx
+            basic = base64.b64encode(f"{parts.username or ''}:{parts.password or ''}".encode()).decode()
+            authorization = f"Basic {basic}"
+        else:
+            authorization = f"Bearer {key}"
+        self._headers = {"Authorization": authorization, "Content-Type": "application/json"}
+        for header, variable in (("OpenAI-Organization", "OPENAI_ORG_ID"), ("OpenAI-Project", "OPENAI_PROJECT_ID")):
+            if os.environ.get(variable):
+                self._headers[header] = os.environ[variable]
+        self._proxy = _env_proxy(parts.scheme, parts.hostname)
+        self.path = path
+        self._call_url = f"{parts.scheme}://{parts.hostname}:{parts.port}{path}"
+        self._query = parse_qsl(parts.query)
+
+    def call_key(self, calls: CallCache, body: dict[str, Any]) -> str:
+        """The key of a request with ``body`` in the trial's per-call cache (the URL as an httpx client's)."""
+        return calls.key(self._call_url, body, self._query)
+
+    async def post(self, body: dict[str, Any], timeout_s: float) -> tuple[int, Mapping[str, str], str]:
+        """Post ``body``; read the whole answer within ``timeout_s``."""
+        import aiohttp
+
+        session = await _session()
+        data = json.dumps(body).encode()
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            async with session.post(
+                self._post_url, data=data, headers=self._headers, timeout=timeout, proxy=self._proxy
+            ) as answer:
+                raw = await answer.read()
+                return answer.status, answer.headers, raw.decode("utf-8", "replace")
+        except TimeoutError:
+            raise _Retryable(f"no answer within timeout_s={timeout_s:g}") from None
+        except aiohttp.ClientError as exc:
+            raise _Retryable(f"connection error: {type(exc).__name__}: {exc}") from None
+
+
+def _env_proxy(scheme: str, host: str | None) -> str | None:
+    """The proxy the environment names for an endpoint (``HTTPS_PROXY``, ``NO_PROXY``, ...), read once, not per call."""
+    if host and urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(scheme)
+
+
+_SESSIONS: dict[tuple[asyncio.AbstractEventLoop, type[Any]], aiohttp.ClientSession] = {}
+
+
+async def _session() -> aiohttp.ClientSession:
+    """The running loop's aiohttp session, made on first use and closed when the process exits.
+
+    Keyed by the session class too: aiohttp imported afresh (pytest's ``pytester`` runs) gets its own.
+    """
+    import aiohttp
+
+    key = (asyncio.get_running_loop(), aiohttp.ClientSession)
+    session = _SESSIONS.get(key)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        session = _SESSIONS[key] = aiohttp.ClientSession(connector=connector)
+        SHARED_LOOP.close_at_exit(session.close)
+    return session
+
+
+class _LibraryTransport:
+    """Chat completions through the ``openai`` library's async client (Azure, or no aiohttp installed)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.url = str(client.base_url)
+        SHARED_LOOP.close_at_exit(client.close)
+
+    async def post(self, body: dict[str, Any], timeout_s: float) -> tuple[int, Mapping[str, str], str]:
+        """Send ``body`` through the client; a status error is an answer like any other."""
         import openai
 
-        settings = self.settings
-        options: dict[str, Any] = {
-            "model": settings.model,
-            "messages": conversation,
-            "seed": seed,
-            "temperature": settings.temperature,
-            "timeout": settings.timeout_s,
-        }
-        if settings.top_p is not None:
-            options["top_p"] = settings.top_p
-        if settings.max_tokens is not None:
-            options["max_tokens"] = settings.max_tokens
-        if tools:
-            options["tools"] = tools
         try:
-            raw = self.client.chat.completions.with_raw_response.create(**options)
-            text = raw.http_response.text
+            raw = await self.client.chat.completions.with_raw_response.create(**body, timeout=timeout_s)
         except openai.APITimeoutError:
-            raise _Retryable(f"no answer within timeout_s={settings.timeout_s:g}") from None
+            raise _Retryable(f"no answer within timeout_s={timeout_s:g}") from None
         except openai.APIConnectionError as exc:
             cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
             raise _Retryable(f"connection error: {exc}{cause}") from None
         except openai.APIStatusError as exc:
-            status = exc.status_code
-            detail = f"HTTP {status}: {_short(self.redactor.text(ERROR_PREFIX.sub('', exc.message)))}"
-            if status == 429 or status == 408 or status >= 500:
-                raise _Retryable(detail, retry_after_seconds(exc.response.headers)) from None
-            raise _Fatal(detail) from None
-        return _parse_completion(text, self.redactor)
+            return exc.status_code, exc.response.headers, exc.response.text
+        return raw.status_code, raw.headers, raw.http_response.text
+
+
+def _status_error(status: int, text: str, retry_after: float | None, redactor: Redactor) -> Exception:
+    """The error of an HTTP error answer: retried for 429, 408 and 5xx, not for other client errors."""
+    detail = f"HTTP {status}: {_short(redactor.text(_error_message(text)))}"
+    if status == 429 or status == 408 or status >= 500:
+        return _Retryable(detail, retry_after)
+    return _Fatal(detail)
+
+
+def _error_message(text: str) -> str:
+    """An error body's ``error.message`` (OpenAI's shape), else the body itself."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip() or "(no body)"
+    error = body.get("error", body) if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else text.strip()
+
+
+def _tokens(usage: Mapping[str, Any]) -> int:
+    """The tokens a call used, as its usage reports them."""
+    total = usage.get("total_tokens")
+    if isinstance(total, int):
+        return total
+    return sum(v for k in ("prompt_tokens", "completion_tokens") if isinstance(v := usage.get(k), int))
 
 
 def _parse_completion(text: str, redactor: Redactor) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -35,6 +35,7 @@ MODEL_PATHS = ("/chat/completions", "/completions", "/responses", "/messages", "
 CLIENT_MODULES = ("httpx", "httpx2")
 """The HTTP client libraries whose clients are watched, when an agent has loaded them."""
 SECRET_QUERY = re.compile(r"key|token|secret|sig", re.IGNORECASE)
+SECRET_HEADER = re.compile(r"authorization|key|token|secret", re.IGNORECASE)
 _T = TypeVar("_T")
 
 
@@ -167,7 +168,17 @@ def _store(trial: CallCache, key: str, request: Any, response: Any) -> None:
         text = response.content.decode("utf-8")
     except UnicodeDecodeError:  # not text: not a model API's answer
         return
+    for secret in _credentials(request):  # an answer that echoes the key never reaches the disk with it
+        text = text.replace(secret, "[REDACTED]")
     trial.store(key, str(request.url.path), response.headers.get("content-type", "application/json"), text)
+
+
+def _credentials(request: Any) -> list[str]:
+    """The secrets a request carries: its authorization and API-key headers, and credentials in its query."""
+    found = [value for name, value in request.headers.items() if SECRET_HEADER.search(name)]
+    found += [value for name, value in request.url.params.multi_items() if SECRET_QUERY.search(name)]
+    tokens = [value.split(" ", 1)[-1] for value in found]  # "Bearer sk-...": the token alone too
+    return sorted({value for value in [*found, *tokens] if len(value) >= 8}, key=len, reverse=True)
 
 
 def _stored(entry: dict[str, Any]) -> tuple[str, str]:

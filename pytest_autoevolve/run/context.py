@@ -16,6 +16,7 @@ from pytest_autoevolve.catalog.loader import Catalog, load_catalog
 from pytest_autoevolve.errors import ConfigError
 from pytest_autoevolve.files import TrajectoryWriter, read_trajectories, write_json_atomic
 from pytest_autoevolve.graders.registry import GraderRegistry
+from pytest_autoevolve.providers._http import AdaptiveLimit
 from pytest_autoevolve.providers.base import Model, ModelRequest, ModelSpecError, Reply, parse_spec
 from pytest_autoevolve.providers.registry import ProviderRegistry
 from pytest_autoevolve.records import Scenario, Trajectory
@@ -47,6 +48,7 @@ class RunContext:
     def __init__(self, config: pytest.Config, settings: Settings, run_id: str) -> None:
         self.config, self.settings, self.run_id = config, settings, run_id
         self.root = config.rootpath
+        self._worker = hasattr(config, "workerinput")
         self.run_dir = self.root / settings.artifacts / "runs" / run_id
         self.writer = TrajectoryWriter(self.run_dir / "trajectories.jsonl")
         self.fixture_writer = TrajectoryWriter(self.run_dir / "fixture-trajectories.jsonl")
@@ -56,6 +58,7 @@ class RunContext:
         judge_cache = ResponseCache(self.artifacts, "judge", settings.cache) if settings.cache != "off" else None
         self.call_cache = ResponseCache(self.artifacts, NAMESPACE, settings.cache) if settings.cache != "off" else None
         self.keys = ProjectKeys.of(self.root, settings)
+        AdaptiveLimit.concurrency = settings.concurrency  # each model endpoint's ceiling of calls in flight
         registries = assemble(config.pluginmanager, settings, self.root, judge_cache)
         self.graders: GraderRegistry = registries.graders
         self.providers: ProviderRegistry = registries.providers
@@ -84,8 +87,11 @@ class RunContext:
                 future.cancel()
 
     def stopped(self) -> str | None:
-        """Why the run starts no more scenarios (a sequential gate decided, the budget is spent); None if it goes on."""
-        if self._stopped is None and self.stop_file.is_file():
+        """Why the run starts no more scenarios (a sequential gate decided, the budget is spent); None if it goes on.
+
+        Only an xdist worker reads the stop file: elsewhere this process is the one that stops.
+        """
+        if self._stopped is None and self._worker and self.stop_file.is_file():
             self._stopped = str(json.loads(self.stop_file.read_text(encoding="utf-8"))["reason"])
         return self._stopped
 
@@ -171,7 +177,7 @@ class RunContext:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="autoevolve")
         handle = self.handle(role)
-        return [self._pool.submit(handle.run, scenario, r) for r in range(self.repeats(scenario))]
+        return [self._pool.submit(handle.trial, scenario, r) for r in range(self.repeats(scenario))]
 
     def prefetch(self, work: Iterable[tuple[str, Scenario]]) -> None:
         """Run the trials of these (role, scenario) pairs ahead on the pool, ``concurrency`` at a time.
@@ -180,7 +186,8 @@ class RunContext:
         concurrency in trials), so a stop (a decided sequential gate, a spent budget) leaves
         little started that is not needed.
         """
-        self._ahead = [(role, scenario) for role, scenario in work if (role, scenario.id) not in self._resumed][::-1]
+        taken = self._resumed.keys() | self._prefetched.keys()
+        self._ahead = [(role, scenario) for role, scenario in work if (role, scenario.id) not in taken][::-1]
         self._top_up()
 
     def _top_up(self) -> None:
@@ -221,7 +228,10 @@ class RunContext:
         return done
 
     def trials(self, role: str, scenario: Scenario) -> list[Trajectory]:
-        """Every trial of one scenario on one role, in repeat order: resumed, prefetched, pooled or serial."""
+        """Every trial of one scenario on one role, in repeat order: resumed, prefetched, pooled or serial.
+
+        Pooled trials are recorded here, by the item that takes them: one thread writes, in item order.
+        """
         done = self._finished(role, scenario) if self._resumed else {}
         if done:
             handle = self.handle(role)
@@ -232,7 +242,10 @@ class RunContext:
             futures = self._submit(role, scenario)
         if futures is None:
             return self.handle(role).run_all(scenario, self.repeats(scenario))
-        return [future.result() for future in futures]
+        trajectories = [future.result() for future in futures]
+        for trajectory in trajectories:
+            self.record(trajectory)
+        return trajectories
 
     def close(self) -> None:
         """Stop the pool; trials not yet started are dropped (an interrupted run)."""

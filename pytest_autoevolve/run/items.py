@@ -175,3 +175,22 @@ def shard(items: list[pytest.Item], index: int, total: int) -> list[pytest.Item]
 
 def _digest(scenario: str) -> str:
     return hashlib.sha256(scenario.encode()).hexdigest()
+
+
+def queued(session: pytest.Session) -> list[ScenarioItem]:
+    """The scenario items xdist has queued for this worker, next first; none when its queue cannot be read.
+
+    xdist hands a worker its items a batch at a time and keeps no public view of them: this reads
+    the worker's queue (``WorkerInteractor.torun``) under its lock.
+    """
+    interactor = next(
+        (p for p in session.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None
+    )
+    queue = getattr(interactor, "torun", None)
+    if queue is None or not hasattr(queue, "lock"):
+        return []
+    with queue.lock() as indices:
+        upcoming = [getattr(interactor, "nextitem_index", None), *indices]
+    items = session.items
+    found = [items[i] for i in upcoming if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(items)]
+    return [item for item in found if isinstance(item, ScenarioItem)]

@@ -133,6 +133,13 @@ class ModelHandle:
 
     def run(self, scenario: Scenario, repeat: int = 0) -> Trajectory:
         """Run one trial and return its graded trajectory; a model error is recorded, not raised."""
+        trajectory = self.trial(scenario, repeat)
+        if self.observe is not None:
+            self.observe(trajectory)
+        return trajectory
+
+    def trial(self, scenario: Scenario, repeat: int = 0) -> Trajectory:
+        """Run one trial and return its graded trajectory, unrecorded (the caller records it)."""
         messages = self.messages(scenario)
         seed = trial_seed(self.base_seed, scenario.id, repeat)
         trajectory = Trajectory(
@@ -152,8 +159,6 @@ class ModelHandle:
         trajectory.finished_at = _now()
         if trajectory.error is None:
             grade(trajectory, scenario)
-        if self.observe is not None:
-            self.observe(trajectory)
         return trajectory
 
     def _answer(self, trajectory: Trajectory, scenario: Scenario, messages: list[dict[str, Any]]) -> None:

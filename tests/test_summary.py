@@ -77,3 +77,22 @@ def test_a_malformed_key_is_named(summary_path):
     del data["scenarios"]
     with pytest.raises(FormatError, match="malformed summary: key 'scenarios' is missing"):
         RunSummary.from_json(data)
+
+
+def test_the_run_names_the_commit_as_git_does(tmp_path):
+    from pytest_autoevolve.run.results import git_commit
+    from tests.support.projects import commit_all, git_repo
+
+    repo = git_repo(tmp_path / "repo", {"a.txt": "a"}, "first")
+    sub = tmp_path / "repo" / "pkg" / "deep"
+    sub.mkdir(parents=True)
+    assert git_commit(sub) == repo.head.commit.hexsha  # found from a sub-folder, loose ref
+    (tmp_path / "repo" / "b.txt").write_text("b")
+    second = commit_all(repo, "second")
+    repo.git.pack_refs("--all")  # the branch now lives in packed-refs only
+    assert git_commit(tmp_path / "repo") == second
+    repo.git.worktree("add", "--detach", str(tmp_path / "tree"), repo.head.commit.parents[0].hexsha)
+    assert git_commit(tmp_path / "tree") == repo.head.commit.parents[0].hexsha  # a detached worktree
+    repo.git.checkout("--detach", "HEAD")
+    assert git_commit(tmp_path / "repo") == second
+    assert git_commit(tmp_path) is None  # not in a repository

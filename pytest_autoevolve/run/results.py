@@ -32,6 +32,8 @@ SCENARIO_NODE = re.compile(
 """The node id of a scenario item: ``scenarios/x.yaml::add-2-digit[candidate]``."""
 
 
+COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+"""A commit id (SHA-1 or SHA-256)."""
 SHARD_NOTE = (
     "shard {0} of {1}: one slice of the catalog decides nothing; merge the shards' junit files "
     "(autoevolve report shard-*.xml) for the verdict"
@@ -305,12 +307,30 @@ def _why(session: pytest.Session) -> str:
 
 
 def git_commit(root: Path) -> str | None:
-    """The commit checked out at ``root``, when it is a git repository."""
-    try:
-        import git
+    """The commit checked out at ``root``, when it is in a git repository: read from ``.git``, no git process.
 
-        return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
-    except Exception:
+    Follows a worktree's or submodule's ``gitdir:`` file, a symbolic ``HEAD``, and refs loose or packed.
+    """
+    dot = next((folder / ".git" for folder in (root, *root.parents) if (folder / ".git").exists()), None)
+    try:
+        if dot is None:
+            return None
+        gitdir = dot
+        if dot.is_file():
+            gitdir = (dot.parent / dot.read_text(encoding="utf-8").strip().removeprefix("gitdir:").strip()).resolve()
+        common = gitdir / "commondir"
+        shared = (gitdir / common.read_text(encoding="utf-8").strip()).resolve() if common.is_file() else gitdir
+        head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref:"):
+            return head if COMMIT.fullmatch(head) else None
+        ref = head.removeprefix("ref:").strip()
+        for folder in (gitdir, shared):
+            if (folder / ref).is_file():
+                return (folder / ref).read_text(encoding="utf-8").strip()
+        packed = shared / "packed-refs"
+        lines = packed.read_text(encoding="utf-8").splitlines() if packed.is_file() else []
+        return next((line.split()[0] for line in lines if line.endswith(f" {ref}")), None)
+    except (OSError, UnicodeDecodeError):
         return None
 
 

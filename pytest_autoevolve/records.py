@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pytest_autoevolve.aio import resolve
@@ -152,8 +152,8 @@ class Trajectory:
         return [g for g in self.grades if not g.passed]
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON object written as one line of ``trajectories.jsonl``."""
-        record = {"format_version": FORMAT_VERSION, **asdict(self)}
+        """The JSON object written as one line of ``trajectories.jsonl`` (it shares the trajectory's lists)."""
+        record = {"format_version": FORMAT_VERSION, **{f.name: getattr(self, f.name) for f in fields(self)}}
         record["grades"] = [g.to_record() for g in self.grades]
         record["total_tokens"] = self.total_tokens
         return record

@@ -343,7 +343,7 @@ def base_run(
     key = incumbent_key(commit.hexsha, project, catalog, json.dumps(raw, sort_keys=True, default=str), settings, shard)
     folder = root / artifacts / "ci" / "incumbent" / key
     trajectories = folder / "trajectories.jsonl"
-    shown = f"{spec} at {commit.hexsha[:10]}" + (f" (shard {shard[0]}/{shard[1]})" if shard_args(shard) else "")
+    shown = f"{spec} at {commit.hexsha[:10]}" + (f" (shard {shard[0]}/{shard[1]})" if shard and shard[1] > 1 else "")
     if trajectories.is_file() and (folder / "meta.json").is_file() and not refresh:
         stale = trial_errors(trajectories)
         if not stale:

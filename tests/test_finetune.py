@@ -1,4 +1,4 @@
-"""The fine-tune loop: LoRA training with resume, promote and rollback with history, improve end to end."""
+"""The fine-tune loop: promote and rollback with history, improve end to end (training itself: test_training.py)."""
 
 from __future__ import annotations
 
@@ -11,66 +11,8 @@ from pytest_autoevolve.gate.decide import decide
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
 from pytest_autoevolve.loops import finetune, project, promotion
-from pytest_autoevolve.loops.lora import LoraSettings, encode, train_lora
 from pytest_autoevolve.settings import GateConfig
-from pytest_autoevolve.tiny import TINY_DIR
 from tests.support.projects import copy_catalog
-
-
-def small_dataset(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    words = ["stop", "flow", "tram", "kite", "lamp", "moon", "road", "ship"]
-    lines = [
-        json.dumps(
-            {"messages": [{"role": "user", "content": f"reverse {w}"}, {"role": "assistant", "content": w[::-1]}]}
-        )
-        for w in words
-    ]
-    (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "manifest.json").write_text(json.dumps({"dataset_sha256": "abc"}))
-    return folder
-
-
-def test_loss_covers_the_reply_and_end_of_turn_only():
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(TINY_DIR)
-    ids, labels = encode(tokenizer, [{"role": "user", "content": "upper cat"}, {"role": "assistant", "content": "CAT"}])
-    scored = [i for i, label in zip(ids, labels, strict=True) if label != -100]
-    assert tokenizer.decode(scored) == "CAT<|end|>"
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "upper cat"}], add_generation_prompt=True, tokenize=False
-    )
-    assert ids[: len(ids) - 4] == tokenizer(prompt)["input_ids"]
-
-
-def test_training_writes_a_peft_adapter_and_manifest_and_resumes(tmp_path):
-    from peft import PeftConfig
-
-    dataset = small_dataset(tmp_path / "data")
-    settings = LoraSettings(epochs=3, batch_size=4, seed=1)
-    whole = train_lora(TINY_DIR, dataset, tmp_path / "whole", settings, progress=lambda _: None)
-    assert {"adapter_config.json", "adapter_model.safetensors", "training_manifest.json"} <= {
-        p.name for p in (tmp_path / "whole").iterdir()
-    }
-    assert PeftConfig.from_pretrained(tmp_path / "whole").peft_type.value == "LORA"
-    assert whole["dataset_sha256"] == "abc" and whole["examples"] == 8 and len(whole["loss_per_epoch"]) == 3
-
-    class Stop(Exception):
-        pass
-
-    def interrupt(line: str) -> None:
-        if line.startswith("epoch 2/"):
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_lora(TINY_DIR, dataset, tmp_path / "resumed", settings, progress=interrupt)
-    assert json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())["epoch"] == 2
-    lines: list[str] = []
-    resumed = train_lora(TINY_DIR, dataset, tmp_path / "resumed", settings, progress=lines.append)
-    assert lines[0] == "resuming from epoch 2 of 3"
-    assert resumed["loss_per_epoch"] == pytest.approx(whole["loss_per_epoch"], abs=1e-4)
-    assert not (tmp_path / "resumed" / "checkpoint").exists()
 
 
 def write_summary(path: Path, verdict: str, incumbent: str, candidate: str) -> Path:
@@ -151,22 +93,23 @@ def test_cli_promote_and_rollback(tmp_path, monkeypatch, capsys):
     assert project.read_config(tmp_path)["incumbent"] == "tiny"
 
 
-def test_improve_end_to_end_on_part_of_the_demo(pytester):
-    copy_catalog(pytester.path / "scenarios")
+# tmp_path, not pytester: its sys.modules snapshot would unload torch, which cannot load twice in a process
+def test_improve_end_to_end_on_part_of_the_demo(tmp_path):
+    copy_catalog(tmp_path / "scenarios")
     config = "# the deployed model\nincumbent: tiny   # comments stay\n"
-    (pytester.path / "autoevolve.yaml").write_text(config)
-    results = finetune.improve(pytester.path, rounds=1, k=2, progress=lambda _: None)
+    (tmp_path / "autoevolve.yaml").write_text(config)
+    results = finetune.improve(tmp_path, rounds=1, k=2, progress=lambda _: None)
     (result,) = results
-    dataset = pytester.path / result.dataset
+    dataset = tmp_path / result.dataset
     manifest = json.loads((dataset / "manifest.json").read_text())
     train_ids = set(manifest["scenarios"]["train"]) | set(manifest["scenarios"]["val"])
     assert train_ids and all(i.startswith("train-") for i in train_ids)
-    adapter = pytester.path / result.model
+    adapter = tmp_path / result.model
     assert (adapter / "adapter_model.safetensors").is_file()
-    summary = json.loads((pytester.path / result.summary).read_text())
+    summary = json.loads((tmp_path / result.summary).read_text())
     assert summary["candidate"]["spec"] == f"tiny+adapter={result.model}"
     assert result.verdict == summary["verdict"]
-    written = (pytester.path / "autoevolve.yaml").read_text()
+    written = (tmp_path / "autoevolve.yaml").read_text()
     if result.promoted:  # only a promotion changes the config, its comments kept
         assert result.verdict == "pass" and written.startswith("# the deployed model\n")
         assert f"incumbent: {result.candidate} # comments stay\ncandidate: {result.candidate}\n" in written
@@ -174,11 +117,11 @@ def test_improve_end_to_end_on_part_of_the_demo(pytester):
         assert written == config and result.changes == []
 
 
-def test_dry_run_trains_nothing(pytester):
-    copy_catalog(pytester.path / "scenarios")
-    (result,) = finetune.improve(pytester.path, dry_run=True, k=1, progress=lambda _: None)
+def test_dry_run_trains_nothing(tmp_path):
+    copy_catalog(tmp_path / "scenarios")
+    (result,) = finetune.improve(tmp_path, dry_run=True, k=1, progress=lambda _: None)
     assert result.model == "" and result.examples > 0
-    assert not (pytester.path / "finetune" / "models").exists()
+    assert not (tmp_path / "finetune" / "models").exists()
 
 
 def test_fixture_runs_a_small_cycle(pytester):

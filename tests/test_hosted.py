@@ -1,4 +1,4 @@
-"""Hosted fine-tuning against a faithful local server of the OpenAI Files and Fine-tuning APIs.
+"""Hosted fine-tuning against a faithful local server of the OpenAI (and Azure OpenAI) Files and Fine-tuning APIs.
 
 Real HTTP on 127.0.0.1 (tests/support/fake_finetune.py) and the real ``openai`` client; polling intervals of
 milliseconds keep every test well under a second or two.
@@ -6,21 +6,40 @@ milliseconds keep every test well under a second or two.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from pytest_autoevolve.loops.hosted import HostedFineTuneError, HostedJob, submit_fine_tune
+from pytest_autoevolve.cli.app import main
+from pytest_autoevolve.loops import hosted
+from pytest_autoevolve.loops.hosted import (
+    AzureTarget,
+    HostedFineTuneError,
+    HostedJob,
+    ask_on_tty,
+    preference_jsonl,
+    submit_fine_tune,
+)
 from tests.support.fake_finetune import FakeFineTune, JobScript, example_tokens, fake_finetune
 from tests.support.fake_openai import Answer, error
 
 KEY = "sk-proj-SECRETKEY-0123456789abcdef"
+AZURE_KEY = "azure-SECRETKEY-fedcba9876543210"
 BASE = "gpt-4o-mini-2024-07-18"
+PREVIEW = "2025-04-01-preview"
+GA = "2024-10-21"
 FAST = {"poll_interval_s": 0.005, "max_poll_interval_s": 0.02, "timeout_s": 10.0, "retry_backoff_s": 0.01}
 
 
@@ -51,16 +70,37 @@ def dataset(tmp_path: Path) -> tuple[Path, Path]:
     return train, val
 
 
+def pair(n: int) -> dict[str, Any]:
+    """A preference pair as `finetune curate --pairs` writes it (TRL's conversational format)."""
+    return {
+        "prompt": [{"role": "user", "content": f"What is {n} plus {n}?"}],
+        "chosen": [{"role": "assistant", "content": f"{2 * n}"}],
+        "rejected": [{"role": "assistant", "content": f"{2 * n + 1}"}],
+    }
+
+
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    for name in ("OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION", "AZURE_OPENAI_AD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def run(server: FakeFineTune, train: Path, val: Path | None, lines: list[str], **options: Any) -> HostedJob:
     settings = {**FAST, **options}
     return submit_fine_tune(
         train, val, settings.pop("base_model", BASE), base_url=server.url, progress=lines.append, **settings
+    )
+
+
+def azure_run(
+    server: FakeFineTune, train: Path, val: Path | None, lines: list[str], version: str = PREVIEW, **options: Any
+) -> HostedJob:
+    settings = {**FAST, **options}
+    target = AzureTarget(server.endpoint, version)
+    return submit_fine_tune(
+        train, val, settings.pop("base_model", BASE), azure=target, progress=lines.append, **settings
     )
 
 
@@ -209,7 +249,7 @@ def test_unknown_base_model_refused_at_create(dataset: tuple[Path, Path]) -> Non
     with fake_finetune() as server, pytest.raises(HostedFineTuneError) as caught:
         run(server, train, val, [], base_model="gpt-nonexistent")
     assert str(caught.value) == (
-        "the fine-tuning service refused to create a job on gpt-nonexistent: HTTP 400 (model_not_available, "
+        "the fine-tuning service refused to create a supervised job on gpt-nonexistent: HTTP 400 (model_not_available, "
         "param model): Model gpt-nonexistent is not available for fine-tuning or does not exist."
     )
     assert len(server.files) == 2 and not server.jobs
@@ -266,6 +306,7 @@ def test_5xx_is_retried_then_unavailable(dataset: tuple[Path, Path]) -> None:
         with pytest.raises(HostedFineTuneError, match="unavailable: creating the fine-tuning job failed after 3 "):
             run(server, train, val, [], max_retries=2)
         assert len(server.routed("POST", "/v1/fine_tuning/jobs")) == 3 and not server.jobs
+        assert len(server.routed("GET", "/v1/fine_tuning/jobs")) == 2  # looked for a job before each retry
 
 
 def test_transient_errors_are_retried(dataset: tuple[Path, Path]) -> None:
@@ -386,3 +427,406 @@ def test_events_are_paged_back_to_the_last_seen(dataset: tuple[Path, Path]) -> N
     assert steps == sorted(steps) and steps[-1] == 300 and len(steps) == 260
     assert len(paged) == 2  # one older page after each of the two big bursts
     assert len([line for line in lines if "training loss=" in line]) == 260
+
+
+# --- Azure OpenAI ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [GA, PREVIEW])
+def test_azure_supervised_end_to_end(dataset: tuple[Path, Path], version: str) -> None:
+    train, val = dataset
+    lines: list[str] = []
+    with fake_finetune(azure=True, api_key=AZURE_KEY) as server:
+        job = azure_run(server, train, val, lines, version, suffix="demo", hyperparameters={"n_epochs": 2})
+        stored = server.jobs[job.job_id]
+        file_reads = [server.routed("GET", f"/openai/files/{f}") for f in (job.training_file, job.validation_file)]
+        created = server.routed("POST", "/openai/fine_tuning/jobs")[0].body
+
+    hexa = job.job_id.removeprefix("ftjob-")
+    assert job.status == "succeeded" and len(hexa) == 32
+    assert job.statuses == ["validating_files", "queued", "running", "succeeded"]
+    assert job.fine_tuned_model == f"{BASE}.ft-{hexa}-demo"
+    assert job.trained_tokens == 2 * sum(example_tokens(json.loads(x)) for x in train.read_text().splitlines())
+    assert all(r.path.startswith("/openai/") and r.query["api-version"] == [version] for r in server.requests)
+    assert all(r.headers["api-key"] == AZURE_KEY and "authorization" not in r.headers for r in server.requests)
+    assert all(file_reads)  # each file read back until Azure had imported it, before the job was created
+    # no method and no metadata: every api-version takes the job so
+    assert created == {
+        "model": BASE,
+        "training_file": job.training_file,
+        "validation_file": job.validation_file,
+        "suffix": "demo",
+        "hyperparameters": {"n_epochs": 2},
+    }
+    assert stored.record["method"]["type"] == "supervised"
+    assert [e["message"] for e in job.events] == [e["message"] for e in stored.events]
+    assert any(job.fine_tuned_model in line for line in lines) and AZURE_KEY not in "\n".join(lines)
+
+
+def test_azure_settings_from_the_standard_variables(
+    dataset: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, _ = dataset
+    with pytest.raises(HostedFineTuneError) as caught:
+        submit_fine_tune(train, None, BASE, azure=AzureTarget())
+    assert str(caught.value) == (
+        "Azure OpenAI fine-tuning needs an endpoint (azure_endpoint, or $AZURE_OPENAI_ENDPOINT) and an API version "
+        "(api_version, or $OPENAI_API_VERSION)"
+    )
+    with fake_finetune(azure=True) as server:
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("OPENAI_API_VERSION", GA)
+        job = submit_fine_tune(train, None, BASE, azure=AzureTarget(), progress=lambda line: None, **FAST)
+        assert job.status == "succeeded" and all(r.query["api-version"] == [GA] for r in server.requests)
+        monkeypatch.delenv("AZURE_OPENAI_API_KEY")
+        with pytest.raises(HostedFineTuneError, match=r"needs an API key in \$AZURE_OPENAI_API_KEY"):
+            submit_fine_tune(train, None, BASE, azure=AzureTarget())
+
+
+def test_azure_file_the_service_cannot_import(dataset: tuple[Path, Path]) -> None:
+    train, val = dataset
+    failed = {"object": "file", "id": "file-1", "purpose": "fine-tune", "filename": "train.jsonl", "bytes": 1}
+    failed |= {"created_at": 0, "status": "error", "status_details": "The file is not UTF-8 encoded."}
+    with fake_finetune(azure=True) as server:
+        server.inject("GET", "^/openai/files/[^/]+$", Answer(body=failed))
+        with pytest.raises(HostedFineTuneError) as caught:
+            azure_run(server, train, val, [])
+        assert not server.jobs and len(server.routed("POST", "/openai/files")) == 1  # stops at the first file
+    assert (
+        str(caught.value)
+        == "the service could not import the training file train.jsonl: The file is not UTF-8 encoded."
+    )
+
+
+def test_azure_dpo_job(tmp_path: Path) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [pair(n) for n in range(12)])
+    val = write_jsonl(tmp_path / "val.jsonl", [pair(n) for n in range(100, 103)])
+    before = train.read_bytes()
+    lines: list[str] = []
+    with fake_finetune(azure=True) as server:
+        job = azure_run(server, train, val, lines, method="dpo", hyperparameters={"beta": 0.2})
+        stored = server.jobs[job.job_id]
+        created = server.routed("POST", "/openai/fine_tuning/jobs")[0].body
+        uploaded = server.files[job.training_file]
+
+    assert job.status == "succeeded" and job.method == "dpo" and job.fine_tuned_model
+    assert created["method"] == {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}} and "metadata" not in created
+    assert stored.record["method"]["dpo"]["hyperparameters"] == {
+        "n_epochs": 3,
+        "batch_size": 1,
+        "learning_rate_multiplier": 1.8,
+        "beta": 0.2,
+    }
+    assert uploaded.kind == "preference" and len(uploaded.examples) == 12
+    assert uploaded.examples[1] == {
+        "input": {"messages": pair(1)["prompt"]},
+        "preferred_output": pair(1)["chosen"],
+        "non_preferred_output": pair(1)["rejected"],
+    }
+    assert train.read_bytes() == before  # converted in memory, nothing written
+    assert f"created fine-tuning job {job.job_id} (dpo) on {BASE}: validating_files" in lines
+
+
+def test_openai_dpo_job_sends_the_method(tmp_path: Path) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [pair(n) for n in range(12)])
+    with fake_finetune() as server:
+        job = run(server, train, None, [], method="dpo")
+        created = server.routed("POST", "/v1/fine_tuning/jobs")[0].body
+    assert job.status == "succeeded"
+    assert created["method"] == {"type": "dpo", "dpo": {"hyperparameters": {}}}
+    assert set(created["metadata"]) == {"autoevolve_request"}
+
+
+def test_azure_dpo_needs_an_api_version_that_takes_the_method(tmp_path: Path) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [pair(n) for n in range(12)])
+    with fake_finetune(azure=True) as server, pytest.raises(HostedFineTuneError) as caught:
+        azure_run(server, train, None, [], GA, method="dpo")
+    assert str(caught.value) == (
+        f"the fine-tuning service refused to create a dpo job on {BASE} (api-version {GA}): HTTP 400 (invalidPayload): "
+        "Unrecognized request argument supplied: method"
+    )
+    assert not server.jobs
+
+
+def test_preference_rows_converted(tmp_path: Path) -> None:
+    native = {
+        "input": {"messages": [{"role": "user", "content": "hi"}]},
+        "preferred_output": [{"role": "assistant", "content": "hello"}],
+        "non_preferred_output": [{"role": "assistant", "content": "go away"}],
+    }
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "hi", "chosen": "hello", "rejected": "go away"}, native])
+    rows = [json.loads(line) for line in preference_jsonl(pairs).decode().splitlines()]
+    assert rows == [native, native]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"prompt": "hi", "chosen": "hello"}, "a preference pair has prompt, chosen and rejected (or input, "),
+        ({"prompt": "hi", "chosen": "hello", "rejected": []}, "no rejected answer (a non-empty text or a list of"),
+        ({"prompt": "hi", "chosen": "hello", "rejected": " "}, "no rejected answer"),
+        ({"prompt": "hi", "chosen": "same", "rejected": "same"}, "chosen and rejected are the same answer"),
+        ({"prompt": [], "chosen": "a", "rejected": "b"}, "prompt is a list of messages or a user message's text"),
+        ("{not json", "not a JSON object"),
+    ],
+)
+def test_bad_pairs_refused_before_anything_is_sent(tmp_path: Path, row: Any, reason: str) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [pair(1), row])
+    with fake_finetune(azure=True) as server, pytest.raises(HostedFineTuneError) as caught:
+        azure_run(server, train, None, [], method="dpo")
+    assert str(caught.value).startswith(f"train.jsonl, line 2: {reason}")
+    assert not server.requests
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        (
+            "wrong key",
+            "the fine-tuning service refused the training file train.jsonl: HTTP 401 (401): Access denied due to "
+            "invalid subscription key or wrong API endpoint.",
+        ),
+        (
+            "key auth disabled",
+            "the fine-tuning service refused the training file train.jsonl: HTTP 403 (AuthenticationTypeDisabled): "
+            "Key based authentication is disabled for this resource. (check the key in $AZURE_OPENAI_API_KEY and its "
+            "permissions)",
+        ),
+        (
+            "unknown api-version",
+            "the fine-tuning service refused the training file train.jsonl: HTTP 404 (404): Resource not found "
+            "(check the endpoint {endpoint}/openai and the api-version 2023-01-01)",
+        ),
+        (
+            "closed",
+            f"the fine-tuning service refused to create a supervised job on {BASE} (api-version {PREVIEW}): HTTP 403 "
+            "(fine_tuning_unavailable): Fine-tuning is no longer available: new fine-tuning jobs can no longer be "
+            "created. (check the key in $AZURE_OPENAI_API_KEY and its permissions)",
+        ),
+    ],
+)
+def test_azure_refusals_are_said_plainly(dataset: tuple[Path, Path], case: str, expected: str) -> None:
+    train, val = dataset
+    with fake_finetune(azure=True, api_key=AZURE_KEY, closed=case == "closed") as server:
+        if case == "wrong key":
+            server.api_key = "another-key-0000000000"
+        if case == "key auth disabled":
+            message = "Key based authentication is disabled for this resource."
+            body = {"error": {"code": "AuthenticationTypeDisabled", "message": message}}
+            server.inject("POST", "^/openai/files$", Answer(403, body))
+        with pytest.raises(HostedFineTuneError) as caught:
+            azure_run(server, train, val, [], "2023-01-01" if case == "unknown api-version" else PREVIEW)
+        assert not server.jobs and len(server.routed("POST", "/openai/fine_tuning/jobs")) <= 1  # never retried
+    assert str(caught.value).startswith(expected.format(endpoint=server.endpoint))
+    assert "2027" not in str(caught.value) and AZURE_KEY not in str(caught.value)
+
+
+def test_openai_refusing_new_jobs_says_why(dataset: tuple[Path, Path]) -> None:
+    train, val = dataset
+    with fake_finetune(closed=True) as server, pytest.raises(HostedFineTuneError) as caught:
+        run(server, train, val, [])
+    assert str(caught.value) == (
+        f"the fine-tuning service refused to create a supervised job on {BASE}: HTTP 403 (fine_tuning_unavailable): "
+        "Fine-tuning is no longer available: new fine-tuning jobs can no longer be created. (check the key in "
+        "$OPENAI_API_KEY and its permissions). OpenAI's self-serve fine-tuning takes no new jobs from 6 January "
+        "2027: fine-tune on Azure OpenAI (--backend azure) or locally (--backend lora) instead"
+    )
+    assert not server.jobs and len(server.routed("POST", "/v1/fine_tuning/jobs")) == 1
+
+
+# --- the duplicate-job guard and Ctrl-C --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("azure", [False, True], ids=["openai", "azure"])
+@pytest.mark.parametrize("lost", ["5xx", "timeout"])
+def test_a_job_created_by_a_failed_attempt_is_reused(dataset: tuple[Path, Path], azure: bool, lost: str) -> None:
+    train, val = dataset
+    lines: list[str] = []
+    jobs = "/openai/fine_tuning/jobs" if azure else "/v1/fine_tuning/jobs"
+    answer = error(502, "Bad gateway") if lost == "5xx" else Answer(body={}, delay_s=0.6)
+    timeout = {"request_timeout_s": 0.3} if lost == "timeout" else {}
+    with fake_finetune(azure=azure) as server:
+        server.inject("POST", f"^{jobs}$", answer, handled=True)  # the job is made, the answer is lost
+        job = (azure_run if azure else run)(server, train, val, lines, **timeout)
+        assert list(server.jobs) == [job.job_id] and len(server.routed("POST", jobs)) == 1
+        assert server.routed("GET", jobs)  # looked up before creating again, and found
+        metadata = server.jobs[job.job_id].record["metadata"]
+    assert job.status == "succeeded" and job.fine_tuned_model
+    assert f"the job the failed attempt created is {job.job_id}: using it, not creating another" in lines
+    assert (metadata is None) if azure else set(metadata) == {"autoevolve_request"}
+
+
+def interrupt_once_running(server: FakeFineTune) -> Callable[[float], None]:
+    """A sleep that is Ctrl-C once the job runs on the server."""
+
+    def sleep(seconds: float) -> None:
+        if any(job.record["status"] == "running" for job in server.jobs.values()):
+            raise KeyboardInterrupt
+        time.sleep(seconds)
+
+    return sleep
+
+
+@pytest.mark.parametrize("answer", [True, False, None], ids=["yes", "no", "no-terminal"])
+def test_ctrl_c_while_polling_offers_to_cancel(dataset: tuple[Path, Path], answer: bool | None) -> None:
+    train, val = dataset
+    lines: list[str] = []
+    asked: list[str] = []
+
+    def confirm(question: str) -> bool | None:
+        asked.append(question)
+        return answer
+
+    with fake_finetune(JobScript("stall")) as server:
+        with pytest.raises(KeyboardInterrupt):
+            run(server, train, val, lines, sleep=interrupt_once_running(server), confirm=confirm)
+        (job_id,) = server.jobs
+        status = server.jobs[job_id].record["status"]
+        cancels = server.routed("POST", rf"/v1/fine_tuning/jobs/{job_id}/cancel")
+    assert asked == [f"cancel fine-tuning job {job_id} (status running)?"]
+    if answer:
+        assert status == "cancelled" and len(cancels) == 1
+        assert lines[-1] == f"fine-tuning job {job_id}: cancelled it (status cancelled)"
+        return
+    command = f'curl -X POST "{server.url}/fine_tuning/jobs/{job_id}/cancel" -H "Authorization: Bearer $OPENAI_API_KEY"'
+    assert status == "running" and not cancels
+    assert (
+        lines[-1]
+        == f"fine-tuning job {job_id} goes on running on the service (status running); to cancel it: {command}"
+    )
+
+
+def test_ask_on_tty(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))  # noqa: SIM115 - closed with the test's file descriptors
+    assert ask_on_tty("cancel?") is None
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    for typed, expected in (("y", True), ("", False)):
+        monkeypatch.setattr("builtins.input", lambda prompt, typed=typed: typed)
+        assert ask_on_tty("cancel?") is expected
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with a curated dataset; the command polls every few milliseconds."""
+    folder = tmp_path / "finetune" / "datasets" / "v1"
+    folder.mkdir(parents=True)
+    write_jsonl(folder / "train.jsonl", [example(n) for n in range(12)])
+    write_jsonl(folder / "val.jsonl", [example(n) for n in range(100, 103)])
+    (tmp_path / "autoevolve.yaml").write_text("incumbent: tiny\ncandidate: tiny\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    fast = {k: v for k, v in FAST.items() if k != "timeout_s"}
+    monkeypatch.setattr(hosted, "submit_fine_tune", functools.partial(hosted.submit_fine_tune, **fast))
+    return tmp_path
+
+
+def test_cli_azure_settings_from_the_incumbents_model_entry(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with fake_finetune(azure=True, api_key=AZURE_KEY) as server:
+        entry = {"spec": "openai:prod", "azure": True, "azure_endpoint": server.endpoint, "api_version": PREVIEW}
+        config = {"models": {"prod": entry}, "incumbent": "prod", "candidate": "prod"}
+        (project / "autoevolve.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        argv = ["finetune", "train", "finetune/datasets/v1", "--backend", "azure", "--base", BASE]
+        assert main(argv) == 0 and len(server.jobs) == 1
+        status = main([*argv, "--deployment", "ft-v1"])
+    out = capsys.readouterr().out
+    assert status == 0
+    shown = json.dumps({**entry, "spec": "openai:DEPLOYMENT"})
+    assert (
+        f"on the resource, then gate it with candidate: {shown} in autoevolve.yaml\nautoevolve.yaml: unchanged" in out
+    )
+    assert yaml.safe_load((project / "autoevolve.yaml").read_text())["candidate"] == {**entry, "spec": "openai:ft-v1"}
+
+
+def test_cli_azure_options_win(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with fake_finetune(azure=True) as server:
+        argv = ["finetune", "train", "finetune/datasets/v1", "--backend", "azure", "--base", BASE, "--suffix", "s1"]
+        argv += ["--azure-endpoint", server.endpoint, "--api-version", GA, "--deployment", "ft-s1"]
+        assert main(argv) == 0
+        assert all(r.query["api-version"] == [GA] for r in server.requests)
+    expected = {"spec": "openai:ft-s1", "azure": True, "azure_endpoint": server.endpoint, "api_version": GA}
+    assert yaml.safe_load((project / "autoevolve.yaml").read_text())["candidate"] == expected
+    assert f"model {BASE}.ft-" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", ["openai", "azure"])
+def test_cli_refusal_is_one_line_and_changes_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    before = (project / "autoevolve.yaml").read_text()
+    argv = ["finetune", "train", "finetune/datasets/v1", "--backend", backend, "--base", BASE, "--deployment", "d"]
+    with fake_finetune(closed=True, azure=backend == "azure") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        if backend == "azure":
+            argv += ["--azure-endpoint", server.endpoint, "--api-version", "2023-01-01"]
+        status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    said = err.removeprefix("autoevolve finetune train: the fine-tuning service refused ")
+    if backend == "openai":
+        assert said.startswith(f"to create a supervised job on {BASE}: HTTP 403 ")
+        assert "takes no new jobs from 6 January 2027" in said
+    else:
+        assert said.startswith("the training file train.jsonl: HTTP 404 (404): Resource not found (check the endpoint")
+    assert (project / "autoevolve.yaml").read_text() == before
+
+
+SUBMIT_QUICKLY = (
+    "import functools, sys\n"
+    "from pytest_autoevolve.loops import hosted\n"
+    "from pytest_autoevolve.cli.app import main\n"
+    "fast = {'poll_interval_s': 0.02, 'max_poll_interval_s': 0.05}\n"
+    "hosted.submit_fine_tune = functools.partial(hosted.submit_fine_tune, **fast)\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_sigint_while_polling_shows_how_to_cancel_and_exits_130(project: Path) -> None:
+    argv = ["finetune", "train", "finetune/datasets/v1", "--backend", "azure", "--base", BASE]
+    with fake_finetune(JobScript("stall"), azure=True) as server:
+        env = {**os.environ, "AZURE_OPENAI_ENDPOINT": server.endpoint, "OPENAI_API_VERSION": PREVIEW}
+        command = subprocess.Popen(
+            [sys.executable, "-c", SUBMIT_QUICKLY, *argv],
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline, seen = time.monotonic() + 20, None
+        while seen is None or len(server.requests) <= seen:  # a request after the one that made it run
+            assert command.poll() is None and time.monotonic() < deadline, command.communicate()
+            if seen is None and any(job.record["status"] == "running" for job in server.jobs.values()):
+                seen = len(server.requests)
+            time.sleep(0.01)
+        command.send_signal(signal.SIGINT)
+        out, err = command.communicate(timeout=20)
+        (job_id,) = server.jobs
+        assert server.jobs[job_id].record["status"] == "running"  # not cancelled unasked
+    assert command.returncode == 130
+    cancel = f'"{server.endpoint}/openai/fine_tuning/jobs/{job_id}/cancel?api-version={PREVIEW}"'
+    assert f"goes on running on the service (status running); to cancel it: curl -X POST {cancel} " in out
+    assert out.rstrip().endswith('-H "api-key: $AZURE_OPENAI_API_KEY"')
+    assert err.strip() == "autoevolve finetune train: interrupted"
+    assert AZURE_KEY not in out + err
+
+
+def test_cli_dpo_on_azure_and_no_hosted_grpo(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pairs = project / "finetune" / "pairs" / "v1"
+    pairs.mkdir(parents=True)
+    write_jsonl(pairs / "train.jsonl", [pair(n) for n in range(12)])
+    write_jsonl(pairs / "val.jsonl", [pair(n) for n in range(100, 102)])
+    argv = ["finetune", "train", "finetune/pairs/v1", "--backend", "azure", "--base", BASE, "--method", "dpo"]
+    with fake_finetune(azure=True) as server:
+        assert main([*argv, "--azure-endpoint", server.endpoint, "--api-version", PREVIEW]) == 0
+        (job,) = server.jobs.values()
+        assert job.record["method"]["type"] == "dpo"
+        assert {server.files[job.record[f]].kind for f in ("training_file", "validation_file")} == {"preference"}
+    assert (
+        main(["finetune", "train", "finetune/datasets/v1", "--backend", "openai", "--base", BASE, "--method", "grpo"])
+        == 2
+    )
+    assert capsys.readouterr().err.strip().endswith("--backend openai trains with --method sft or dpo, not grpo")

@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from pytest_autoevolve.errors import CommandError
+from pytest_autoevolve.loops.training.base import METHODS
+from pytest_autoevolve.loops.training.options import add_options
 
 EXAMPLES = {
     "improve": "autoevolve improve --rounds 2",
+    "improve-dpo": "autoevolve improve --method dpo",
     "sample": "autoevolve finetune sample --k 8 --temperature 1.0",
     "curate": "autoevolve finetune curate .autoevolve/runs/20261121T120000Z-abc123",
-    "train": "autoevolve finetune train finetune/datasets/v1-1a2b3c4d --epochs 12",
+    "pairs": "autoevolve finetune curate .autoevolve/runs/20261121T120000Z-abc123 --pairs",
+    "train": "autoevolve finetune train finetune/datasets/v1-1a2b3c4d --epochs 12 --processes 2",
+    "dpo": "autoevolve finetune train finetune/pairs/v1-1a2b3c4d --method dpo",
+    "grpo": "autoevolve finetune train --method grpo --max-steps 40",
     "submit": "autoevolve finetune train finetune/datasets/v1-1a2b3c4d --backend openai --base gpt-4o-mini-2024-07-18",
     "promote": "autoevolve promote .autoevolve/runs/20261121T120000Z-abc123/summary.json",
     "rollback": "autoevolve rollback",
@@ -30,6 +36,8 @@ def _improve(args: argparse.Namespace, _extra: list[str]) -> int:
         k=args.k,
         temperature=args.temperature,
         min_examples=args.min_examples,
+        method=args.method,
+        processes=args.processes,
     )
     for result in results:  # one JSON line per round, for scripts (the improve workflow reads them)
         print(json.dumps(result.__dict__, default=str))
@@ -50,44 +58,81 @@ def _sample(args: argparse.Namespace, _extra: list[str]) -> int:
 
 def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.finetune import curate_runs
+    from pytest_autoevolve.loops.pairs import curate_pairs
+    from pytest_autoevolve.loops.project import WORK_DIR, project_catalog
+    from pytest_autoevolve.run.results import git_commit
 
-    root = Path.cwd()
-    dataset = curate_runs(root, [Path(r) for r in args.runs], args.model or "")
+    root, runs = Path.cwd(), [Path(r) for r in args.runs]
+    if args.pairs:
+        pairs = curate_pairs(
+            runs, project_catalog(root), root / WORK_DIR / "pairs", model_spec=args.model, git_commit=git_commit(root)
+        )
+        shown = pairs.path.relative_to(root) if pairs.path.is_relative_to(root) else pairs.path
+        print(f"{pairs.train} preference pairs ({pairs.val} val) written to {shown}")
+        return 0
+    dataset = curate_runs(root, runs, args.model or "")
     print(f"dataset written to {dataset.relative_to(root) if dataset.is_relative_to(root) else dataset}")
     return 0
 
 
 def _train(args: argparse.Namespace, _extra: list[str]) -> int:
-    from pytest_autoevolve.loops.finetune import base_of
-    from pytest_autoevolve.loops.lora import LoraSettings, next_version, train_lora
-    from pytest_autoevolve.loops.project import WORK_DIR, incumbent_of, update_config
-
-    root, dataset = Path.cwd(), Path(args.dataset)
+    root = Path.cwd()
+    if args.backend == "lora" and args.method == "grpo":
+        return _train_local(args, root, root)
+    dataset = Path(args.dataset or ".")
     if not (dataset / "train.jsonl").is_file():
-        raise CommandError(f"{dataset} holds no train.jsonl: curate a dataset first (autoevolve finetune curate)")
-    if args.backend == "openai":
+        how = "curate pairs first (autoevolve finetune curate RUN --pairs)" if args.method == "dpo" else ""
+        how = how or "curate a dataset first (autoevolve finetune curate RUN)"
+        raise CommandError(f"{args.dataset or 'no dataset given'}: no train.jsonl there: {how}")
+    if args.backend != "lora":
         return _submit(args, root, dataset)
+    return _train_local(args, root, dataset)
+
+
+def _train_local(args: argparse.Namespace, root: Path, data: Path) -> int:
+    """LoRA-train here (or in ``--processes`` processes); the new adapter becomes the candidate."""
+    from pytest_autoevolve.loops.project import WORK_DIR, incumbent_of, update_config
+    from pytest_autoevolve.loops.training import Job, base_of, next_version, train
+    from pytest_autoevolve.loops.training.options import settings_of
+
     base, prefix = base_of(args.base or incumbent_of(root))
     out = Path(args.out) if args.out else next_version(root / WORK_DIR / "models")
-    settings = LoraSettings(epochs=args.epochs, learning_rate=args.lr, r=args.r, seed=args.seed)
-    manifest = train_lora(base, dataset, out, settings, base_name=prefix)
+    manifest = train(Job(args.method, data, base, out, prefix, settings_of(args)), processes=args.processes)
     shown = out.relative_to(root) if out.is_relative_to(root) else out
-    candidate = f"{prefix}+adapter={shown}"
-    print(f"adapter written to {shown}; final loss {manifest['loss_per_epoch'][-1]:.3g}")
-    _changed(update_config(root, {"candidate": candidate}))
+    losses = manifest["curves"].get("loss") or [float("nan")]
+    print(f"adapter written to {shown} ({args.method}, {manifest['steps']} steps); final loss {losses[-1]:.3g}")
+    _changed(update_config(root, {"candidate": f"{prefix}+adapter={shown}"}))
     return 0
 
 
 def _submit(args: argparse.Namespace, root: Path, dataset: Path) -> int:
-    from pytest_autoevolve.loops.hosted import submit_fine_tune
-    from pytest_autoevolve.loops.project import update_config
+    """Fine-tune on OpenAI or Azure OpenAI; the new model (on Azure: its ``--deployment``) becomes the candidate."""
+    from pytest_autoevolve.loops.hosted import AzureTarget, submit_fine_tune
+    from pytest_autoevolve.loops.project import CONFIG_FILE, update_config
+    from pytest_autoevolve.settings import load_settings
 
     if not args.base:
-        raise CommandError("--backend openai needs --base MODEL (the hosted model to fine-tune)")
+        raise CommandError(f"--backend {args.backend} needs --base MODEL (the hosted model to fine-tune)")
+    method = {"sft": "supervised", "dpo": "dpo"}.get(args.method)
+    if method is None:
+        raise CommandError(f"--backend {args.backend} trains with --method sft or dpo, not {args.method}")
+    azure = None
+    if args.backend == "azure":
+        settings = load_settings(root)
+        given = {"endpoint": args.azure_endpoint, "api_version": args.api_version}
+        azure = AzureTarget.of(settings.incumbent, settings.models, **given)
     val = dataset / "val.jsonl"
-    job = submit_fine_tune(dataset / "train.jsonl", val if val.is_file() else None, args.base, suffix=args.suffix)
+    files = (dataset / "train.jsonl", val if val.is_file() else None)
+    job = submit_fine_tune(*files, args.base, method=method, suffix=args.suffix, azure=azure)
     print(f"job {job.job_id} {job.status}: model {job.fine_tuned_model}")
-    _changed(update_config(root, {"candidate": f"openai:{job.fine_tuned_model}"}))
+    if azure is None:
+        _changed(update_config(root, {"candidate": f"openai:{job.fine_tuned_model}"}))
+    elif args.deployment:
+        _changed(update_config(root, {"candidate": azure.candidate(args.deployment)}))
+    else:
+        mapping = json.dumps(azure.candidate("DEPLOYMENT"))
+        print(f"deploy {job.fine_tuned_model} on the resource, then gate it with candidate: {mapping} in {CONFIG_FILE}")
+        _changed([])
     return 0
 
 
@@ -118,9 +163,12 @@ def _rollback(args: argparse.Namespace, _extra: list[str]) -> int:
     return 0
 
 
-def _sampling(parser: argparse.ArgumentParser) -> None:
+def _sampling(parser: argparse.ArgumentParser, temperature: float | None = 1.0) -> None:
     parser.add_argument("--k", type=int, default=8, help="samples per train scenario (default 8)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    shown = "1.0; 0.5 with --method dpo" if temperature is None else f"{temperature}"
+    parser.add_argument(
+        "--temperature", type=float, default=temperature, help=f"sampling temperature (default {shown})"
+    )
 
 
 def add_commands(commands: Any) -> None:
@@ -131,7 +179,8 @@ def add_commands(commands: Any) -> None:
         description="Run the fine-tune loop in the repository root (autoevolve.yaml, scenarios/). Only a "
         "promotion changes autoevolve.yaml. Exit 0 when a round promoted (or after --dry-run), 1 when the gate did "
         "not pass, 2 when the loop could not run (too few examples, a model it cannot train), 130 when interrupted.",
-        epilog=f"example: {EXAMPLES['improve']}",
+        epilog=f"examples:\n  {EXAMPLES['improve']}\n  {EXAMPLES['improve-dpo']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     improve.add_argument("--rounds", type=int, default=1, help="rounds; each promotes before the next (default 1)")
     improve.add_argument(
@@ -140,7 +189,11 @@ def add_commands(commands: Any) -> None:
     improve.add_argument(
         "--min-examples", type=int, default=20, metavar="N", help="fewest curated examples to train on (default 20)"
     )
-    _sampling(improve)
+    improve.add_argument("--method", choices=METHODS, default="sft", help="how to train: sft (default), dpo, grpo")
+    improve.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="data-parallel training processes (default 1)"
+    )
+    _sampling(improve, temperature=None)
     improve.set_defaults(handler=_improve)
 
     finetune = commands.add_parser(
@@ -154,26 +207,34 @@ def add_commands(commands: Any) -> None:
     _sampling(step)
     step.set_defaults(handler=_sample)
     step = steps.add_parser(
-        "curate", help="promotable trajectories into a versioned chat dataset", epilog=f"example: {EXAMPLES['curate']}"
+        "curate",
+        help="promotable trajectories into a versioned chat dataset (or preference pairs)",
+        epilog=f"examples:\n  {EXAMPLES['curate']}\n  {EXAMPLES['pairs']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     step.add_argument("runs", nargs="+", help="run folders holding trajectories.jsonl")
     step.add_argument("--model", help="the spec that produced the runs (for the manifest)")
+    step.add_argument(
+        "--pairs", action="store_true", help="preference pairs for dpo (a passing and a failing answer per scenario)"
+    )
     step.set_defaults(handler=_curate)
     step = steps.add_parser(
         "train",
         help="LoRA-train locally, or submit a hosted fine-tune",
-        epilog=f"examples:\n  {EXAMPLES['train']}\n  {EXAMPLES['submit']}",
+        epilog="examples:\n  " + "\n  ".join(EXAMPLES[name] for name in ("train", "dpo", "grpo", "submit")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    step.add_argument("dataset", help="a dataset folder from curate")
-    step.add_argument("--backend", choices=("lora", "openai"), default="lora", help="where to train (default lora)")
+    step.add_argument("dataset", nargs="?", help="a dataset folder from curate (pairs for dpo; none for grpo)")
+    step.add_argument(
+        "--backend", choices=("lora", "openai", "azure"), default="lora", help="where to train (default lora)"
+    )
     step.add_argument("--base", help="base model: the incumbent by default (lora); the hosted model (openai)")
     step.add_argument("--out", help="adapter folder (default: finetune/models/v<N>)")
-    step.add_argument("--epochs", type=int, default=12)
-    step.add_argument("--lr", type=float, default=3e-3)
-    step.add_argument("--r", type=int, default=16, help="LoRA rank")
-    step.add_argument("--seed", type=int, default=0)
+    add_options(step)
     step.add_argument("--suffix", help="hosted model name suffix")
+    step.add_argument("--azure-endpoint", help="azure: the resource (default: the incumbent's, $AZURE_OPENAI_ENDPOINT)")
+    step.add_argument("--api-version", help="azure: the API version (default: the incumbent's, $OPENAI_API_VERSION)")
+    step.add_argument("--deployment", help="azure: the deployment that will serve the new model (the candidate)")
     step.set_defaults(handler=_train)
 
     promote = commands.add_parser(

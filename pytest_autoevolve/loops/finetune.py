@@ -1,4 +1,4 @@
-"""The fine-tune loop: sample the train split, curate, LoRA-train, gate on eval, promote or roll back.
+"""The fine-tune loop: sample the train split, curate, LoRA-train (SFT, DPO or GRPO), gate on eval, promote or not.
 
 Every step runs the plugin's own machinery (a ``pytest --autoevolve`` subprocess), so samples
 and gate runs are ordinary runs with trajectories, summaries and reports. The incumbent and
@@ -19,6 +19,7 @@ from pytest_autoevolve.gate.summary import RunSummary
 from pytest_autoevolve.loops.project import CONFIG_FILE, WORK_DIR, FineTuneError, incumbent_of, project_catalog
 from pytest_autoevolve.loops.promotion import promote
 from pytest_autoevolve.loops.subprocess import run_pytest
+from pytest_autoevolve.loops.training.base import base_of
 from pytest_autoevolve.report.format import pct
 
 if TYPE_CHECKING:
@@ -50,11 +51,17 @@ def gate(root: Path, incumbent: str, candidate: str, artifacts: str = ".autoevol
     return summary
 
 
+DPO_TEMPERATURE = 0.5
+
+"""The sampling temperature of a DPO round unless one is given."""
+
+
 @dataclass
 class RoundResult:
     """What one round of `improve` did."""
 
     round: int
+    method: str = "sft"
     sample_run: str = ""
     dataset: str = ""
     examples: int = 0
@@ -67,22 +74,6 @@ class RoundResult:
     notes: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     """How ``autoevolve.yaml`` changed (only a promotion changes it)."""
-
-
-def base_of(spec: str) -> tuple[Path, str]:
-    """The local base model folder of an incumbent spec and the spec prefix adapters attach to."""
-    from pytest_autoevolve.providers.base import parse_spec
-    from pytest_autoevolve.tiny import TINY_DIR
-
-    parsed = parse_spec(spec)
-    if parsed.provider == "tiny":
-        return TINY_DIR, "tiny"
-    if parsed.provider == "hf":
-        return Path(parsed.target), f"hf:{parsed.target}"
-    raise FineTuneError(
-        f"local LoRA training needs a tiny or hf: base, got {spec!r}: pass --base hf:PATH, "
-        "or --backend openai --base MODEL for a hosted fine-tune"
-    )
 
 
 def training_base(incumbent: str, dataset: str) -> tuple[Path, str]:
@@ -127,28 +118,47 @@ def improve(
     rounds: int = 1,
     dry_run: bool = False,
     k: int = 8,
-    temperature: float = 1.0,
+    temperature: float | None = None,
     min_examples: int = 20,
+    method: str = "sft",
+    processes: int = 1,
     progress: Callable[[str], None] = print,
 ) -> list[RoundResult]:
-    """Sample, curate, train, gate and promote when the gate passes, ``rounds`` times.
+    """Sample, curate, train with ``method``, gate and promote when the gate passes, ``rounds`` times.
 
     Only a promotion changes ``autoevolve.yaml``: the new adapter is gated by its spec. Too few
     examples is a `FineTuneError` saying what to add (a dry run notes it and stops instead).
+    GRPO samples while it trains, so its rounds start with training on the train split's prompts.
+    The sampling ``temperature`` is 1.0 by default, 0.5 for DPO (its rejected answers are then the
+    mistakes the model makes near its greedy answer, which the gate sees).
     """
+    from pytest_autoevolve.loops.training.launch import check_processes
+
+    if processes > 1:
+        check_processes(processes)  # before minutes of sampling
+    temperature = temperature if temperature is not None else DPO_TEMPERATURE if method == "dpo" else 1.0
     results: list[RoundResult] = []
     runs: list[Path] = []
     for number in range(1, rounds + 1):
-        started, result = time.perf_counter(), RoundResult(number)
+        started, result = time.perf_counter(), RoundResult(number, method)
         say = functools.partial(_prefixed, progress, f"round {number}: ")
         incumbent = incumbent_of(root)
-        say(f"sampling {incumbent} x{k} per train scenario at temperature {temperature:g}")
-        runs.append(sample(root, incumbent, k=k, temperature=temperature))
-        result.sample_run = _relative(root, runs[-1])
         results.append(result)
-        if not _curated(root, runs, incumbent, result, dry_run=dry_run, k=k, min_examples=min_examples, say=say):
-            break
-        _train_gate_promote(root, incumbent, result, say)
+        if method == "grpo":  # GRPO samples while it trains: no sampling run, nothing to curate
+            if dry_run:
+                result.notes.append("dry run: stopped before training")
+                say(
+                    "dry run: GRPO samples while it trains, so there is nothing to curate; autoevolve.yaml is unchanged"
+                )
+                break
+        else:
+            say(f"sampling {incumbent} x{k} per train scenario at temperature {temperature:g}")
+            runs.append(sample(root, incumbent, k=k, temperature=temperature))
+            result.sample_run = _relative(root, runs[-1])
+            curate = _curated_pairs if method == "dpo" else _curated
+            if not curate(root, runs, incumbent, result, dry_run=dry_run, k=k, min_examples=min_examples, say=say):
+                break
+        _train_gate_promote(root, incumbent, result, say, processes)
         result.seconds = round(time.perf_counter() - started, 1)
         if not result.promoted:
             break
@@ -190,13 +200,50 @@ def _curated(
     return not dry_run
 
 
-def _train_gate_promote(root: Path, incumbent: str, result: RoundResult, say: Callable[[str], None]) -> None:
-    """Train an adapter on the round's dataset, gate it by its spec, and promote it when the gate passes."""
-    from pytest_autoevolve.loops.lora import next_version, train_lora
+def _curated_pairs(
+    root: Path,
+    runs: list[Path],
+    incumbent: str,
+    result: RoundResult,
+    *,
+    dry_run: bool,
+    k: int,
+    min_examples: int,
+    say: Callable[[str], None],
+) -> bool:
+    """Curate the runs' preference pairs; whether to go on and train (never in a dry run)."""
+    from pytest_autoevolve.loops.pairs import curate_pairs
+    from pytest_autoevolve.run.results import git_commit
 
-    base, prefix = training_base(incumbent, result.dataset)
+    pairs = curate_pairs(
+        runs,
+        project_catalog(root),
+        root / WORK_DIR / "pairs",
+        min_pairs=min_examples,
+        per_scenario=k,
+        model_spec=incumbent,
+        git_commit=git_commit(root),
+    )
+    result.dataset, result.examples = _relative(root, pairs.path), pairs.train
+    say(f"curated {pairs.train} preference pairs ({pairs.val} val) into {result.dataset}")
+    if dry_run:
+        result.notes.append("dry run: stopped before training")
+        say("dry run: stopped before training; autoevolve.yaml is unchanged")
+    return not dry_run
+
+
+def _train_gate_promote(
+    root: Path, incumbent: str, result: RoundResult, say: Callable[[str], None], processes: int = 1
+) -> None:
+    """Train an adapter on the round's data, gate it by its spec, and promote it when the gate passes."""
+    from pytest_autoevolve.loops.training import Job, next_version, train
+    from pytest_autoevolve.loops.training.options import DEFAULTS
+
+    base, prefix = training_base(incumbent, result.dataset or "the train split")
     model_dir = next_version(root / WORK_DIR / "models")
-    train_lora(base, root / result.dataset, model_dir, progress=say, base_name=prefix)
+    data = root / result.dataset if result.dataset else root
+    say(f"training {result.method} on {result.dataset or 'the train split'} in {processes} process(es)")
+    train(Job(result.method, data, base, model_dir, prefix, DEFAULTS[result.method]), processes=processes, say=say)
     result.model = _relative(root, model_dir)
     result.candidate = f"{prefix}+adapter={result.model}"
     say(f"gating {result.candidate} against {incumbent} on the eval split")
@@ -253,13 +300,17 @@ class FineTuneLoop:
         """A versioned dataset folder from the runs' promotable trajectories."""
         return curate_runs(self.root, runs, spec, **options)
 
-    def train(self, dataset: Path, base: str = "tiny", **settings: Any) -> str:
-        """LoRA-train on ``dataset``; the candidate spec of the new adapter."""
-        from pytest_autoevolve.loops.lora import LoraSettings, next_version, train_lora
+    def train(self, dataset: Path, base: str = "tiny", method: str = "sft", **settings: Any) -> str:
+        """LoRA-train on ``dataset`` (pairs for dpo; the project for grpo); the candidate spec of the new adapter."""
+        import dataclasses
+
+        from pytest_autoevolve.loops.training import Job, next_version, train
+        from pytest_autoevolve.loops.training.options import DEFAULTS
 
         folder, prefix = base_of(base)
         out = next_version(self.root / WORK_DIR / "models")
-        train_lora(folder, dataset, out, LoraSettings(**settings), progress=lambda _: None, base_name=prefix)
+        job = Job(method, dataset, folder, out, prefix, dataclasses.replace(DEFAULTS[method], **settings))
+        train(job, say=lambda _: None)
         return f"{prefix}+adapter={out.relative_to(self.root)}"
 
     def gate(self, incumbent: str, candidate: str) -> dict[str, Any]:

@@ -1,25 +1,39 @@
-"""A local server of the OpenAI Files and Fine-tuning APIs for tests, with scripted job lifecycles.
+"""A local server of the OpenAI (or Azure OpenAI) Files and Fine-tuning APIs for tests, with scripted job lifecycles.
 
 Real HTTP on 127.0.0.1 (``ThreadingHTTPServer`` in a thread), the JSON shapes the ``openai`` client
-parses, and the checks the real service makes:
+parses, and the checks the real service makes (paths shown for OpenAI; with ``azure=True`` see below):
 
 - ``POST /v1/files`` (multipart ``file`` and ``purpose``): a ``fine-tune`` file must be ``.jsonl`` whose
   every line is a chat example (``messages`` with valid roles and contents, at least one assistant
-  turn); anything else is a 400 ``invalid_request_error`` naming the line. ``GET /v1/files/{id}`` and
-  ``GET /v1/files/{id}/content`` serve what was stored.
-- ``POST /v1/fine_tuning/jobs``: a known base model (or an ``ft:`` model of a succeeded job), existing
-  ``fine-tune`` files, a supervised method with known hyperparameters, a suffix of at most 64 characters.
+  turn), or every line a preference example (``input.messages``, ``preferred_output`` and
+  ``non_preferred_output`` assistant messages); anything else is a 400 ``invalid_request_error`` naming
+  the line. ``GET /v1/files/{id}`` and ``GET /v1/files/{id}/content`` serve what was stored.
+- ``POST /v1/fine_tuning/jobs``: a known base model (or the model of a succeeded job), existing
+  ``fine-tune`` files, a ``supervised`` or ``dpo`` method with its known hyperparameters (``beta`` for DPO), a
+  suffix of at most 64 characters, metadata of at most 16 string pairs. A file of the wrong kind for the
+  method (chat for DPO, preference for supervised) fails validation. ``closed=True``: a service that takes no
+  new jobs (403).
 - ``GET /v1/fine_tuning/jobs/{id}`` advances the job one status per poll along its `JobScript`:
   ``validating_files`` → ``queued`` → ``running`` → ``succeeded`` (``fine_tuned_model``
   ``ft:<base>:<suffix>:<id>``, ``trained_tokens`` counted from the file times the epochs) or a scripted
   ``failed`` (``error`` ``{code, message, param}``) or ``cancelled``; ``stall`` stays ``running``. A
   training file with fewer than ``min_examples`` examples fails validation, as on the real service.
 - ``GET /v1/fine_tuning/jobs/{id}/events`` lists events newest first, paged by ``after`` and ``limit``;
-  ``POST /v1/fine_tuning/jobs/{id}/cancel`` cancels a job that has not ended; ``GET /v1/fine_tuning/jobs``.
+  ``POST /v1/fine_tuning/jobs/{id}/cancel`` cancels a job that has not ended; ``GET /v1/fine_tuning/jobs``
+  lists jobs newest first, paged by ``after`` and ``limit``.
 
 Every request needs a bearer key; with ``api_key`` set, another key is a 401 that echoes the key in full
 (the real service masks most of it), so tests can check that the client side redacts it. `inject` makes
-the next matching requests answer with scripted errors. Every request is kept in ``requests``.
+the next matching requests answer with scripted errors, instead of being served or (``handled=True``) after
+being served: an answer lost after the work was done. Every request is kept in ``requests``.
+
+Azure OpenAI (``azure=True``; the endpoint is ``server.root``): the same API under ``/openai/...`` with an
+``api-version`` query parameter (missing: 400 ``MissingApiVersionParameter``; unknown: 404 ``Resource not
+found``, as Azure answers), the key in an ``api-key`` header (Azure's 401 otherwise), ``/openai/deployments/...``
+serving no fine-tuning (404), files imported a while (``pending``, then ``processed`` on the next read; a job on
+a file not yet processed is a 400), Azure's base model names, fine-tuned models named
+``<base>.ft-<job hex>[-<suffix>]``, and ``method`` (hence DPO) and ``metadata`` only from
+`AZURE_METHOD_VERSIONS` on: an older version refuses them as unrecognized arguments.
 """
 
 from __future__ import annotations
@@ -49,9 +63,28 @@ DEFAULT_MODELS = (
     "babbage-002",
     "davinci-002",
 )
+AZURE_MODELS = (
+    "gpt-4o-mini-2024-07-18",
+    "gpt-4o-2024-08-06",
+    "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano-2025-04-14",
+    "gpt-35-turbo-0125",
+)
+AZURE_API_VERSIONS = ("2024-10-21", "2025-02-01-preview", "2025-04-01-preview")
+AZURE_METHOD_VERSIONS = ("2025-02-01-preview", "2025-04-01-preview")
+"""The API versions that take ``method`` (supervised or dpo) and ``metadata``; older ones refuse those arguments."""
+AZURE_UNAUTHORIZED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an "
+    "active subscription and use a correct regional API endpoint for your resource."
+)
+CLOSED_MESSAGE = "Fine-tuning is no longer available: new fine-tuning jobs can no longer be created."
 ROLES = ("system", "developer", "user", "assistant", "tool")
-HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
-AUTO_RESOLVED = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
+HYPERPARAMETERS = {
+    "supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
+    "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"),
+}
+AUTO_RESOLVED = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8, "beta": 0.1}
 """What ``auto`` (or an absent hyperparameter) becomes when the job starts running."""
 TOKEN = re.compile(r"\w+|[^\w\s]")
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -59,9 +92,10 @@ SUFFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def example_tokens(example: dict[str, Any]) -> int:
-    """The tokens one chat example counts for: a rough word/punctuation count plus a per-message overhead."""
+    """The tokens one chat or preference example counts for: a rough word/punctuation count plus a per-message
+    overhead."""
     total = 0
-    for message in example["messages"]:
+    for message in _messages(example):
         text = message.get("content") or ""
         if isinstance(text, list):
             text = " ".join(str(p.get("text", "")) for p in text if isinstance(p, dict))
@@ -69,6 +103,13 @@ def example_tokens(example: dict[str, Any]) -> int:
         for call in message.get("tool_calls") or []:
             total += len(TOKEN.findall(json.dumps(call.get("function", {}))))
     return total
+
+
+def _messages(example: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every message of a chat example, or of a preference example's input and both outputs."""
+    if "messages" in example:
+        return list(example["messages"])
+    return [*example["input"]["messages"], *example["preferred_output"], *example["non_preferred_output"]]
 
 
 @dataclass
@@ -109,6 +150,9 @@ class StoredFile:
     content: bytes
     created_at: int
     examples: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "chat"
+    """``chat`` or ``preference``: the format of every example."""
+    status: str = "processed"
 
     def record(self) -> dict[str, Any]:
         """The ``file`` object."""
@@ -120,7 +164,7 @@ class StoredFile:
             "bytes": len(self.content),
             "created_at": self.created_at,
             "expires_at": None,
-            "status": "processed",
+            "status": self.status,
             "status_details": None,
         }
 
@@ -146,27 +190,40 @@ class FakeFineTune(LocalServer):
         self,
         script: JobScript | None = None,
         *,
-        models: Sequence[str] = DEFAULT_MODELS,
+        models: Sequence[str] | None = None,
         api_key: str | None = None,
         min_examples: int = 10,
         organization: str = "org-fake",
+        azure: bool = False,
+        closed: bool = False,
     ) -> None:
         self.script = script or JobScript()
-        self.models = list(models)
+        self.azure = azure
+        self.models = list(models or (AZURE_MODELS if azure else DEFAULT_MODELS))
         self.api_key = api_key
         self.min_examples = min_examples
         self.organization = organization
+        self.closed = closed
+        """Take no new jobs: every creation is a 403."""
         self.requests: list[Request] = []
         self.files: dict[str, StoredFile] = {}
         self.jobs: dict[str, Job] = {}
-        self._faults: list[tuple[str, re.Pattern[str], list[Answer]]] = []
+        self._faults: list[tuple[str, re.Pattern[str], list[Answer], bool]] = []
         self._lock = threading.RLock()
         self._serve(self._handler(), "fake-finetune")
 
-    def inject(self, method: str, path: str, *answers: Answer) -> None:
-        """The next requests of ``method`` whose path matches the regex ``path`` get ``answers``, in order."""
+    @property
+    def endpoint(self) -> str:
+        """The Azure OpenAI endpoint: ``http://127.0.0.1:PORT`` (the API lives under ``/openai``)."""
+        return self.root
+
+    def inject(self, method: str, path: str, *answers: Answer, handled: bool = False) -> None:
+        """The next requests of ``method`` whose path matches the regex ``path`` get ``answers``, in order.
+
+        ``handled``: each such request is served first (a job is created, ...), then its answer is replaced.
+        """
         with self._lock:
-            self._faults.append((method.upper(), re.compile(path), list(answers)))
+            self._faults.append((method.upper(), re.compile(path), list(answers), handled))
 
     def routed(self, method: str, path: str) -> list[Request]:
         """The requests of ``method`` whose path fully matches the regex ``path``."""
@@ -180,31 +237,65 @@ class FakeFineTune(LocalServer):
         """Answer one request (after recording it)."""
         with self._lock:
             self.requests.append(request)
-            for method, pattern, answers in self._faults:
+            fault: Answer | None = None
+            for method, pattern, answers, handled in self._faults:
                 if method == request.method and answers and pattern.search(request.path):
-                    return answers.pop(0)
-            refused = self._authenticate(request)
-            if refused is not None:
-                return refused
-            route = request.path.rstrip("/")
-            if request.method == "POST" and route == "/v1/files":
-                return self._upload(request, raw, content_type)
-            if request.method == "GET" and (match := re.fullmatch(r"/v1/files/([^/]+)(/content)?", route)):
-                return self._file(match.group(1), bool(match.group(2)))
-            if request.method == "POST" and route == "/v1/fine_tuning/jobs":
-                return self._create(request.body)
-            if request.method == "GET" and route == "/v1/fine_tuning/jobs":
-                jobs = sorted(self.jobs.values(), key=lambda j: j.record["created_at"], reverse=True)
-                return Answer(body={"object": "list", "data": [dict(j.record) for j in jobs], "has_more": False})
-            if request.method == "GET" and (match := re.fullmatch(r"/v1/fine_tuning/jobs/([^/]+)", route)):
-                return self._retrieve(match.group(1))
-            if request.method == "GET" and (match := re.fullmatch(r"/v1/fine_tuning/jobs/([^/]+)/events", route)):
-                return self._events(match.group(1), request.query)
-            if request.method == "POST" and (match := re.fullmatch(r"/v1/fine_tuning/jobs/([^/]+)/cancel", route)):
-                return self._cancel(match.group(1))
-            return error(404, f"Invalid URL ({request.method} {request.path})", kind="invalid_request_error")
+                    fault = answers.pop(0)
+                    if not handled:
+                        return fault
+                    break
+            answer = self._serve_request(request, raw, content_type)
+            return fault or answer
+
+    def _serve_request(self, request: Request, raw: bytes, content_type: str) -> Answer:
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        route, refused = self._route(request)
+        if refused is not None:
+            return refused
+        if request.method == "POST" and route == "/files":
+            return self._upload(request, raw, content_type)
+        if request.method == "GET" and (match := re.fullmatch(r"/files/([^/]+)(/content)?", route)):
+            return self._file(match.group(1), bool(match.group(2)))
+        if request.method == "POST" and route == "/fine_tuning/jobs":
+            return self._create(request.body, request.query)
+        if request.method == "GET" and route == "/fine_tuning/jobs":
+            return self._list(request.query)
+        if request.method == "GET" and (match := re.fullmatch(r"/fine_tuning/jobs/([^/]+)", route)):
+            return self._retrieve(match.group(1))
+        if request.method == "GET" and (match := re.fullmatch(r"/fine_tuning/jobs/([^/]+)/events", route)):
+            return self._events(match.group(1), request.query)
+        if request.method == "POST" and (match := re.fullmatch(r"/fine_tuning/jobs/([^/]+)/cancel", route)):
+            return self._cancel(match.group(1))
+        return self._not_found(request)
+
+    def _route(self, request: Request) -> tuple[str, Answer | None]:
+        """The path after the API's prefix (``/v1`` or ``/openai``), or the answer to a request outside it."""
+        path = request.path.rstrip("/")
+        prefix = "/openai" if self.azure else "/v1"
+        if not path.startswith(prefix + "/") or path.startswith("/openai/deployments/"):
+            return "", self._not_found(request)
+        if self.azure:
+            version = request.query.get("api-version", [""])[0]
+            if not version:
+                message = "The api-version query parameter (?api-version=) is required for all requests."
+                return "", _error(400, message, None, "MissingApiVersionParameter")
+            if version not in AZURE_API_VERSIONS:
+                return "", _azure_not_found()
+        return path.removeprefix(prefix), None
+
+    def _not_found(self, request: Request) -> Answer:
+        if self.azure:
+            return _azure_not_found()
+        return error(404, f"Invalid URL ({request.method} {request.path})", kind="invalid_request_error")
 
     def _authenticate(self, request: Request) -> Answer | None:
+        if self.azure:
+            key = request.headers.get("api-key", "")
+            if not key or (self.api_key is not None and key != self.api_key):
+                return _error(401, AZURE_UNAUTHORIZED, None, "401")
+            return None
         header = request.headers.get("authorization", "")
         key = header[7:] if header.lower().startswith("bearer ") else ""
         if not key:
@@ -243,16 +334,18 @@ class FakeFineTune(LocalServer):
         if purpose_text not in allowed:
             return _error(400, f"'{purpose_text}' is not one of {list(allowed)} - 'purpose'", "purpose", None)
         examples: list[dict[str, Any]] = []
+        kind = "chat"
         if purpose_text == "fine-tune":
             if not filename.endswith(".jsonl"):
                 return _error(
                     400, "Invalid file format for Fine-Tuning API. Must be .jsonl", "file", "invalid_file_format"
                 )
             try:
-                examples = _chat_examples(content)
+                kind, examples = _examples(content)
             except ValueError as exc:
                 return _error(400, f"Invalid file format for Fine-Tuning API. {exc}", "file", "invalid_file_format")
-        stored = StoredFile(f"file-{_hex()}", filename, purpose_text, content, int(time.time()), examples)
+        status = "pending" if self.azure else "processed"  # Azure imports a file a while
+        stored = StoredFile(self._id("file"), filename, purpose_text, content, int(time.time()), examples, kind, status)
         self.files[stored.id] = stored
         return Answer(body=stored.record())
 
@@ -260,11 +353,19 @@ class FakeFineTune(LocalServer):
         stored = self.files.get(file_id)
         if stored is None:
             return _error(404, f"No such File object: {file_id}", "id", None)
-        return Answer(body=stored.content) if content else Answer(body=stored.record())
+        answer = Answer(body=stored.content) if content else Answer(body=stored.record())
+        stored.status = "processed"
+        return answer
 
-    def _create(self, body: Any) -> Answer:
+    def _create(self, body: Any, query: dict[str, list[str]]) -> Answer:
+        if self.closed:
+            return _error(403, CLOSED_MESSAGE, None, "fine_tuning_unavailable")
         if not isinstance(body, dict):
             return _error(400, "The request body is not a JSON object.", None, None)
+        if self.azure and query["api-version"][0] not in AZURE_METHOD_VERSIONS:
+            for name in ("method", "metadata"):
+                if name in body:
+                    return _error(400, f"Unrecognized request argument supplied: {name}", None, "invalidPayload")
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _error(400, "Missing required parameter: 'model'.", "model", None)
@@ -285,28 +386,37 @@ class FakeFineTune(LocalServer):
                 return _error(400, f"invalid {name}: {file_id}", name, None)
             if stored.purpose != "fine-tune":
                 return _error(400, f"File {file_id} has purpose {stored.purpose!r}, not 'fine-tune'.", name, None)
+            if stored.status != "processed":
+                return _error(400, f"File {file_id} is not ready yet: its status is {stored.status}.", name, None)
             files[name] = stored
         suffix = body.get("suffix")
         if suffix is not None and (not isinstance(suffix, str) or not SUFFIX.match(suffix)):
             return _error(400, "suffix must be 1 to 64 letters, digits, '-' or '_'.", "suffix", None)
+        metadata = body.get("metadata")
+        if metadata is not None and (
+            not isinstance(metadata, dict)
+            or len(metadata) > 16
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+        ):
+            return _error(400, "metadata is at most 16 string keys with string values.", "metadata", None)
         method = body.get("method") or {"type": "supervised"}
-        if not isinstance(method, dict) or method.get("type") != "supervised":
-            kind = method.get("type") if isinstance(method, dict) else method
-            return _error(400, f"This server supports the supervised method only, got {kind!r}.", "method", None)
-        supervised = method.get("supervised") or {}
-        hyper = dict(body.get("hyperparameters") or {}) | dict(supervised.get("hyperparameters") or {})
+        kind = method.get("type") if isinstance(method, dict) else method
+        if not isinstance(method, dict) or kind not in HYPERPARAMETERS:
+            return _error(400, f"Invalid value for 'method.type': {kind!r}.", "method.type", None)
+        given = method.get(kind) or {}
+        hyper = dict(body.get("hyperparameters") or {}) | dict(given.get("hyperparameters") or {})
         for name, value in hyper.items():
-            if name not in HYPERPARAMETERS:
+            if name not in HYPERPARAMETERS[kind]:
                 return _error(
                     400,
-                    f"Unknown parameter: 'method.supervised.hyperparameters.{name}'.",
-                    f"method.supervised.hyperparameters.{name}",
+                    f"Unknown parameter: 'method.{kind}.hyperparameters.{name}'.",
+                    f"method.{kind}.hyperparameters.{name}",
                     "unknown_parameter",
                 )
             if value != "auto" and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 return _error(400, f"Invalid value for {name}: {value!r}", f"hyperparameters.{name}", None)
-        hyper = {name: hyper.get(name, "auto") for name in HYPERPARAMETERS}
-        job_id = f"ftjob-{_hex()}"
+        hyper = {name: hyper.get(name, "auto") for name in HYPERPARAMETERS[kind]}
+        job_id = self._id("ftjob")
         record = {
             "object": "fine_tuning.job",
             "id": job_id,
@@ -326,12 +436,22 @@ class FakeFineTune(LocalServer):
             "seed": body.get("seed") or 42,
             "estimated_finish": None,
             "integrations": [],
-            "metadata": body.get("metadata"),
-            "method": {"type": "supervised", "supervised": {"hyperparameters": dict(hyper)}},
+            "metadata": metadata,
+            "method": {"type": kind, kind: {"hyperparameters": dict(hyper)}},
         }
         job = Job(record, self.script.plan(), self.script, requested=dict(body))
         training = files["training_file"]
-        if len(training.examples) < self.min_examples:
+        wanted = "preference" if kind == "dpo" else "chat"
+        if any(stored.kind != wanted for stored in files.values()):
+            job.plan = ["failed"]
+            job.script = JobScript(
+                "failed",
+                fail_in="validating_files",
+                error_code="invalid_training_file",
+                error_param="training_file",
+                error_message=f"The {kind} method needs {wanted} examples; the file holds {training.kind} examples.",
+            )
+        elif len(training.examples) < self.min_examples:
             job.plan = ["failed"]
             job.script = JobScript(
                 "failed",
@@ -372,17 +492,17 @@ class FakeFineTune(LocalServer):
         elif status == "running":
             resolved = {k: (AUTO_RESOLVED[k] if v == "auto" else v) for k, v in record["hyperparameters"].items()}
             record["hyperparameters"] = resolved
-            record["method"]["supervised"]["hyperparameters"] = dict(resolved)
+            kind = record["method"]["type"]
+            record["method"][kind]["hyperparameters"] = dict(resolved)
             self._event(job, "Fine-tuning job started")
             if job.plan:
                 self._step(job)
         elif status == "succeeded":
             tokens = self.trained_tokens(job)
             job.step = self._total_steps(job)
-            short = job.record["id"].removeprefix("ftjob-")[:8]
-            record["fine_tuned_model"] = f"ft:{record['model']}:{record['user_provided_suffix'] or ''}:{short}"
+            record["fine_tuned_model"] = self._model_name(record)
             results = StoredFile(
-                f"file-{_hex()}", "step_metrics.csv", "fine-tune-results", b"step,train_loss\n", int(time.time())
+                self._id("file"), "step_metrics.csv", "fine-tune-results", b"step,train_loss\n", int(time.time())
             )
             self.files[results.id] = results
             record.update(trained_tokens=tokens, finished_at=int(time.time()), result_files=[results.id])
@@ -411,6 +531,27 @@ class FakeFineTune(LocalServer):
                 kind="metrics",
                 data={"step": step, "total_steps": total, "train_loss": loss},
             )
+
+    def _model_name(self, record: dict[str, Any]) -> str:
+        """``ft:<base>:<suffix>:<short id>`` (OpenAI) or ``<base>.ft-<job hex>[-<suffix>]`` (Azure)."""
+        suffix, hexa = record["user_provided_suffix"], record["id"].removeprefix("ftjob-")
+        if self.azure:
+            return f"{record['model']}.ft-{hexa}" + (f"-{suffix}" if suffix else "")
+        return f"ft:{record['model']}:{suffix or ''}:{hexa[:8]}"
+
+    def _id(self, prefix: str) -> str:
+        """A new object id: 24 hex digits after the prefix (OpenAI), 32 (Azure)."""
+        return f"{prefix}-{uuid.uuid4().hex[: 32 if self.azure else 24]}"
+
+    def _list(self, query: dict[str, list[str]]) -> Answer:
+        jobs = [j.record for j in sorted(self.jobs.values(), key=lambda j: j.record["created_at"], reverse=True)]
+        after = query.get("after", [None])[0]
+        if after is not None:
+            ids = [j["id"] for j in jobs]
+            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+        limit = max(1, min(int(query.get("limit", ["20"])[0]), 100))
+        page = [dict(j) for j in jobs[:limit]]
+        return Answer(body={"object": "list", "data": page, "has_more": len(jobs) > limit})
 
     def _total_steps(self, job: Job) -> int:
         hyper = {k: (AUTO_RESOLVED[k] if v == "auto" else v) for k, v in job.record["hyperparameters"].items()}
@@ -457,7 +598,7 @@ class FakeFineTune(LocalServer):
         job.events.append(
             {
                 "object": "fine_tuning.job.event",
-                "id": f"ftevent-{_hex()}",
+                "id": self._id("ftevent"),
                 "created_at": int(time.time()),
                 "level": level,
                 "message": message,
@@ -527,8 +668,8 @@ def _error(status: int, message: str, param: str | None, code: str | None) -> An
     return Answer(status=status, body={"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-def _hex() -> str:
-    return uuid.uuid4().hex[:24]
+def _azure_not_found() -> Answer:
+    return _error(404, "Resource not found", None, "404")
 
 
 def _multipart(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
@@ -560,13 +701,15 @@ def _multipart(raw: bytes, content_type: str) -> dict[str, tuple[str | None, byt
     return fields
 
 
-def _chat_examples(content: bytes) -> list[dict[str, Any]]:
-    """Each line of a chat fine-tuning file, checked as the service checks it; `ValueError` names the line."""
+def _examples(content: bytes) -> tuple[str, list[dict[str, Any]]]:
+    """A fine-tuning file's kind (``chat`` or ``preference``, from its first line) and its examples, each line
+    checked as the service checks it; `ValueError` names the line."""
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"The file is not UTF-8: {exc}") from None
-    examples = []
+    examples: list[dict[str, Any]] = []
+    kind = "chat"
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -575,32 +718,59 @@ def _chat_examples(content: bytes) -> list[dict[str, Any]]:
             example = json.loads(line)
         except ValueError:
             raise ValueError(f"{where} is not valid JSON.") from None
-        if not isinstance(example, dict) or not isinstance(example.get("messages"), list) or not example["messages"]:
-            raise ValueError(f"{where}, key 'messages': every example needs a non-empty list of messages.")
-        tools = example.get("tools")
-        if tools is not None and not isinstance(tools, list):
-            raise ValueError(f"{where}, key 'tools': must be a list.")
-        for position, message in enumerate(example["messages"], 1):
-            at = f"{where}, message {position}"
-            if not isinstance(message, dict):
-                raise ValueError(f"{at}: a message is an object.")
-            if message.get("role") not in ROLES:
-                raise ValueError(f"{at}: invalid role {message.get('role')!r}; expected one of {list(ROLES)}.")
-            content_value = message.get("content")
-            calls = message.get("tool_calls")
-            if content_value is None and not (message["role"] == "assistant" and calls):
-                raise ValueError(f"{at}: missing 'content'.")
-            if content_value is not None and not isinstance(content_value, str | list):
-                raise ValueError(f"{at}, key 'content': must be a string or a list of content parts.")
-            if calls is not None and (message["role"] != "assistant" or not isinstance(calls, list)):
-                raise ValueError(f"{at}, key 'tool_calls': only assistant messages have a list of tool calls.")
-            if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), str):
-                raise ValueError(f"{at}: a tool message needs a 'tool_call_id'.")
-            if "weight" in message and message["weight"] not in (0, 1):
-                raise ValueError(f"{at}, key 'weight': must be 0 or 1.")
-        if not any(m["role"] == "assistant" for m in example["messages"]):
-            raise ValueError(f"{where}: every example needs at least one assistant message.")
+        if not examples and isinstance(example, dict) and "input" in example and "messages" not in example:
+            kind = "preference"
+        if kind == "preference":
+            _check_preference(example, where)
+        else:
+            _check_chat(example, where)
         examples.append(example)
     if not examples:
         raise ValueError("The file has no examples.")
-    return examples
+    return kind, examples
+
+
+def _check_chat(example: Any, where: str) -> None:
+    if not isinstance(example, dict) or not isinstance(example.get("messages"), list) or not example["messages"]:
+        raise ValueError(f"{where}, key 'messages': every example needs a non-empty list of messages.")
+    tools = example.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise ValueError(f"{where}, key 'tools': must be a list.")
+    _check_messages(example["messages"], where)
+    if not any(m["role"] == "assistant" for m in example["messages"]):
+        raise ValueError(f"{where}: every example needs at least one assistant message.")
+
+
+def _check_preference(example: Any, where: str) -> None:
+    given = example.get("input") if isinstance(example, dict) else None
+    if not isinstance(given, dict) or not isinstance(given.get("messages"), list) or not given["messages"]:
+        raise ValueError(f"{where}, key 'input.messages': every preference example needs a non-empty list of messages.")
+    _check_messages(given["messages"], where)
+    for key in ("preferred_output", "non_preferred_output"):
+        output = example.get(key)
+        if not isinstance(output, list) or len(output) != 1:
+            raise ValueError(f"{where}, key '{key}': must be a list of exactly one assistant message.")
+        _check_messages(output, f"{where}, key '{key}'")
+        if output[0]["role"] != "assistant":
+            raise ValueError(f"{where}, key '{key}': the output is an assistant message.")
+
+
+def _check_messages(messages: list[Any], where: str) -> None:
+    for position, message in enumerate(messages, 1):
+        at = f"{where}, message {position}"
+        if not isinstance(message, dict):
+            raise ValueError(f"{at}: a message is an object.")
+        if message.get("role") not in ROLES:
+            raise ValueError(f"{at}: invalid role {message.get('role')!r}; expected one of {list(ROLES)}.")
+        content_value = message.get("content")
+        calls = message.get("tool_calls")
+        if content_value is None and not (message["role"] == "assistant" and calls):
+            raise ValueError(f"{at}: missing 'content'.")
+        if content_value is not None and not isinstance(content_value, str | list):
+            raise ValueError(f"{at}, key 'content': must be a string or a list of content parts.")
+        if calls is not None and (message["role"] != "assistant" or not isinstance(calls, list)):
+            raise ValueError(f"{at}, key 'tool_calls': only assistant messages have a list of tool calls.")
+        if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise ValueError(f"{at}: a tool message needs a 'tool_call_id'.")
+        if "weight" in message and message["weight"] not in (0, 1):
+            raise ValueError(f"{at}, key 'weight': must be 0 or 1.")

@@ -1,7 +1,8 @@
 """``pytest -n 2`` against a serial run, on a CPU-bound and an I/O-bound ``python:`` model; shards against one run.
 
-CPU-bound: the model burns about 20 ms of CPU per call, 100 scenarios x 2 roles (2 cores: at most
-2x). I/O-bound: the model waits 50 ms per call, 200 scenarios x 2 roles at
+CPU-bound: the model burns about 20 ms of CPU per call, 200 scenarios x 2 roles = 400 trials (2
+cores: at most 2x), beside plain pytest-xdist on 400 tests of the same 20 ms (the floor xdist
+itself allows). I/O-bound: the model waits 50 ms per call, 200 scenarios x 2 roles at
 ``--autoevolve-concurrency 16``. Shards: the I/O-bound catalog as two ``--autoevolve-shard`` runs,
 one after the other, merged by ``autoevolve report``. Prints the wall times, the ratios, and
 whether each run reached the same verdict and numbers as the serial one.
@@ -35,6 +36,31 @@ def wait(messages):
     return messages[-1]["content"].split()[-1]
 """
 NUMBERS = ("verdict", "n_paired", "p_value", "lift")
+PLAIN_TESTS = """
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(400))
+def test_burn(n):
+    end = time.process_time() + 0.02
+    while time.process_time() < end:
+        sum(range(1000))
+"""
+
+
+def plain_xdist() -> tuple[float, float]:
+    """Wall seconds of plain pytest on 400 tests of 20 ms of CPU: serial, and with ``-n 2``."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "test_burn.py").write_text(PLAIN_TESTS)
+        for extra in ([], ["-n", "2"]):
+            started = time.perf_counter()
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:autoevolve", *extra]
+            subprocess.run(command, cwd=tmp, capture_output=True, check=False)
+            times.append(time.perf_counter() - started)
+    return times[0], times[1]
 
 
 def pytest_run(folder: Path, agent: str, extra: list[str]) -> tuple[float, dict[str, object]]:
@@ -71,7 +97,10 @@ def compare(name: str, serial: tuple[float, dict[str, object]], other: tuple[flo
 
 
 def main() -> None:
-    for agent, scenarios, extra in (("burn", 100, []), ("wait", 200, ["--autoevolve-concurrency", "16"])):
+    serial, parallel = plain_xdist()
+    shown = f"serial {serial:.2f} s, -n 2 {parallel:.2f} s: {serial / parallel:.2f}x"
+    print(f"plain pytest, 400 tests x 20 ms of CPU: {shown}")
+    for agent, scenarios, extra in (("burn", 200, []), ("wait", 200, ["--autoevolve-concurrency", "16"])):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             write_say_catalog(folder, scenarios)

@@ -472,3 +472,11 @@ def test_trial_seed_is_stable_across_processes():
         for hashseed in ("1", "2")
     }
     assert results == {str(trial_seed(7, "add-2-digit", 2))}
+
+
+def test_a_named_model_takes_parameters_on_top():
+    named = {"fast": "tiny+temperature=0", "brief": {"spec": "hf:./m", "system_prompt": "x", "temperature": 0.2}}
+    assert parse_spec("fast+temperature=1.0", named) == ModelSpec("tiny", "", {"temperature": 1.0})
+    assert parse_spec("brief+temperature=0.9", named) == ModelSpec(
+        "hf", "./m", {"system_prompt": "x", "temperature": 0.9}
+    )

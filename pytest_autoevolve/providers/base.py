@@ -246,17 +246,20 @@ def _parse(spec: str | Mapping[str, Any], named: Mapping[str, Any]) -> ModelSpec
     if spec in named:
         return _parse(named[spec], {k: v for k, v in named.items() if k != spec})
     head, *options = spec.split("+")
-    provider, _, target = head.partition(":")
-    if not provider.strip():
-        raise ModelSpecError(
-            f"model spec {shown_spec(spec)!r} names no provider; expected PROVIDER[:TARGET][+key=value...]"
-        )
     params: dict[str, Any] = {}
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key:
             raise ModelSpecError(f"model spec option {shown_spec(option)!r} in {shown_spec(spec)!r} is not key=value")
         params[key] = _option_value(value)
+    if head in named:  # a named model with parameters of its own on top: ``mine+temperature=1``
+        base = _parse(named[head], {k: v for k, v in named.items() if k != head})
+        return ModelSpec(base.provider, base.target, {**base.params, **params})
+    provider, _, target = head.partition(":")
+    if not provider.strip():
+        raise ModelSpecError(
+            f"model spec {shown_spec(spec)!r} names no provider; expected PROVIDER[:TARGET][+key=value...]"
+        )
     return ModelSpec(provider.strip(), target.strip(), params)
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from pytest_autoevolve.errors import FormatError, LoopError
 from pytest_autoevolve.loops.ci_rule import BaseConfig, rule_changes, ruled_settings
@@ -177,14 +177,19 @@ def incumbent_key(
 ) -> str:
     """The stored base run's key: base commit, project, catalog digest, incumbent spec, split, repeats, seed, shard."""
     fields = [KEY_VERSION, commit, project, catalog, spec, settings.split, settings.repeats, settings.seed]
-    if shard is not None and shard[1] > 1:
+    if split_catalog(shard):
         fields.append(list(shard))
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
 
 
+def split_catalog(shard: Shard | None) -> TypeGuard[Shard]:
+    """Whether ``shard`` is one slice of several (shard 1 of 1 is the whole catalog)."""
+    return shard is not None and shard[1] > 1
+
+
 def shard_args(shard: Shard | None) -> list[str]:
     """The pytest option that runs one shard of the catalog (none for the whole catalog, shard 1 of 1 included)."""
-    return [] if shard is None or shard[1] == 1 else ["--autoevolve-shard", f"{shard[0]}/{shard[1]}"]
+    return ["--autoevolve-shard", f"{shard[0]}/{shard[1]}"] if split_catalog(shard) else []
 
 
 def base_environment(repo_root: Path, worktree: Path, project: Path) -> dict[str, str]:
@@ -343,7 +348,7 @@ def base_run(
     key = incumbent_key(commit.hexsha, project, catalog, json.dumps(raw, sort_keys=True, default=str), settings, shard)
     folder = root / artifacts / "ci" / "incumbent" / key
     trajectories = folder / "trajectories.jsonl"
-    shown = f"{spec} at {commit.hexsha[:10]}" + (f" (shard {shard[0]}/{shard[1]})" if shard and shard[1] > 1 else "")
+    shown = f"{spec} at {commit.hexsha[:10]}" + (f" (shard {shard[0]}/{shard[1]})" if split_catalog(shard) else "")
     if trajectories.is_file() and (folder / "meta.json").is_file() and not refresh:
         stale = trial_errors(trajectories)
         if not stale:
@@ -506,7 +511,7 @@ def main_gate(ref: str, *, artifacts: str, refresh: bool, shard: Shard | None = 
     A shard exits 0 when it ran completely: its verdict is the merge's (``autoevolve ci merge``).
     """
     outcome = gate_against_base(Path.cwd(), ref, artifacts=artifacts, refresh=refresh, shard=shard)
-    if shard is not None and shard[1] > 1 and not outcome.refused:
+    if split_catalog(shard) and not outcome.refused:
         done = outcome.status == 0
         state = "complete" if done else "INCOMPLETE (trial errors or an interrupted run: see above)"
         print(f"autoevolve ci gate: shard {shard[0]}/{shard[1]} {state}; merge the shards with autoevolve ci merge")

@@ -194,10 +194,7 @@ def _curated(
     dataset = curate_runs(root, runs, incumbent, min_examples=min_examples)
     result.dataset, result.examples = _relative(root, dataset), _lines(dataset / "train.jsonl")
     say(f"curated {result.examples} training examples into {result.dataset}")
-    if dry_run:
-        result.notes.append("dry run: stopped before training")
-        say("dry run: stopped before training; autoevolve.yaml is unchanged")
-    return not dry_run
+    return _goes_on(result, dry_run, say)
 
 
 def _curated_pairs(
@@ -226,6 +223,11 @@ def _curated_pairs(
     )
     result.dataset, result.examples = _relative(root, pairs.path), pairs.train
     say(f"curated {pairs.train} preference pairs ({pairs.val} val) into {result.dataset}")
+    return _goes_on(result, dry_run, say)
+
+
+def _goes_on(result: RoundResult, dry_run: bool, say: Callable[[str], None]) -> bool:
+    """Whether the round goes on to train: not in a dry run, which says where it stopped."""
     if dry_run:
         result.notes.append("dry run: stopped before training")
         say("dry run: stopped before training; autoevolve.yaml is unchanged")

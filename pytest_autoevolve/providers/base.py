@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 GENERATION_KEYS = ("temperature", "top_p", "max_new_tokens", "system_prompt")
 
-SECRET_MARKERS = ("key", "token", "secret", "password", "authorization")
+SECRET_MARKERS = ("key", "token", "secret", "password", "authorization", "sig")
 
 CACHE_KEYS = ("cache_inputs", "cache_env", "cache_expiry")
 """Model-entry keys that shape the response cache, not the model: kept apart from its parameters."""

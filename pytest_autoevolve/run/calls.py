@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import re
 import sys
 import threading
 from collections import Counter
@@ -26,7 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pytest_autoevolve.providers.base import TRIAL_CALLS, CallCache
+from pytest_autoevolve.providers._http import Redactor
+from pytest_autoevolve.providers.base import TRIAL_CALLS, CallCache, is_secret
 from pytest_autoevolve.run.cache import ResponseCache
 
 NAMESPACE = "calls"
@@ -34,8 +34,6 @@ MODEL_PATHS = ("/chat/completions", "/completions", "/responses", "/messages", "
 """Paths of model APIs whose calls are cached (OpenAI-compatible, Anthropic, Gemini)."""
 CLIENT_MODULES = ("httpx", "httpx2")
 """The HTTP client libraries whose clients are watched, when an agent has loaded them."""
-SECRET_QUERY = re.compile(r"key|token|secret|sig", re.IGNORECASE)
-SECRET_HEADER = re.compile(r"authorization|key|token|secret", re.IGNORECASE)
 _T = TypeVar("_T")
 
 
@@ -51,7 +49,7 @@ class _Trial:
 
     def key(self, url: str, body: Mapping[str, Any], query: Sequence[tuple[str, str]] = ()) -> str:
         """The key of one call: what is sent, the trial's seed and repeat, and how many identical calls came before."""
-        kept = sorted((name, value) for name, value in query if not SECRET_QUERY.search(name))
+        kept = sorted((name, value) for name, value in query if not is_secret(name))
         call = json.dumps({"url": url, "query": kept, "body": body}, sort_keys=True, default=str)
         digest = hashlib.sha256(call.encode()).hexdigest()
         with self.lock:
@@ -168,17 +166,15 @@ def _store(trial: CallCache, key: str, request: Any, response: Any) -> None:
         text = response.content.decode("utf-8")
     except UnicodeDecodeError:  # not text: not a model API's answer
         return
-    for secret in _credentials(request):  # an answer that echoes the key never reaches the disk with it
-        text = text.replace(secret, "[REDACTED]")
+    text = _credentials(request).text(text)  # an answer that echoes the key never reaches the disk with it
     trial.store(key, str(request.url.path), response.headers.get("content-type", "application/json"), text)
 
 
-def _credentials(request: Any) -> list[str]:
-    """The secrets a request carries: its authorization and API-key headers, and credentials in its query."""
-    found = [value for name, value in request.headers.items() if SECRET_HEADER.search(name)]
-    found += [value for name, value in request.url.params.multi_items() if SECRET_QUERY.search(name)]
-    tokens = [value.split(" ", 1)[-1] for value in found]  # "Bearer sk-...": the token alone too
-    return sorted({value for value in [*found, *tokens] if len(value) >= 8}, key=len, reverse=True)
+def _credentials(request: Any) -> Redactor:
+    """The secrets a request carries (authorization and API-key headers, credentials in its query), to redact."""
+    named = [*request.headers.items(), *request.url.params.multi_items()]
+    found = [value for name, value in named if is_secret(name)]
+    return Redactor([*found, *(value.split(" ", 1)[-1] for value in found)])  # "Bearer sk-...": the token alone too
 
 
 def _stored(entry: dict[str, Any]) -> tuple[str, str]:

@@ -88,10 +88,15 @@ def read_trajectories(path: Path) -> Iterator[Trajectory]:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write strict JSON to ``path`` through a temporary file and a rename; a failed write leaves neither half."""
+    write_text_atomic(path, strict_json(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; a failed write leaves neither half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(strict_json(data, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)

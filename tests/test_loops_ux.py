@@ -230,11 +230,11 @@ def test_the_llm_proposer_sees_failing_train_trials_and_never_eval_ones(project,
     assert [i.decision for i in result.iterations] == ["malformed", "malformed"]
     first, second = (request.user for request in server.requests)
     shown = [re.findall(r"^- scenario (\S+)$", prompt, re.MULTILINE) for prompt in (first, second)]
-    eval_ids = {s.id for s in proposer.scenarios().values() if s.split == "eval"}
+    eval_ids = {s.id for s in proposer.catalog.scenarios().values() if s.split == "eval"}
     assert shown[0] and shown[1] and not eval_ids & {*shown[0], *shown[1]}  # scored on eval too, never shown
     assert all(sid.startswith("train-") for sid in shown[0]) and shown[0] != shown[1]  # the sample rotates
     assert "Failing train trials (6 of the " in first
-    scenario = proposer.scenarios()[shown[0][0]]
+    scenario = proposer.catalog.scenarios()[shown[0][0]]
     assert f"  input: {scenario.input}\n  expected: {scenario.expected}\n  output: ?\n" in first
     assert f"  grader equals: expected '{scenario.expected}', got '?'" in first
     assert re.search(r"best so far: \d+\.\d%", first)

@@ -27,7 +27,8 @@ def _evolve(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.proposers import EvolveError, make_proposer
 
     root = Path.cwd()
-    proposer = make_proposer(args.proposer, root, max_tokens=args.proposer_max_tokens, max_cost=args.proposer_max_cost)
+    budgets = {"max_tokens": args.proposer_max_tokens, "max_cost": args.proposer_max_cost}
+    proposer = make_proposer(args.proposer, root, max_heuristics=args.max_heuristics, targets=args.targets, **budgets)
     edit_kb = args.max_edit_kb
     limits = {"max_proposer_errors": args.max_proposer_errors, "max_edit_bytes": edit_kb and int(edit_kb * 1024)}
     loop = Loop(
@@ -82,7 +83,10 @@ def add_commands(commands: Any) -> None:
         "--proposer",
         default="space:evolve-space.yaml",
         metavar="PROPOSER",
-        help="space:FILE, llm:SPEC or python:module:function (default: a space file)",
+        help="space:FILE (a search space), llm:SPEC (a model proposes edits), fewshot:K (K passing train "
+        "trials as demonstrations in the prompt file), distill:SPEC (a model distills heuristics into the "
+        "prompt file; kept ones are pruned when removing them does not hurt), python:module:function "
+        "(default: space:evolve-space.yaml)",
     )
     evolve.add_argument(
         "--targets", nargs="+", default=["autoevolve.yaml"], help="the files edits may change (default autoevolve.yaml)"
@@ -115,12 +119,22 @@ def add_commands(commands: Any) -> None:
         help="reject an edit that writes more than this into one file (default 256)",
     )
     evolve.add_argument(
-        "--proposer-max-tokens", type=int, metavar="N", help="llm proposer: stop once its calls have used N tokens"
+        "--max-heuristics",
+        type=_positive(int),
+        default=3,
+        metavar="N",
+        help="distill proposer: at most N new heuristics a proposal (default 3)",
+    )
+    evolve.add_argument(
+        "--proposer-max-tokens",
+        type=int,
+        metavar="N",
+        help="llm, distill proposers: stop once their calls used N tokens",
     )
     evolve.add_argument(
         "--proposer-max-cost",
         type=float,
         metavar="USD",
-        help="llm proposer: stop once its calls have cost this much (model prices)",
+        help="llm and distill proposers: stop once their calls have cost this much (model prices)",
     )
     evolve.set_defaults(handler=_evolve)

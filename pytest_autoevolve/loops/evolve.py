@@ -37,6 +37,7 @@ from pytest_autoevolve.loops.proposers import (
     Context,
     Edit,
     EvolveError,
+    Learner,
     ProposalError,
     Proposer,
     ProposerError,
@@ -314,7 +315,10 @@ class Loop:
                 result.stop_reason = f"the total budget of {self.max_seconds:g}s is spent"
                 return
             entry, t0 = Iteration(number, baseline=result.best_score), time.perf_counter()
-            context = Context(self.root, self.targets, self.split, result.best_score, self.history, self.best_run)
+            context = Context(
+                self.root, self.targets, self.split, result.best_score, self.history, self.best_run, self.tag
+            )
+            edit = None
             try:
                 edit = self._propose(context, number, t0)
             except BudgetSpent as exc:
@@ -330,6 +334,8 @@ class Loop:
                     return
                 self._try(edit, entry, result, t0)
             self._record(entry, result, t0)
+            if edit is not None and isinstance(self.proposer, Learner):
+                self.proposer.outcome(edit, self.history[-1])
             failures = failures + 1 if entry.decision == "proposer-error" else 0
             if failures >= self.max_proposer_errors:
                 result.stop_reason = result.error = (
@@ -484,7 +490,7 @@ class Loop:
         if first is None:
             return
         entry.score, entry.stats = first.score, {"first": asdict(first)}
-        if first.score is None or (result.best_score is not None and first.score <= result.best_score):
+        if not better(first.score, result.best_score, edit.removal):
             entry.decision = "reverted"
             return
         self.progress(f"iteration {entry.iteration}: {pct(first.score)}; confirming it on an uncached run, seed 1")
@@ -493,7 +499,7 @@ class Loop:
             entry.error = entry.error.replace("scoring failed", "confirmation failed")
             return
         entry.confirm_score, entry.stats["confirm"] = again.score, asdict(again)
-        if again.score is None or (result.best_score is not None and again.score <= result.best_score):
+        if not better(again.score, result.best_score, edit.removal):
             entry.decision, entry.error = "reverted", "not confirmed on a second, uncached run under another seed"
             return
         message = (
@@ -510,6 +516,13 @@ class Loop:
         entry.commit, entry.decision = commit.hexsha, "kept"
         result.best_commit, result.best_score, result.best_candidate = commit.hexsha, first.score, self.candidate()
         self.best_run = Path(self.root / first.run / "trajectories.jsonl")
+
+
+def better(score: float | None, best: float | None, removal: bool = False) -> bool:
+    """Whether a score earns keeping an edit: above the best, or for a removal no worse than it."""
+    if score is None:
+        return False
+    return best is None or (score >= best if removal else score > best)
 
 
 def evolve_clone(source: Path, workdir: Path, proposer: str, iterations: int = 2, **options: Any) -> EvolveResult:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pytest_autoevolve.errors import AutoevolveError, LoopError
 from pytest_autoevolve.loops.project import CONFIG_FILE, edit_yaml
@@ -41,6 +41,8 @@ class Edit:
     files: dict[str, str]
     point: Any = None
     """The search-space point, for proposers that have one."""
+    removal: bool = False
+    """An edit that only takes something out (a pruned heuristic): kept when it scores no worse than the best."""
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Context:
     history: list[dict[str, Any]]
     run: Path | None = None
     """The best kept state's scoring run (``trajectories.jsonl``): the evidence of what fails."""
+    tag: str = ""
+    """The loop's tag (its branch is ``autoevolve/<tag>``)."""
 
     def text(self, path: str) -> str:
         """The current text of a file inside the root ('' when it does not exist yet, or is outside the root)."""
@@ -68,6 +72,41 @@ class Proposer(Protocol):
     def propose(self, context: Context) -> Edit | None:
         """The next edit to try, or None when there is none."""
         ...
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """A proposer told what became of each of its edits (the iteration's logged record)."""
+
+    def outcome(self, edit: Edit, record: dict[str, Any]) -> None:
+        """Take note of the decision (kept, reverted, rejected, ...) and the scores of ``edit``."""
+        ...
+
+
+class CatalogView:
+    """The project's catalog by id, loaded once: the proposers' view of the splits and expected answers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._scenarios: dict[str, Scenario] | None = None
+
+    def scenarios(self) -> dict[str, Scenario]:
+        """Every scenario by id."""
+        from pytest_autoevolve.loops.project import project_catalog
+
+        if self._scenarios is None:
+            self._scenarios = {scenario.id: scenario for scenario in project_catalog(self.root)}
+        return self._scenarios
+
+    def train_trials(self, run: Path | None) -> list[Trajectory]:
+        """The run's trials of train-split scenarios, by the catalog and the record both: never an eval one."""
+        from pytest_autoevolve.files import read_trajectories
+
+        if run is None or not run.is_file():
+            return []
+        scenarios = self.scenarios()
+        train = {sid for sid, scenario in scenarios.items() if scenario.split == "train"}
+        return [t for t in read_trajectories(run) if t.split == "train" and t.scenario_id in train]
 
 
 @dataclass
@@ -237,6 +276,17 @@ def failing_trials(trajectories: Iterable[Trajectory], train_ids: set[str]) -> l
     return [failing[key] for key in sorted(failing)]
 
 
+def passing_trials(trajectories: Iterable[Trajectory], train_ids: set[str]) -> list[Trajectory]:
+    """One passing trial per train scenario (its best score first), by scenario id; eval-split ones never."""
+    passing: dict[str, Trajectory] = {}
+    for trajectory in trajectories:
+        in_train = trajectory.split == "train" and trajectory.scenario_id in train_ids
+        best = passing.get(trajectory.scenario_id)
+        if in_train and trajectory.passed and (best is None or trajectory.score > best.score):
+            passing[trajectory.scenario_id] = trajectory
+    return [passing[key] for key in sorted(passing)]
+
+
 def evidence(context: Context, scenarios: dict[str, Scenario]) -> list[str]:
     """A budgeted sample of the best state's failing train trials, rotating with the iteration: the prompt's lines."""
     from pytest_autoevolve.files import read_trajectories
@@ -253,11 +303,13 @@ def evidence(context: Context, scenarios: dict[str, Scenario]) -> list[str]:
     shown = (failing[start:] + failing[:start])[:EVIDENCE_TRIALS]
     lines = [f"Failing train trials ({len(shown)} of the {len(failing)} failing scenarios; {scored} train trials):"]
     for trial in shown:
-        lines += _trial_lines(trial, scenarios[trial.scenario_id])
+        lines += trial_lines(trial, scenarios[trial.scenario_id])
     return lines
 
 
-def _trial_lines(trial: Trajectory, scenario: Scenario) -> list[str]:
+def trial_lines(trial: Trajectory, scenario: Scenario) -> list[str]:
+    """One trial for a proposer's prompt: its scenario, input, expected answer, output and failed graders."""
+
     def cut(text: str) -> str:
         return shorten(" ".join(text.split()), EVIDENCE_CHARS)
 
@@ -280,18 +332,9 @@ class LLMProposer:
         settings = load_settings(root)
         providers = project_registries(root, settings).providers
         self.model = providers.create(parse_spec(spec, settings.models), root)
-        self.root = root
+        self.root, self.catalog = root, CatalogView(root)
         self.max_tokens, self.max_cost = max_tokens, max_cost
         self.tokens, self.cost = 0, 0.0
-        self._scenarios: dict[str, Scenario] | None = None
-
-    def scenarios(self) -> dict[str, Scenario]:
-        """The project's catalog by id, loaded once: the expected answers and the splits."""
-        from pytest_autoevolve.loops.project import project_catalog
-
-        if self._scenarios is None:
-            self._scenarios = {scenario.id: scenario for scenario in project_catalog(self.root)}
-        return self._scenarios
 
     def prompt(self, context: Context) -> str:
         """The user message: targets with their text, the metric, the failing train trials, and the history."""
@@ -303,7 +346,7 @@ class LLMProposer:
         ]
         for path in context.targets:
             parts += [f"--- {path}", context.text(path).rstrip(), ""]
-        parts += [*evidence(context, self.scenarios()), ""]
+        parts += [*evidence(context, self.catalog.scenarios()), ""]
         parts.append("History (iteration, decision, score, hypothesis):")
         for entry in context.history[-20:]:
             note = f" ({shorten(entry['error'], 300)})" if entry.get("error") else ""
@@ -315,24 +358,27 @@ class LLMProposer:
             parts.append("- none yet")
         return "\n".join(parts)
 
-    def propose(self, context: Context) -> Edit | None:
-        """Ask the model: `ProposerError` when it fails, `ProposalError` for a malformed reply, `BudgetSpent`."""
+    def ask(self, system: str, user: str, repeat: int) -> str:
+        """The model's reply: `BudgetSpent` before a call over budget, `ProposerError` when the call fails."""
         from pytest_autoevolve.providers.base import ModelRequest
 
         if self.max_tokens is not None and self.tokens >= self.max_tokens:
             raise BudgetSpent(f"the proposer's token budget of {self.max_tokens} is spent ({self.tokens} used)")
         if self.max_cost is not None and self.cost >= self.max_cost:
             raise BudgetSpent(f"the proposer's cost budget of {self.max_cost:g} is spent ({self.cost:.3g} used)")
-
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.prompt(context)}]
-        request = ModelRequest(messages, seed=0, repeat=len(context.history), scenario_id="autoevolve-evolve-proposal")
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        request = ModelRequest(messages, seed=0, repeat=repeat, scenario_id="autoevolve-evolve-proposal")
         try:
             reply = self.model.generate(request)
         except AutoevolveError as exc:  # a failed call, after the model's own retries
             raise ProposerError(f"the proposer's model failed: {exc}") from None
         self.tokens += (reply.prompt_tokens or 0) + (reply.completion_tokens or 0)
         self.cost += reply.cost or 0.0
-        return parse_reply(reply.output, context)
+        return reply.output
+
+    def propose(self, context: Context) -> Edit | None:
+        """Ask the model: `ProposerError` when it fails, `ProposalError` for a malformed reply, `BudgetSpent`."""
+        return parse_reply(self.ask(SYSTEM_PROMPT, self.prompt(context), len(context.history)), context)
 
 
 class CallableProposer:
@@ -348,16 +394,47 @@ class CallableProposer:
         return self.function(context)
 
 
-def make_proposer(text: str, root: Path, *, max_tokens: int | None = None, max_cost: float | None = None) -> Proposer:
-    """A proposer from ``space:FILE``, ``llm:SPEC`` (with its token and cost budgets) or ``python:module:function``."""
+PROPOSERS = "space:FILE, llm:SPEC, fewshot:K, distill:SPEC or python:module:function"
+
+
+def make_proposer(
+    text: str,
+    root: Path,
+    *,
+    max_tokens: int | None = None,
+    max_cost: float | None = None,
+    max_heuristics: int = 3,
+    artifacts: str = ".autoevolve",
+    targets: Sequence[str] = (),
+) -> Proposer:
+    """A proposer from its spec; the model-backed ones (``llm``, ``distill``) with their token and cost budgets.
+
+    With ``targets``, a proposer that writes into a prompt file (``fewshot``, ``distill``) checks at once
+    that one of them is a prompt file.
+    """
     kind, _, rest = text.partition(":")
+    if kind in ("fewshot", "distill") and targets:
+        from pytest_autoevolve.loops.fewshot import prompt_file
+
+        prompt_file(targets)
+    budgets: dict[str, Any] = {"max_tokens": max_tokens, "max_cost": max_cost}
     if kind == "space" and rest:
         path = Path(rest) if Path(rest).is_absolute() else root / rest
         if not path.is_file():
             raise EvolveError(f"no search space file {path}")
         return SpaceProposer(path)
     if kind == "llm" and rest:
-        return LLMProposer(rest, root, max_tokens=max_tokens, max_cost=max_cost)
+        return LLMProposer(rest, root, **budgets)
+    if kind == "fewshot" and rest:
+        from pytest_autoevolve.loops.fewshot import FewShotProposer
+
+        if not rest.isdigit():
+            raise EvolveError(f"fewshot:K takes a number of demonstrations, got {text!r} (e.g. fewshot:4)")
+        return FewShotProposer(int(rest), root)
+    if kind == "distill" and rest:
+        from pytest_autoevolve.loops.distill import DistillProposer
+
+        return DistillProposer(rest, root, limit=max_heuristics, artifacts=artifacts, **budgets)
     if kind == "python" and rest:
         return CallableProposer(rest, root)
-    raise EvolveError(f"unknown proposer {text!r}; use space:FILE, llm:SPEC or python:module:function")
+    raise EvolveError(f"unknown proposer {text!r}; use {PROPOSERS}")

@@ -183,10 +183,16 @@ class Grade:
     passed: bool
     score: float
     reason: str
+    steps: list[dict[str, Any]] | None = None
+    """Per-step scores (`step_critic`): index (in the messages), role, what, score, reason, confidence."""
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON form written into trajectories."""
-        return {"grader": self.grader, "passed": self.passed, "score": self.score, "reason": self.reason}
+        """The JSON form written into trajectories (``steps`` only when the grader scored steps)."""
+        record: dict[str, Any] = {"grader": self.grader, "passed": self.passed, "score": self.score}
+        record["reason"] = self.reason
+        if self.steps is not None:
+            record["steps"] = self.steps
+        return record
 
 
 Check = Callable[[str, "Trajectory", "Scenario"], Grade]

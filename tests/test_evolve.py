@@ -167,7 +167,7 @@ def test_llm_proposer_against_a_local_openai_server(project: Path, monkeypatch: 
 
     with fake_openai(respond) as server:
         proposer = f"llm:openai:fake-model+base_url={server.url}+max_retries=0"
-        from pytest_autoevolve.loops.proposers import make_proposer
+        from pytest_autoevolve.loops.proposer_specs import make_proposer
 
         loop = Loop(project, make_proposer(proposer, project), targets=["agent.py"], tag="t5", progress=lambda _: None)
         result = loop.run(4)
@@ -186,7 +186,7 @@ def test_llm_proposer_against_a_local_openai_server(project: Path, monkeypatch: 
 def test_llm_proposer_stops_when_its_token_budget_is_spent(project: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with fake_openai(lambda request, seen: completion(BAD)) as server:
-        from pytest_autoevolve.loops.proposers import make_proposer
+        from pytest_autoevolve.loops.proposer_specs import make_proposer
 
         proposer = make_proposer(f"llm:openai:fake-model+base_url={server.url}+max_retries=0", project, max_tokens=1)
         result = Loop(project, proposer, targets=["agent.py"], tag="t6", progress=lambda _: None).run(4)

@@ -18,7 +18,8 @@ from pytest_autoevolve.cli import main
 from pytest_autoevolve.loops.distill import parse_heuristics
 from pytest_autoevolve.loops.evolve import Loop
 from pytest_autoevolve.loops.fewshot import FewShotProposer, block_lines, managed_block
-from pytest_autoevolve.loops.proposers import ProposalError, make_proposer
+from pytest_autoevolve.loops.proposer_specs import make_proposer
+from pytest_autoevolve.loops.proposers import ProposalError
 from tests.support.fake_openai import Request, completion, fake_openai
 from tests.support.projects import commit_all, git_project
 from tests.support.runs import read_jsonl
@@ -87,7 +88,8 @@ def test_distill_adds_heuristics_prunes_one_that_does_not_help_keeps_one_that_do
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     replies = [
         "HEURISTIC: Be concise.",
-        "Two rules:\nHEURISTIC: Answer in plain text.\n**Heuristic 2:** To reverse a word, write its letters backwards.",
+        "Two rules:\nHEURISTIC: Answer in plain text.\n"
+        "**Heuristic 2:** To reverse a word, write its letters backwards.",
     ]
     asked: list[str] = []
 

@@ -24,7 +24,8 @@ what was done)."""
 
 def _evolve(args: argparse.Namespace, _extra: list[str]) -> int:
     from pytest_autoevolve.loops.evolve import Loop, outcome_lines
-    from pytest_autoevolve.loops.proposers import EvolveError, make_proposer
+    from pytest_autoevolve.loops.proposer_specs import make_proposer
+    from pytest_autoevolve.loops.proposers import EvolveError
 
     root = Path.cwd()
     budgets = {"max_tokens": args.proposer_max_tokens, "max_cost": args.proposer_max_cost}

@@ -57,12 +57,15 @@ def _sample(args: argparse.Namespace, _extra: list[str]) -> int:
 
 
 def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
+    from pytest_autoevolve.loops.dataset import curation_line
     from pytest_autoevolve.loops.finetune import curate_runs
     from pytest_autoevolve.loops.pairs import curate_pairs
     from pytest_autoevolve.loops.project import WORK_DIR, project_catalog
     from pytest_autoevolve.run.results import git_commit
 
     root, runs = Path.cwd(), [Path(r) for r in args.runs]
+    if args.pairs and args.min_step_score is not None:
+        raise CommandError("--min-step-score filters the chat dataset; it does not apply to --pairs")
     if args.pairs:
         pairs = curate_pairs(
             runs, project_catalog(root), root / WORK_DIR / "pairs", model_spec=args.model, git_commit=git_commit(root)
@@ -70,9 +73,21 @@ def _curate(args: argparse.Namespace, _extra: list[str]) -> int:
         shown = pairs.path.relative_to(root) if pairs.path.is_relative_to(root) else pairs.path
         print(f"{pairs.train} preference pairs ({pairs.val} val) written to {shown}")
         return 0
-    dataset = curate_runs(root, runs, args.model or "")
+    dataset = curate_runs(root, runs, args.model or "", min_step_score=args.min_step_score)
     print(f"dataset written to {dataset.relative_to(root) if dataset.is_relative_to(root) else dataset}")
+    print(curation_line(dataset))
     return 0
+
+
+def _step_score(text: str) -> float:
+    """``--min-step-score``: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a number from 0 to 1, got {text!r}")
+    return value
 
 
 def _train(args: argparse.Namespace, _extra: list[str]) -> int:
@@ -216,6 +231,12 @@ def add_commands(commands: Any) -> None:
     step.add_argument("--model", help="the spec that produced the runs (for the manifest)")
     step.add_argument(
         "--pairs", action="store_true", help="preference pairs for dpo (a passing and a failing answer per scenario)"
+    )
+    step.add_argument(
+        "--min-step-score",
+        type=_step_score,
+        metavar="X",
+        help="drop a passing trajectory whose step_critic scored some step below X (0 to 1)",
     )
     step.set_defaults(handler=_curate)
     step = steps.add_parser(

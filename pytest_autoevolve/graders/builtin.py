@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_autoevolve.aio import call_within, resolve
 from pytest_autoevolve.errors import GradingError
+from pytest_autoevolve.graders.critic import step_critic
 from pytest_autoevolve.graders.judge import Judge, llm_judge
 from pytest_autoevolve.graders.registry import GraderFactory, GraderRegistry
 from pytest_autoevolve.graders.text import (
@@ -485,10 +486,11 @@ BUILTIN_GRADERS: dict[str, GraderFactory] = {
 
 
 def register_builtins(registry: GraderRegistry) -> None:
-    """Add the built-in graders, `llm_judge` asking the registry's judge among them."""
+    """Add the built-in graders, `llm_judge` and `step_critic` asking the registry's judge among them."""
     for name, factory in BUILTIN_GRADERS.items():
         registry.register(name, factory)
     registry.register("llm_judge", functools.partial(llm_judge, registry.judge))
+    registry.register("step_critic", functools.partial(step_critic, registry.judge))
     registry.register("not", functools.partial(negate, registry))
 
 

@@ -2,7 +2,8 @@
 
 `curate` reads the ``trajectories.jsonl`` of one or more runs and keeps the trials a model
 should learn from: passed, no error, every grader passed, ``train`` split (in the trajectory
-and in the catalog), within the latency and cost limits. It dedupes them by the content hash
+and in the catalog), within the latency and cost limits, and (with ``min_step_score``) no
+`step_critic` step scored below that. It dedupes them by the content hash
 of the whole chat example, splits them into train and val by scenario (all the examples of
 one scenario on one side, chosen by a seeded hash), and writes ``<out_root>/v<N>-<sha8>/``
 with ``train.jsonl``, ``val.jsonl`` (the OpenAI chat fine-tuning format) and
@@ -56,6 +57,7 @@ REASONS = (
     "error",
     "grader_failed",
     "failed",
+    "low_step_score",
     "over_latency",
     "over_cost",
     "malformed",
@@ -102,8 +104,19 @@ def dataset_sha256(train: bytes, val: bytes) -> str:
     return digest.hexdigest()
 
 
+def low_step(trajectory: Trajectory, minimum: float) -> bool:
+    """Whether a `step_critic` grade of ``trajectory`` scored some step below ``minimum``."""
+    steps = (s for g in trajectory.grades if g.grader == "step_critic" for s in g.steps or [])
+    return any(isinstance(s.get("score"), int | float) and s["score"] < minimum for s in steps)
+
+
 def _reason(
-    trajectory: Trajectory, catalog_split: dict[str, str], max_latency_s: float | None, max_cost: float | None
+    trajectory: Trajectory,
+    catalog_split: dict[str, str],
+    max_latency_s: float | None,
+    max_cost: float | None,
+    *,
+    min_step_score: float | None = None,
 ) -> str | None:
     """The first rule a trajectory breaks (see `REASONS`), or None when it is promotable."""
     if trajectory.scenario_id not in catalog_split:
@@ -116,6 +129,8 @@ def _reason(
         return "grader_failed"
     if not trajectory.passed or not trajectory.grades:
         return "failed"
+    if min_step_score is not None and low_step(trajectory, min_step_score):
+        return "low_step_score"
     if max_latency_s is not None and trajectory.latency_s > max_latency_s:
         return "over_latency"
     if max_cost is not None and trajectory.cost is not None and trajectory.cost > max_cost:
@@ -220,9 +235,17 @@ class Selection:
 
 
 def select(
-    runs: Sequence[Path], catalog: Catalog, *, max_latency_s: float | None = None, max_cost: float | None = None
+    runs: Sequence[Path],
+    catalog: Catalog,
+    *,
+    max_latency_s: float | None = None,
+    max_cost: float | None = None,
+    min_step_score: float | None = None,
 ) -> Selection:
-    """The promotable, deduplicated examples of ``runs`` (see the module's rules), and the counts of the rest."""
+    """The promotable, deduplicated examples of ``runs`` (see the module's rules), and the counts of the rest.
+
+    With ``min_step_score``, a passing trajectory whose `step_critic` scored some step below it is left out.
+    """
     if not runs:
         raise DatasetError("no runs to curate: give one or more run folders holding trajectories.jsonl")
     catalog_split = {s.id: s.split for s in catalog}
@@ -237,7 +260,7 @@ def select(
             raise DatasetError(str(exc)) from None
         for trajectory in trajectories:
             selection.trials[trajectory.scenario_id] += 1
-            reason = _reason(trajectory, catalog_split, max_latency_s, max_cost)
+            reason = _reason(trajectory, catalog_split, max_latency_s, max_cost, min_step_score=min_step_score)
             messages: list[dict[str, Any]] = []
             if reason is None:
                 try:
@@ -274,6 +297,7 @@ def curate(
     seed: int = 0,
     max_latency_s: float | None = None,
     max_cost: float | None = None,
+    min_step_score: float | None = None,
     model_spec: str | None = None,
     git_commit: str | None = None,
 ) -> CuratedDataset:
@@ -284,7 +308,8 @@ def curate(
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction is between 0 and 1 (exclusive), got {val_fraction!r}")
-    selection = select(runs, catalog, max_latency_s=max_latency_s, max_cost=max_cost)
+    limits = {"max_latency_s": max_latency_s, "max_cost": max_cost, "min_step_score": min_step_score}
+    selection = select(runs, catalog, **limits)
     kept, read, duplicates = selection.kept, selection.read, selection.duplicates
     rejected, failed_graders = selection.rejected, selection.failed_graders
     check_leakage(((e.scenario_id, e.row["messages"]) for e in kept), catalog)
@@ -316,7 +341,7 @@ def curate(
         "git_commit": git_commit,
         "seed": seed,
         "val_fraction": val_fraction,
-        "limits": {"min_examples": min_examples, "max_latency_s": max_latency_s, "max_cost": max_cost},
+        "limits": {"min_examples": min_examples, **limits},
         "scenarios": {"train": train_ids, "val": val_ids},
         "leakage_check": {"eval_scenarios": sum(1 for s in catalog if s.split == "eval"), "passed": True},
         "counts": {
@@ -349,6 +374,12 @@ def curate(
 def _why(read: int, rejected: Counter[str], duplicates: int) -> str:
     reasons = ", ".join(f"{reason} {rejected[reason]}" for reason in REASONS if rejected[reason]) or "none"
     return f"read {read} trajectorie(s); rejected by reason: {reasons}; duplicates dropped: {duplicates}"
+
+
+def curation_line(folder: Path) -> str:
+    """What a curated folder's manifest counts, in one line: kept, read, rejected by reason, duplicates."""
+    counts = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))["counts"]
+    return f"kept {counts['kept']}; " + _why(counts["read"], Counter(counts["rejected"]), counts["duplicates"])
 
 
 def _write(out_root: Path, sha: str, train: bytes, val: bytes, manifest: dict[str, Any]) -> CuratedDataset:

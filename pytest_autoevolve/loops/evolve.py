@@ -32,6 +32,7 @@ from pytest_autoevolve.errors import AutoevolveError
 from pytest_autoevolve.gate.results import ItemResult, items_of_run
 from pytest_autoevolve.loops.guard import MAX_EDIT_BYTES, Guard, Rejected, uncommitted
 from pytest_autoevolve.loops.project import CONFIG_FILE, FineTuneError, read_config
+from pytest_autoevolve.loops.proposer_specs import make_proposer
 from pytest_autoevolve.loops.proposers import (
     BudgetSpent,
     Context,
@@ -41,7 +42,6 @@ from pytest_autoevolve.loops.proposers import (
     ProposalError,
     Proposer,
     ProposerError,
-    make_proposer,
 )
 from pytest_autoevolve.loops.subprocess import run_pytest
 from pytest_autoevolve.report.format import p, pct, shorten

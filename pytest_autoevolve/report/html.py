@@ -96,6 +96,8 @@ pre { margin: 2px 0; padding: 5px 7px; background: #f9fafb; border-radius: 4px; 
 pre.error { background: #fef2f2; color: #991b1b; }
 .msg .who { font-size: 11px; color: #6b7280; }
 ul.grades { margin: 2px 0; padding-left: 18px; }
+.step { font-size: 12px; color: #374151; border-left: 3px solid #d1d5db; padding: 1px 6px; margin: 1px 0 4px; }
+.step.worst { border-left-color: #dc2626; background: #fef2f2; }
 svg { display: block; max-width: 100%; height: auto; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
 @media (max-width: 900px) { .grid, .pair { grid-template-columns: 1fr; } }
@@ -389,18 +391,20 @@ def _html_trial(t: Trajectory) -> str:
     messages = [m if isinstance(m, Mapping) else {"role": "?", "content": m} for m in t.messages]
     if messages and messages[-1].get("role") == "assistant" and messages[-1].get("content") == t.output:
         messages = messages[:-1]  # the reply is shown as the output below
-    for message in messages:
+    notes = _step_notes(t)
+    for index, message in enumerate(messages):
         content = message.get("content")
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
         out.append(
             f'<div class="msg"><span class="who">{e(str(message.get("role", "?")))}</span>'
-            f"<pre>{e(clip(text))}</pre></div>"
+            f"<pre>{e(clip(text))}</pre>{notes.get(index, '')}</div>"
         )
     if t.tool_calls:
         calls = json.dumps(t.tool_calls, ensure_ascii=False, indent=1, default=str)
         out.append(f'<div class="label">tool calls</div><pre>{e(clip(calls))}</pre>')
     if t.error is None or t.output:
-        out.append(f'<div class="label">output</div><pre>{e(clip(t.output))}</pre>')
+        reply = notes.get(len(messages), "") if len(messages) < len(t.messages) else ""
+        out.append(f'<div class="label">output</div><pre>{e(clip(t.output))}</pre>{reply}')
     if t.grades:
         grades = "".join(
             f"<li><span class={'ok' if g.passed else 'bad'}>{'✓' if g.passed else '✗'}</span> <b>{e(g.grader)}</b>: "
@@ -412,3 +416,30 @@ def _html_trial(t: Trajectory) -> str:
         out.append(f'<div class="label">error</div><pre class="error">{e(clip(t.error))}</pre>')
     out.append("</div>")
     return "".join(out)
+
+
+def _step_score(step: Mapping[str, object]) -> float:
+    score = step.get("score")
+    return float(score) if isinstance(score, int | float) else 0.0
+
+
+def _step_notes(t: Trajectory) -> dict[int, str]:
+    """The step scores of the trial's `step_critic` grades as HTML by message index, the worst step marked."""
+    e = html.escape
+    notes: dict[int, str] = {}
+    for grade in t.grades:
+        steps = [s for s in grade.steps or [] if isinstance(s, Mapping) and isinstance(s.get("index"), int)]
+        if not steps:
+            continue
+        worst = min(steps, key=_step_score)
+        uneven = _step_score(worst) < max(_step_score(s) for s in steps)
+        for step in steps:
+            marked = uneven and step is worst
+            confidence = step.get("confidence")
+            sure = f" · confidence {confidence:.2g}" if isinstance(confidence, int | float) else ""
+            notes[step["index"]] = notes.get(step["index"], "") + (
+                f'<div class="step{" worst" if marked else ""}">{"<b>worst step</b> · " if marked else ""}'
+                f"{e(grade.grader)} <b>{_step_score(step):.2f}</b>{sure}: {e(clip(str(step.get('reason', ''))))}"
+                "</div>"
+            )
+    return notes

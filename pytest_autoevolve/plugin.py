@@ -6,8 +6,10 @@ Nothing heavy is imported here: the scenario, model and session modules load onl
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +142,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "merge the shards' junit files with `autoevolve report`",
     )
     group.addoption(
+        "--autoevolve-canary",
+        dest="autoevolve_canary",
+        type=canary_share,
+        metavar="P",
+        help="a canary run: route a seeded share P in (0, 1] of the scenarios (both roles) to the canary slot "
+        "of autoevolve.yaml (autoevolve canary start), as the candidate, and gate it against the incumbent",
+    )
+    group.addoption(
         "--autoevolve-resume",
         dest="autoevolve_resume",
         metavar="RUN",
@@ -169,9 +179,18 @@ def _settings(config: pytest.Config) -> Settings:
     gate = {"sequential": config.getoption("autoevolve_sequential"), "budget": config.getoption("autoevolve_budget")}
     cli["gate"] = {key: value for key, value in gate.items() if value is not None} or None
     try:
-        return load_settings(config.rootpath, cli)
+        settings = load_settings(config.rootpath, cli)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.getoption("autoevolve_canary") is None:
+        return settings
+    if settings.canary is None:
+        raise pytest.UsageError(
+            "--autoevolve-canary: autoevolve.yaml has no canary slot; start one with: autoevolve canary start SPEC"
+        )
+    if cli["candidate"] is not None:
+        raise pytest.UsageError("--autoevolve-canary runs the canary as the candidate: drop --autoevolve-candidate")
+    return replace(settings, candidate=settings.canary)
 
 
 def positive_int(text: str) -> int:
@@ -195,6 +214,17 @@ def budget_option(text: str) -> dict[str, float]:
         except ValueError:
             raise pytest.UsageError(f"--autoevolve-budget takes calls=N,tokens=N,cost=USD, got {text!r}") from None
     return budget
+
+
+def canary_share(text: str) -> float:
+    """A share of the scenarios in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:  # NaN included
+        raise pytest.UsageError(f"--autoevolve-canary takes a share of scenarios in (0, 1] (e.g. 0.3), got {text!r}")
+    return value
 
 
 def shard_option(text: str) -> tuple[int, int]:
@@ -259,6 +289,9 @@ def pytest_configure(config: pytest.Config) -> None:
             context.resume(resume, config.getoption("autoevolve_retry_errors"))
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+    share = config.getoption("autoevolve_canary")
+    if share is not None:
+        config.pluginmanager.register(_CanaryRouting(share, context.settings.seed), "autoevolve-canary")
     if controller:
         from pytest_autoevolve.run.results import ResultLog
 
@@ -277,6 +310,27 @@ class _XdistHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["autoevolve_run_id"] = self.run_id
+
+
+class _CanaryRouting:
+    """Keeps a canary run's share of the selected scenarios, the same in every process, and deselects the rest."""
+
+    def __init__(self, share: float, seed: int) -> None:
+        self.share, self.seed = share, seed
+
+    @pytest.hookimpl(trylast=True)  # after -k and -m: the share is of the scenarios they selected
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        from pytest_autoevolve.run.items import ROUTING_KEY, ROUTING_OUTPUT, route_canary
+
+        if config.getoption("autoevolve_shard") is not None:
+            raise pytest.UsageError("--autoevolve-canary routes a share of the whole selection: run it unsharded")
+        kept, routed, total = route_canary(items, self.share, self.seed)
+        staying = set(map(id, kept))
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in staying])
+        items[:] = kept
+        config.stash[ROUTING_KEY] = (routed, total)
+        if hasattr(config, "workerinput"):
+            config.workeroutput[ROUTING_OUTPUT] = [routed, total]  # type: ignore[attr-defined]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

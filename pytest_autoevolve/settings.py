@@ -197,6 +197,8 @@ class Settings:
     judge: Any = None
     only: str | None = None
     """Run only this role's items (a scoring or sampling run: nothing pairs, so its gate is inconclusive)."""
+    canary: Any = None
+    """The canary slot's model spec (``autoevolve canary start``): the candidate of a ``--autoevolve-canary`` run."""
 
     @property
     def roles(self) -> dict[str, Any]:

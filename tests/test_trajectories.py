@@ -277,7 +277,7 @@ def test_summary_per_role_and_written_atomically(pytester, write_scenarios, agen
     )
     result.assert_outcomes(passed=2, failed=4)
     _, summary = read_run(pytester.path)
-    assert summary["format_version"] == 3  # 2: complete and missing joined the summary; 3: the design
+    assert summary["format_version"] == 4  # 2: complete and missing joined the summary; 3: the design; 4: canary
     assert summary["trajectory_format_version"] == FORMAT_VERSION
     incumbent, candidate = summary["incumbent"], summary["candidate"]
     assert incumbent["spec"] == "python:toyagents:echo"

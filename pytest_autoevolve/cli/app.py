@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from pytest_autoevolve import __version__
 from pytest_autoevolve.cli.cache import add_commands as add_cache_commands
+from pytest_autoevolve.cli.canary import add_commands as add_canary_commands
 from pytest_autoevolve.cli.ci import add_commands as add_ci_commands
 from pytest_autoevolve.cli.evolve import add_commands as add_evolve_commands
 from pytest_autoevolve.cli.finetune import add_commands as add_finetune_commands
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_compare)
     add_plan_commands(commands)
     add_finetune_commands(commands)
+    add_canary_commands(commands)
     add_evolve_commands(commands)
     add_ci_commands(commands)
     add_cache_commands(commands)

@@ -35,9 +35,13 @@ from pytest_autoevolve.settings import MODES, GateConfig
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-SUMMARY_FORMAT_VERSION = 3
+SUMMARY_FORMAT_VERSION = 4
 
 """The version of ``summary.json``'s layout; bump it when a key appears, goes or changes meaning."""
+
+READABLE_FORMAT_VERSIONS = (3, SUMMARY_FORMAT_VERSION)
+
+"""The layouts this version reads: 4 added ``canary`` (a version-3 summary reads with ``canary`` None)."""
 
 OUTCOMES = ("improved", "same", "regressed")
 
@@ -57,6 +61,22 @@ class CacheStats:
     mode: str
     hits: int
     model_calls: int
+
+
+@dataclass(frozen=True)
+class CanaryRun:
+    """A canary run (``--autoevolve-canary``): the canary slot's model, gated on a seeded share of the scenarios."""
+
+    spec: str
+    """The canary's spec, as the candidate role shows it."""
+    share: float
+    """The share of the selected scenarios routed to the canary, in (0, 1]."""
+    seed: int
+    """The run's seed, which chose the routed scenarios."""
+    routed: int
+    """Scenarios routed to the canary (both roles of each ran)."""
+    total: int
+    """Scenarios selected before routing."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +249,8 @@ class RunSummary:
     git_commit: str | None
     versions: dict[str, str]
     trajectory_format_version: int = FORMAT_VERSION
+    canary: CanaryRun | None = None
+    """The canary run's routing; None for an ordinary run."""
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``summary.json``."""
@@ -241,6 +263,7 @@ class RunSummary:
             "split": self.split,
             "seed": self.seed,
             "repeats": self.repeats,
+            "canary": None if self.canary is None else _flat(self.canary),
             "judge": self.judge,
             "cache": _flat(self.cache),
             "catalog_sha256": self.catalog_sha256,
@@ -255,8 +278,9 @@ class RunSummary:
         Anything else is a `FormatError` naming ``source`` and what is wrong.
         """
         reader = _Reader(data, source, partial=False)
-        _check_version(reader, required=True)
-        summary = _build(cls, reader, gate=GateSummary._read(reader), cache=_row(CacheStats, reader.child("cache")))
+        version = _check_version(reader, required=True)
+        gate, cache = GateSummary._read(reader), _row(CacheStats, reader.child("cache"))
+        summary = _build(cls, reader, gate=gate, cache=cache, canary=_canary(reader, version))
         reader.finish()
         return summary
 
@@ -316,18 +340,33 @@ def _read_json(path: Path) -> object:
         raise FormatError(f"{path}: not an autoevolve summary: not JSON ({exc})") from None
 
 
-def _check_version(reader: _Reader, required: bool) -> None:
+def _check_version(reader: _Reader, required: bool) -> int:
+    """The summary's format version, one of `READABLE_FORMAT_VERSIONS` (this one when a partial summary has none)."""
     reader.used.add("format_version")
     if "format_version" not in reader.data:
         if required:
             raise reader.error("not an autoevolve summary: it has no format_version")
-        return
+        return SUMMARY_FORMAT_VERSION
     version = reader.data["format_version"]
-    if type(version) is not int or version != SUMMARY_FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_FORMAT_VERSIONS:
         raise reader.error(
             f"summary format_version {version!r}; this version of pytest-autoevolve reads format_version "
-            f"{SUMMARY_FORMAT_VERSION} (the summary was written by another version)"
+            f"{SUMMARY_FORMAT_VERSION} (and {', '.join(map(str, READABLE_FORMAT_VERSIONS[:-1]))}; "
+            "the summary was written by another version)"
         )
+    return version
+
+
+def _canary(reader: _Reader, version: int) -> CanaryRun | None:
+    """The ``canary`` object (None: an ordinary run; a version-3 summary has no such key)."""
+    if version < 4 and "canary" not in reader.data:
+        return None
+    if reader.get("canary", None) is None:
+        return None
+    canary = _row(CanaryRun, reader.child("canary"))
+    if not (0 < canary.share <= 1 and 0 <= canary.routed <= canary.total):
+        raise reader.malformed(f"key 'canary' routes {canary.routed} of {canary.total} at share {canary.share!r}")
+    return canary
 
 
 def _scenario(reader: _Reader, k: int) -> ScenarioRow:

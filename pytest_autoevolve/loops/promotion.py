@@ -1,4 +1,9 @@
-"""Promote and roll back: move the incumbent in the config, keeping a history."""
+"""Promote and roll back: move the incumbent in the config, keeping a history.
+
+The history, ``autoevolve-history.jsonl``, holds one JSON object a line: every promotion and
+rollback, and every step of a canary slot (`pytest_autoevolve.loops.canary`). A canary promotion
+(``canary-promote``) is a promotion: `rollback` undoes it as it undoes ``promote``.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,17 @@ from pytest_autoevolve.loops.project import FineTuneError, read_config, update_c
 
 HISTORY_FILE = "autoevolve-history.jsonl"
 
+PROMOTIONS = ("promote", "canary-promote")
+
+"""The actions that move the incumbent forward; `rollback` undoes them, the newest first."""
+
+ACTIONS = (*PROMOTIONS, "rollback", "canary-start", "canary-abort")
+
+"""Every action of the history; each entry also names the incumbent before it (``previous``) and after it."""
+
 
 def history(root: Path) -> list[dict[str, Any]]:
-    """Every promotion and rollback, oldest first; a garbled history file is a `FineTuneError` naming the line."""
+    """Every promotion, rollback and canary step, oldest first; a garbled line is a `FineTuneError` naming it."""
     path = root / HISTORY_FILE
     if not path.is_file():
         return []
@@ -30,18 +43,20 @@ def history(root: Path) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             entry = None
-        if not isinstance(entry, dict) or entry.get("action") not in ("promote", "rollback") or "previous" not in entry:
+        if not isinstance(entry, dict) or entry.get("action") not in ACTIONS or "previous" not in entry:
             raise FineTuneError(f"{path}:{number}: not a promotion history entry; fix or remove that line")
         entries.append(entry)
     return entries
 
 
-def _append_history(root: Path, entry: dict[str, Any]) -> None:
+def append_history(root: Path, entry: dict[str, Any]) -> None:
+    """Append one entry to the history (the file is made on first use)."""
     with (root / HISTORY_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
-def _now() -> str:
+def now() -> str:
+    """The time of a history entry: UTC, to the second, ISO 8601."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -61,15 +76,15 @@ def promote(
     candidate = candidate or config.get("candidate")
     if not candidate or candidate == incumbent:
         raise FineTuneError("nothing to promote: autoevolve.yaml names no candidate different from the incumbent")
-    gate = _read(summary_path) if summary_path is not None else None
-    why = _refusal(gate, incumbent, candidate)
+    gate = read_summary(summary_path).gate if summary_path is not None else None
+    why = refusal(gate, incumbent, candidate)
     passed = why is None
     if not passed and not force:
         raise FineTuneError(f"refusing to promote {candidate}: {why}; run the gate, or pass --force with a reason")
     digest = hashlib.sha256(summary_path.read_bytes()).hexdigest() if summary_path else None
     entry = {
         "action": "promote",
-        "date": _now(),
+        "date": now(),
         "previous": incumbent,
         "incumbent": candidate,
         "gate_summary_sha256": digest,
@@ -78,18 +93,19 @@ def promote(
         "reason": reason,
     }
     changes = update_config(root, {"incumbent": candidate, "candidate": candidate})
-    _append_history(root, entry)
+    append_history(root, entry)
     return {**entry, "changes": changes}
 
 
-def _read(path: Path) -> GateSummary:
+def read_summary(path: Path) -> RunSummary:
+    """A whole ``summary.json`` to promote from; one that cannot be read is a `FineTuneError` saying why."""
     try:
-        return RunSummary.load(path).gate
+        return RunSummary.load(path)
     except FormatError as exc:
         raise FineTuneError(f"cannot promote from it: {exc}") from None
 
 
-def _refusal(gate: GateSummary | None, incumbent: str, candidate: str) -> str | None:
+def refusal(gate: GateSummary | None, incumbent: str, candidate: str) -> str | None:
     """Why ``gate`` does not allow promoting ``candidate`` over ``incumbent``; `None` when it does."""
     if gate is None:
         return "no gate summary given"
@@ -124,18 +140,22 @@ def _same(gate: GateSummary, incumbent: str, candidate: str) -> bool:
 
 
 def rollback(root: Path) -> dict[str, Any]:
-    """Restore the incumbent the last promotion replaced (and the candidate, when it was the promoted model)."""
-    promotions = [e for e in history(root) if e["action"] == "promote"]
-    rollbacks = sum(e["action"] == "rollback" for e in history(root))
+    """Restore the incumbent the last promotion (or canary promotion) replaced, and the candidate when it was that.
+
+    Rollbacks walk back: the second undoes the promotion before the last, and so on.
+    """
+    entries = history(root)
+    promotions = [e for e in entries if e["action"] in PROMOTIONS]
+    rollbacks = sum(e["action"] == "rollback" for e in entries)
     if len(promotions) <= rollbacks:
         raise FineTuneError("nothing to roll back: no promotion is in effect")
     last = promotions[len(promotions) - rollbacks - 1]
     config = read_config(root)
     current = config.get("incumbent")
-    entry = {"action": "rollback", "date": _now(), "previous": current, "incumbent": last["previous"]}
+    entry = {"action": "rollback", "date": now(), "previous": current, "incumbent": last["previous"]}
     changes = {"incumbent": last["previous"]}
     if config.get("candidate") == current:
         changes["candidate"] = last["previous"]
     said = update_config(root, changes)
-    _append_history(root, entry)
+    append_history(root, entry)
     return {**entry, "changes": said}

@@ -137,13 +137,16 @@ def _md_stability(rows: Sequence[ScenarioRow]) -> list[str]:
 
 
 def footer(summary: RunSummary) -> list[str]:
-    """The run's provenance, for the foot of both reports: run id, commit, catalog, split, seed, versions."""
+    """The run's provenance, for the foot of both reports: run id, commit, catalog, split, seed, canary, versions."""
     parts = [f"run {summary.run_id}"]
     if summary.git_commit:
         parts.append(f"commit {summary.git_commit[:12]}")
     if summary.catalog_sha256:
         parts.append(f"catalog {summary.catalog_sha256[:12]}")
     parts.append(f"split {summary.split}, seed {summary.seed}")
+    if summary.canary is not None:
+        canary = summary.canary
+        parts.append(f"canary run: {canary.routed} of {canary.total} scenarios (share {canary.share:g})")
     if summary.versions:
         parts.append(", ".join(f"{name} {version}" for name, version in summary.versions.items()))
     return parts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_autoevolve.gate.summary import GateSummary
+from pytest_autoevolve.gate.summary import CanaryRun, GateSummary
 from pytest_autoevolve.report.format import ROLES, ci_level
 
 
@@ -14,6 +14,17 @@ def summary_lines(gate: GateSummary) -> list[str]:
 def verdict_lines(gate: GateSummary) -> list[str]:
     """The verdict with its reasons, one line each."""
     return [f"{gate.verdict}: {reason}" for reason in gate.reasons]
+
+
+def canary_lines(canary: CanaryRun | None) -> list[str]:
+    """What a canary run routed to the canary, first in the gate's block (nothing for an ordinary run)."""
+    if canary is None:
+        return []
+    return [
+        f"canary run: {canary.routed} of {canary.total} scenarios (share {canary.share:g}, seed {canary.seed}) "
+        f"routed to the canary {canary.spec}, gated against the incumbent on that traffic; "
+        f"{canary.total - canary.routed} deselected"
+    ]
 
 
 def number_lines(gate: GateSummary) -> list[str]:

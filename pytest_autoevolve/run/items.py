@@ -177,6 +177,26 @@ def _digest(scenario: str) -> str:
     return hashlib.sha256(scenario.encode()).hexdigest()
 
 
+ROUTING_KEY = pytest.StashKey[tuple[int, int]]()
+"""A canary run's routing in this process: (scenarios routed to the canary, scenarios selected)."""
+
+ROUTING_OUTPUT = "autoevolve_canary"
+"""The key of an xdist worker's routing in its ``workeroutput``: the controller collects nothing."""
+
+
+def route_canary(items: list[pytest.Item], share: float, seed: int) -> tuple[list[pytest.Item], int, int]:
+    """The items a canary run keeps: a seeded ``share`` of the selected scenarios, both roles, and other tests.
+
+    The scenarios, ordered by a hash of the seed and their ids, give their first ``share`` (rounded,
+    at least one): the same in every process and xdist worker, another set for another seed.
+    Returns the kept items, the scenarios routed and the scenarios selected.
+    """
+    ids = sorted({i.scenario.id for i in items if isinstance(i, ScenarioItem)}, key=lambda s: _digest(f"{seed}\0{s}"))
+    routed = set(ids[: max(1, int(share * len(ids) + 0.5))])
+    kept = [i for i in items if not isinstance(i, ScenarioItem) or i.scenario.id in routed]
+    return kept, len(routed), len(ids)
+
+
 def queued(session: pytest.Session) -> list[ScenarioItem]:
     """The scenario items xdist has queued for this worker, next first; none when its queue cannot be read.
 

@@ -18,13 +18,14 @@ from pytest_autoevolve.files import files_sha256, write_json_atomic
 from pytest_autoevolve.gate import sequential
 from pytest_autoevolve.gate.decide import GateResult, cut_by_budget, decide, decide_sequential, require_complete
 from pytest_autoevolve.gate.results import ItemResult
-from pytest_autoevolve.gate.summary import CacheStats, GateSummary, RunSummary
+from pytest_autoevolve.gate.summary import CacheStats, CanaryRun, GateSummary, RunSummary
 from pytest_autoevolve.providers.base import parse_spec
 from pytest_autoevolve.records import FORMAT_VERSION
 from pytest_autoevolve.report.github import github_outputs
-from pytest_autoevolve.report.terminal import number_lines, verdict_lines
+from pytest_autoevolve.report.terminal import canary_lines, number_lines, verdict_lines
 from pytest_autoevolve.report.write import write_reports
 from pytest_autoevolve.run.context import RunContext
+from pytest_autoevolve.run.items import ROUTING_KEY, ROUTING_OUTPUT
 
 SCENARIO_NODE = re.compile(
     r"^(?P<file>.+\.ya?ml)::(?P<id>[A-Za-z0-9][A-Za-z0-9_.\-]*)\[(?P<role>incumbent|candidate)\]$"
@@ -90,6 +91,23 @@ class ResultLog:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         """The selected scenario items, as an xdist worker collected them (the controller collects nothing)."""
         self._select(ids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """A canary run's routing, as an xdist worker made it (every worker makes the same)."""
+        routing = getattr(node, "workeroutput", {}).get(ROUTING_OUTPUT)
+        if routing is not None:
+            self.context.config.stash[ROUTING_KEY] = (int(routing[0]), int(routing[1]))
+
+    def canary(self, spec: str) -> CanaryRun | None:
+        """A canary run's routing (None for an ordinary run); ``spec`` is the canary's, as the candidate shows it."""
+        config = self.context.config
+        share = config.getoption("autoevolve_canary")
+        if share is None:
+            return None
+        routed = len({scenario for scenario, _, _ in self.selected.values()})
+        routed, total = config.stash.get(ROUTING_KEY, (routed, routed))
+        return CanaryRun(spec=spec, share=share, seed=self.context.settings.seed, routed=routed, total=total)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -198,6 +216,7 @@ class ResultLog:
             split=settings.split,
             seed=settings.seed,
             repeats=settings.repeats,
+            canary=self.canary(result.candidate.spec),
             judge=parse_spec(settings.judge, settings.models).display if settings.judge else None,
             cache=CacheStats(
                 mode=settings.cache,
@@ -257,7 +276,8 @@ class ResultLog:
             return
         gate = GateSummary.from_result(self.result)
         reporter.write_sep("=", f"autoevolve gate: {self.result.verdict.upper()}")
-        for line in [*number_lines(gate), *self._failure_lines(), *self._artifact_lines()]:
+        canary = self.canary(gate.candidate.spec)
+        for line in [*canary_lines(canary), *number_lines(gate), *self._failure_lines(), *self._artifact_lines()]:
             reporter.write_line(line)
         if self.other_failures:
             reporter.write_line(

@@ -44,6 +44,15 @@ FAILURES_SHOWN = 5
 """Failed scenario items the gate's block shows (all are in junit, the reports and with -v)."""
 
 
+WORKER_HEADER = re.compile(r"^\[gw\d+\] ")
+"""The line xdist puts before a worker's failure text (``[gw1] linux -- Python 3.12.3 ...``)."""
+
+
+def first_line(text: str) -> str:
+    """A failure's first line of evidence: xdist's worker header skipped."""
+    return next((line for line in text.splitlines() if not WORKER_HEADER.match(line)), "")
+
+
 class ResultLog:
     """Controller-only plugin: gathers item results (also from xdist workers), gates, writes the summary.
 
@@ -121,9 +130,7 @@ class ResultLog:
                 self.spent = (calls + item.trials - item.cached, tokens + item.tokens, cost + (item.cost or 0.0))
                 self._watch()
         if report.failed and report.when == "call" and SCENARIO_NODE.match(report.nodeid):
-            self.failed_items.append(
-                (report.nodeid, report.longreprtext.splitlines()[0] if report.longreprtext else "")
-            )
+            self.failed_items.append((report.nodeid, first_line(report.longreprtext)))
         if report.failed and not SCENARIO_NODE.match(report.nodeid) and report.nodeid not in self.other_failures:
             self.other_failures.append(report.nodeid)
 

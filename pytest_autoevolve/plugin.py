@@ -257,7 +257,7 @@ def get_context(config: pytest.Config) -> RunContext:
     """The run's context, created on first use (workers take the controller's run id)."""
     from pytest_autoevolve.files import prepare_artifacts
     from pytest_autoevolve.run.context import RunContext
-    from pytest_autoevolve.run.items import CONTEXT_KEY
+    from pytest_autoevolve.run.stash import CONTEXT_KEY
 
     if CONTEXT_KEY not in config.stash:
         settings = _settings(config)
@@ -446,7 +446,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the trial pool (dropping trials an interrupted run never reached)."""
-    from pytest_autoevolve.run.items import CONTEXT_KEY
+    from pytest_autoevolve.run.stash import CONTEXT_KEY
 
     context = session.config.stash.get(CONTEXT_KEY, None)
     if context is not None:

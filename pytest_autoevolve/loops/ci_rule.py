@@ -61,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """With ``--autoevolve-ci-rule``: the run set up, gate it by that rule instead of the config's."""
     from pytest_autoevolve.errors import ConfigError
-    from pytest_autoevolve.run.items import CONTEXT_KEY
+    from pytest_autoevolve.run.stash import CONTEXT_KEY
     from pytest_autoevolve.settings import GateConfig
 
     config = session.config

@@ -12,9 +12,7 @@ from pytest_autoevolve.catalog.loader import load_file
 from pytest_autoevolve.errors import ArtifactWriteError, ScenarioError
 from pytest_autoevolve.gate.results import ItemResult
 from pytest_autoevolve.records import Scenario, Trajectory
-from pytest_autoevolve.run.context import RunContext
-
-CONTEXT_KEY = pytest.StashKey[RunContext]()
+from pytest_autoevolve.run.stash import CONTEXT_KEY
 
 
 class ScenarioFailure(Exception):

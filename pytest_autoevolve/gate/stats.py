@@ -93,23 +93,30 @@ def restricted_variance(diffs: Differences, delta: float) -> float | None:
     elif ends[0] not in seen and slope(high) >= 0:
         lam, extreme = high, ends[0]
     else:
-        lam = _root(slope, low, high)
+        lam = _root(observed, low, high)
     weights = [(w, share / (1 + lam * w)) for w, share in observed]
     rest = max(0.0, 1 - sum(p for _, p in weights))
     return sum(p * w * w for w, p in weights) + rest * extreme * extreme
 
 
-def _root(decreasing: Callable[[float], float], low: float, high: float) -> float:
-    """The zero of a decreasing function on the open interval (low, high), by bisection."""
+def _root(observed: Sequence[tuple[float, float]], low: float, high: float) -> float:
+    """The zero in (low, high) of the decreasing ``sum(share * w / (1 + lam * w))``, to a float's last bits.
+
+    Newton's steps, kept inside the shrinking bracket by bisection.
+    """
+    lam = 0.0  # low < 0 < high
     for _ in range(200):
-        middle = (low + high) / 2
-        if middle in (low, high):
-            break
-        if decreasing(middle) > 0:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
+        terms = [(share * w / (1 + lam * w), w / (1 + lam * w)) for w, share in observed]
+        value = sum(t for t, _ in terms)
+        if value == 0:
+            return lam
+        low, high = (lam, high) if value > 0 else (low, lam)
+        newton = lam + value / sum(t * u for t, u in terms)
+        following = newton if low < newton < high else (low + high) / 2
+        if following in (low, high) or abs(following - lam) <= 4 * math.ulp(lam or 1.0):
+            return following
+        lam = following
+    return lam
 
 
 def score_p(diffs: Differences, delta: float) -> float:
@@ -221,9 +228,28 @@ def _binomial_window(n: int, p: float) -> list[tuple[int, float]]:
 
 
 def _binomial_tail(n: int, p: float, k: int) -> float:
-    """P(K >= k) for K ~ Bin(n, p), summed from k to ten standard deviations past the mean."""
+    """P(K >= k) for K ~ Bin(n, p), up to ten standard deviations past the mean, by the pmf's recurrence.
+
+    The terms are summed outwards from the mean (where none underflows), down to ``k`` while they
+    still count.
+    """
     stop = min(n, math.ceil(max(k, n * p) + 10 * math.sqrt(n * p * (1 - p)) + 2))
-    return sum(_binomial_pmf(j, n, p) for j in range(max(k, 0), stop + 1))
+    start = max(k, 0)
+    if start > stop or p <= 0 or p >= 1:
+        return sum(_binomial_pmf(j, n, p) for j in range(start, stop + 1))
+    odds = p / (1 - p)
+    middle = min(max(round(n * p), start), stop)
+    total, term = 0.0, _binomial_pmf(middle, n, p)
+    for j in range(middle, stop + 1):  # P(K = j + 1) = P(K = j) (n - j) / (j + 1) · p / (1 - p)
+        total += term
+        term *= (n - j) / (j + 1) * odds
+    term = _binomial_pmf(middle, n, p)
+    for j in range(middle, start, -1):  # P(K = j - 1) = P(K = j) j / (n - j + 1) · (1 - p) / p
+        term *= j / (n - j + 1) / odds
+        if term < total * 1e-18:  # below the mode the terms only shrink
+            break
+        total += term
+    return total
 
 
 def _binomial_pmf(k: int, n: int, p: float) -> float:

@@ -27,6 +27,9 @@ VOTE_TEMPERATURE = 0.7
 class HFModel:
     """A causal LM loaded with `AutoModelForCausalLM`, answering with its chat template."""
 
+    untraced = True
+    """It runs none of the user's code but a scenario's tools: a trial without tools emits no span to capture."""
+
     _loaded: ClassVar[dict[tuple[str, str, str], tuple[Any, Any]]] = {}
     _load_lock: ClassVar[threading.Lock] = threading.Lock()
 

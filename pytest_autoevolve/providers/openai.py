@@ -213,6 +213,9 @@ def _prices(value: Any) -> dict[str, float] | None:
 class OpenAIModel:
     """A chat model behind an OpenAI-compatible endpoint, with a tool-calling agent loop."""
 
+    untraced = True
+    """It runs none of the user's code but a scenario's tools: a trial without tools emits no span to capture."""
+
     spec: str
     """The spec shown in reports, secrets removed."""
     fingerprint: str

@@ -22,6 +22,9 @@ from pytest_autoevolve.records import Trajectory
 class ReplayModel:
     """Recorded trials by scenario id and repeat; ``+role=NAME`` picks one role of a two-role run."""
 
+    untraced = True
+    """It runs none of the user's code but a scenario's tools: a trial without tools emits no span to capture."""
+
     answers_whole_trials = True
     """A recorded multi-turn trial answers with its whole conversation at once."""
 

@@ -196,7 +196,8 @@ class ModelHandle:
         started = time.perf_counter()
         request = ModelRequest.for_trial([dict(m) for m in messages], scenario, seed, repeat)
         call = cached_calls(self.call_cache, seed, repeat, lambda: self.model.generate(request))
-        reply = call_within(traced(call), scenario.timeout_s)
+        plain = getattr(self.model, "untraced", False) and not scenario.tools
+        reply = call_within(call if plain else traced(call), scenario.timeout_s)
         latency = round(time.perf_counter() - started if reply.latency_s is None else reply.latency_s, 6)
         if key is not None and self.cache is not None:
             self.cache.put(key, reply, latency)

@@ -190,6 +190,8 @@ def _settings(config: pytest.Config) -> Settings:
         )
     if cli["candidate"] is not None:
         raise pytest.UsageError("--autoevolve-canary runs the canary as the candidate: drop --autoevolve-candidate")
+    if config.getoption("autoevolve_shard") is not None:
+        raise pytest.UsageError("--autoevolve-canary routes a share of the whole selection: run it unsharded")
     return replace(settings, candidate=settings.canary)
 
 
@@ -322,8 +324,6 @@ class _CanaryRouting:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         from pytest_autoevolve.run.items import ROUTING_KEY, ROUTING_OUTPUT, route_canary
 
-        if config.getoption("autoevolve_shard") is not None:
-            raise pytest.UsageError("--autoevolve-canary routes a share of the whole selection: run it unsharded")
         kept, routed, total = route_canary(items, self.share, self.seed)
         staying = set(map(id, kept))
         config.hook.pytest_deselected(items=[i for i in items if id(i) not in staying])

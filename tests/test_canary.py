@@ -162,6 +162,43 @@ def test_a_worse_canary_fails_promote_refuses_it_and_abort_keeps_the_incumbent(p
         promotion.rollback(project.path)  # no canary was promoted
 
 
+def test_the_traffic_is_the_whole_split_at_the_configured_seed_and_named_models_promote(project, capsys):
+    config = CONFIG + "models:\n  sharp: python:say:strong\n"
+    (project.path / "autoevolve.yaml").write_text(config, encoding="utf-8")
+    assert main(["canary", "start", "sharp"]) == 0
+    for args, why in [
+        (("--autoevolve-seed", "1"), "its traffic was chosen with seed 1, not the configured seed 0"),
+        (("-k", "say-1"), f"it routed a share of 111 scenarios, but the eval split has {SCENARIOS}"),
+    ]:
+        assert canary_run(project, *args).ret == 0  # it passes on that traffic, but the traffic was chosen after
+        capsys.readouterr()
+        assert main(["canary", "promote"]) == 1
+        assert why in capsys.readouterr().err
+    assert read_config(project.path)["canary"] == "sharp"  # nothing changed
+    assert canary_run(project).ret == 0
+    assert main(["canary", "promote"]) == 0  # the slot names a model under models: and the summary shows its spec
+    assert "promoted the canary sharp (was python:say:half)" in capsys.readouterr().out
+    assert read_config(project.path)["incumbent"] == "sharp"
+
+
+def test_rollback_undoes_the_promotion_in_effect_after_promotions_and_rollbacks_interleave(project):
+    def step(action: str, previous: str, incumbent: str) -> str:
+        return json.dumps({"action": action, "previous": previous, "incumbent": incumbent}) + "\n"
+
+    history = [
+        step("canary-promote", "python:say:half", "python:say:strong"),
+        step("rollback", "python:say:strong", "python:say:half"),
+        step("canary-promote", "python:say:half", "python:say:better"),
+        step("promote", "python:say:better", "python:say:weak"),
+    ]
+    (project.path / promotion.HISTORY_FILE).write_text("".join(history), encoding="utf-8")
+    (project.path / "autoevolve.yaml").write_text("incumbent: python:say:weak\n", encoding="utf-8")
+    assert promotion.rollback(project.path)["incumbent"] == "python:say:better"  # the promotion before the last
+    assert promotion.rollback(project.path)["incumbent"] == "python:say:half"
+    with pytest.raises(promotion.FineTuneError, match="nothing to roll back"):
+        promotion.rollback(project.path)
+
+
 def test_start_takes_the_candidate_by_default_and_refuses_the_incumbent_or_a_second_canary(project, capsys):
     assert main(["canary", "start", "python:say:half"]) == 1
     assert "python:say:half is the incumbent" in capsys.readouterr().err

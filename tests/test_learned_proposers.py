@@ -7,6 +7,7 @@ speaking the OpenAI API, scripted with the heuristics it proposes.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import git
 import pytest
 
 from pytest_autoevolve.cli import main
-from pytest_autoevolve.loops.distill import parse_heuristics
+from pytest_autoevolve.errors import FormatError
+from pytest_autoevolve.loops.distill import HeuristicLog, parse_heuristics
 from pytest_autoevolve.loops.evolve import Loop
 from pytest_autoevolve.loops.fewshot import FewShotProposer, block_lines, managed_block
 from pytest_autoevolve.loops.proposer_specs import make_proposer
@@ -105,7 +107,7 @@ def test_distill_adds_heuristics_prunes_one_that_does_not_help_keeps_one_that_do
     decisions = [i.decision for i in result.iterations]
     assert decisions == ["reverted", "kept", "kept", "reverted"], [i.error for i in result.iterations]
     assert len(asked) == 2  # iterations 3 and 4 try removals: no model call
-    assert "Be concise. (reverted)" in asked[1] and "Answer in plain text" not in asked[0]
+    assert "Be concise. (reverted)" in asked[1] and "Heuristics in the prompt now:\n- none" in asked[1]
     scenarios = re.findall(r"^- scenario (\S+)$", "\n".join(asked), re.MULTILINE)
     assert scenarios and all(sid.startswith("train-") for sid in scenarios)  # never an eval trial
     assert "Best train trials" in asked[0] and "Failing train trials" in asked[0]
@@ -114,8 +116,10 @@ def test_distill_adds_heuristics_prunes_one_that_does_not_help_keeps_one_that_do
     assert records["Be concise."]["status"] == "reverted" and records["Be concise."]["iterations_used"] == 0
     plain, reverse = records["Answer in plain text."], records["To reverse a word, write its letters backwards."]
     assert plain["status"] == "pruned" and plain["pruned_iteration"] == 3 and plain["kept_lift"] > 0
+    assert plain["iterations_used"] == 1  # iteration 2; iteration 3 scored the prompt without it
     assert reverse["status"] == "kept" and reverse["kept_lift"] > 0 and reverse["kept_p_value"] < 0.05
-    assert reverse["removal_tried"] and reverse["iterations_used"] == 3  # iterations 2, 3 and 4
+    assert reverse["removal_tried"] and reverse["iterations_used"] == 2  # iterations 2 and 3, not 4 (without it)
+    assert {r["format_version"] for r in records.values()} == {1}
     assert any("kept" in why and "lift" in why for why in reverse["why"]) and reverse["tag"] == "d1"
     assert "(prune): reverted" in reverse["why"][-1] and "(prune): kept" in plain["why"][-1]
 
@@ -133,18 +137,30 @@ def test_managed_blocks_are_replaced_in_place_and_removed_when_empty():
 
 def test_heuristic_replies_are_read_leniently_and_refused_when_empty():
     reply = "Sure!\n1. HEURISTIC: Check the task word.\n- **Heuristic:** Check the task word.\nheuristic - Be brief"
-    assert parse_heuristics(reply, 5) == ["Check the task word.", "Be brief"]
-    assert parse_heuristics(reply, 1) == ["Check the task word."]
+    assert parse_heuristics(reply) == ["Check the task word.", "Be brief"]
     with pytest.raises(ProposalError, match="no heuristic"):
-        parse_heuristics("I would add a rule about reversing.", 3)
+        parse_heuristics("I would add a rule about reversing.")
+
+
+def test_an_older_log_loads_and_a_loop_that_stopped_mid_iteration_leaves_its_heuristics_abandoned(tmp_path: Path):
+    path = tmp_path / "heuristics.jsonl"
+    old = {"heuristic": "Be brief.", "tag": "t0", "added": "2026-01-01T00:00:00+00:00", "iteration": 1}
+    path.write_text(json.dumps({**old, "status": "proposed", "a_later_key": 1}) + "\n\n", encoding="utf-8")
+    log = HeuristicLog(path)
+    assert [(r.heuristic, r.status) for r in log.records] == [("Be brief.", "abandoned")]
+    assert [r.heuristic for r in log.tried()] == ["Be brief."]  # never proposed again as new
+    path.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(FormatError, match=r"heuristics.jsonl:1: not a heuristic record"):
+        HeuristicLog(path)
 
 
 def test_bad_proposer_specs_and_a_missing_prompt_file_are_one_line(project: Path, monkeypatch, capsys):
     monkeypatch.chdir(project)
     assert main(["evolve", "--proposer", "fewshot:many", "--targets", "prompt.txt"]) == 2
     assert "fewshot:K takes a number" in capsys.readouterr().err
-    assert main(["evolve", "--proposer", "fewshot:4", "--targets", "agent.py"]) == 2
-    assert "name one in --targets" in capsys.readouterr().err
+    for targets in (["agent.py"], ["settings.json", "autoevolve.yaml"]):
+        assert main(["evolve", "--proposer", "fewshot:4", "--targets", *targets]) == 2
+        assert "name one in --targets" in capsys.readouterr().err
     assert main(["evolve", "--proposer", "recall:4"]) == 2
     assert "fewshot:K, distill:SPEC" in capsys.readouterr().err
     assert git.Repo(project).active_branch.name == "master" and len(list(git.Repo(project).heads)) == 1

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from pytest_autoevolve.gate.summary import RunSummary
 
 CANARY_KEY = "canary"
-
 """The top-level key of ``autoevolve.yaml`` that holds the canary slot's spec."""
 
 
@@ -102,7 +101,7 @@ def promote(root: Path, summary_path: Path, *, reason: str = "") -> dict[str, An
     if slots.canary is None:
         raise CanaryRefused("no canary is running: start one with autoevolve canary start SPEC")
     summary = read_summary(summary_path)
-    why = canary_refusal(summary, slots.incumbent, slots.canary)
+    why = canary_refusal(summary, slots) or traffic_refusal(root, summary)
     if why is not None:
         raise CanaryRefused(f"refusing to promote the canary {slots.shown(slots.canary)}: {why}")
     entry = _entry("canary-promote", slots.incumbent, slots.canary, slots.canary, reason)
@@ -117,13 +116,38 @@ def promote(root: Path, summary_path: Path, *, reason: str = "") -> dict[str, An
     return {**entry, "changes": changes}
 
 
-def canary_refusal(summary: RunSummary, incumbent: Any, canary: Any) -> str | None:
-    """Why ``summary`` does not allow promoting ``canary`` over ``incumbent``; None when it does."""
+def canary_refusal(summary: RunSummary, slots: Slots) -> str | None:
+    """Why ``summary`` does not allow promoting the slots' canary over their incumbent; None when it does."""
     if summary.canary is None:
         return "the summary is not of a canary run (pytest --autoevolve --autoevolve-canary P)"
     if summary.canary.spec != summary.gate.candidate.spec:
         return f"its canary {summary.canary.spec} is not the candidate it gated (was it edited?)"
-    return refusal(summary.gate, incumbent, canary)
+    return refusal(summary.gate, slots.incumbent, slots.canary, slots.models)
+
+
+def traffic_refusal(root: Path, summary: RunSummary) -> str | None:
+    """Why the canary's traffic was not the project's to judge by: another split or seed, or a filtered selection.
+
+    A canary promoted on a seed tried until one passed, or on scenarios picked with ``-k``, would be
+    promoted on traffic chosen after the fact; its run must route from the whole configured split
+    with the configured seed.
+    """
+    from pytest_autoevolve.loops.project import project_catalog
+    from pytest_autoevolve.settings import load_settings
+
+    assert summary.canary is not None
+    settings = load_settings(root)
+    if summary.split != settings.split:
+        return f"the canary ran on the {summary.split} split, not the configured {settings.split} split"
+    if summary.seed != settings.seed:
+        return f"its traffic was chosen with seed {summary.seed}, not the configured seed {settings.seed}"
+    total = len(project_catalog(root).split(settings.split))
+    if summary.canary.total != total:
+        return (
+            f"it routed a share of {summary.canary.total} scenarios, but the {settings.split} split has {total} "
+            "(a run filtered with -k or -m, or an older catalog): run the canary on the whole split"
+        )
+    return None
 
 
 def abort(root: Path, *, reason: str = "") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,10 @@ imperative sentence that generalises (never name a specific input or answer). An
 per heuristic, `HEURISTIC: <the rule>`, and nothing else."""
 
 
+HEURISTICS_FORMAT = 1
+"""The version of a ``heuristics.jsonl`` record (its ``format_version``)."""
+
+
 @dataclass
 class Heuristic:
     """One heuristic's record: what it says, when it came, what became of it."""
@@ -58,7 +62,8 @@ class Heuristic:
     added: str
     iteration: int
     status: str = "proposed"
-    """proposed, kept, pruned, or the iteration's decision when it was not kept (reverted, rejected, ...)."""
+    """proposed, kept, pruned, the iteration's decision when it was not kept (reverted, rejected, ...), or
+    abandoned (proposed by a loop that stopped before its iteration ended)."""
     iterations_used: int = 0
     """Scored iterations with the heuristic in the prompt: the one that kept it and each later one."""
     kept_lift: float | None = None
@@ -77,34 +82,45 @@ class HeuristicLog:
         self.records = self._read() if path.is_file() else []
 
     def _read(self) -> list[Heuristic]:
+        """The records, keys of later versions skipped; one still ``proposed`` is from a loop that stopped."""
+        known = {f.name for f in fields(Heuristic)}
         records = []
         for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                records.append(Heuristic(**json.loads(line)))
-            except (ValueError, TypeError):
+                data = json.loads(line)
+                record = Heuristic(**{key: value for key, value in data.items() if key in known})
+            except (ValueError, TypeError, AttributeError):
                 raise FormatError(f"{self.path}:{number}: not a heuristic record; fix or remove that line") from None
+            if record.status == "proposed":
+                record.status = "abandoned"
+            records.append(record)
         return records
 
     def save(self) -> None:
         """Write every record, one JSON object a line."""
         from pytest_autoevolve.files import write_text_atomic
 
-        write_text_atomic(self.path, "".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in self.records))
+        lines = (json.dumps({"format_version": HEURISTICS_FORMAT, **asdict(r)}, sort_keys=True) for r in self.records)
+        write_text_atomic(self.path, "".join(f"{line}\n" for line in lines))
+
+    def of(self, tag: str, texts: list[str]) -> list[Heuristic]:
+        """The records of loop ``tag`` saying one of ``texts``."""
+        return [r for r in self.records if r.tag == tag and r.heuristic in texts]
 
     def tried(self) -> list[Heuristic]:
         """The heuristics tried and not kept, or pruned: the model is told not to propose them again."""
         return [r for r in self.records if r.status not in ("kept", "proposed")]
 
 
-def parse_heuristics(reply: str, limit: int) -> list[str]:
-    """The ``HEURISTIC:`` lines of a reply, at most ``limit``; `ProposalError` when it has none."""
+def parse_heuristics(reply: str) -> list[str]:
+    """The ``HEURISTIC:`` lines of a reply, each once; `ProposalError` when it has none."""
     found = [m["text"].strip() for line in reply.splitlines() if (m := HEURISTIC.match(line))]
     found = [shorten(" ".join(text.split()), MAX_HEURISTIC) for text in found if text.strip()]
     if not found:
         raise ProposalError("the reply has no heuristic: answer with lines 'HEURISTIC: <one short rule>'")
-    return list(dict.fromkeys(found))[:limit]
+    return list(dict.fromkeys(found))
 
 
 class DistillProposer(LLMProposer):
@@ -118,38 +134,32 @@ class DistillProposer(LLMProposer):
         super().__init__(spec, root, **budgets)
         self.limit = limit
         self.log = HeuristicLog(root / artifacts / HEURISTICS_FILE)
-        self.pending: tuple[str, list[Heuristic]] = ("", [])
-        """What the last edit did ("add" or "prune") and to which records, until its outcome comes."""
-        self.current: list[str] = []
-        """The heuristics in the prompt when the last edit was proposed."""
 
     def propose(self, context: Context) -> Edit | None:
         """Prune the oldest kept heuristic not yet tried for removal, else ask the model for new ones."""
         path = prompt_file(context.targets)
         text = context.text(path)
         current = [line[2:] for line in block_lines(text, "heuristics") if line.startswith("- ")]
-        self.current = current
         kept = [r for r in self.log.records if r.status == "kept" and r.heuristic in current]
         untried = [r for r in kept if not r.removal_tried]
         if untried:
             record = untried[0]
             body = [f"- {h}" for h in current if h != record.heuristic]
-            self.pending = ("prune", [record])
             hypothesis = f"prune the heuristic {record.heuristic!r}: the prompt may do as well without it"
-            return Edit(hypothesis, {path: managed_block(text, "heuristics", body)}, removal=True)
+            point = {"action": "prune", "tag": record.tag, "heuristics": [record.heuristic], "in_prompt": current}
+            return Edit(hypothesis, {path: managed_block(text, "heuristics", body)}, point, removal=True)
         reply = self.ask(SYSTEM_PROMPT.format(n=self.limit), self.evidence(context, current), len(context.history))
-        new = [h for h in parse_heuristics(reply, self.limit) if h not in current]
-        new = [h for h in new if h not in {r.heuristic for r in self.log.tried()}]
+        tried = {r.heuristic for r in self.log.tried()}
+        new = [h for h in parse_heuristics(reply) if h not in current and h not in tried][: self.limit]
         if not new:
             raise ProposalError("the reply proposes only heuristics already in the prompt or tried before")
         added, number = _now(), len(context.history) + 1
-        records = [Heuristic(h, context.tag, added, number) for h in new]
-        self.log.records += records
+        self.log.records += [Heuristic(h, context.tag, added, number) for h in new]
         self.log.save()
-        self.pending = ("add", records)
         body = [f"- {h}" for h in current + new]
         hypothesis = "add the heuristic(s) " + "; ".join(repr(h) for h in new)
-        return Edit(hypothesis, {path: managed_block(text, "heuristics", body)})
+        point = {"action": "add", "tag": context.tag, "heuristics": new, "in_prompt": current + new}
+        return Edit(hypothesis, {path: managed_block(text, "heuristics", body)}, point)
 
     def evidence(self, context: Context, current: list[str]) -> str:
         """The user message: the metric, the heuristics in the prompt and tried before, the best and worst trials."""
@@ -175,27 +185,27 @@ class DistillProposer(LLMProposer):
         return "\n".join(parts)
 
     def outcome(self, edit: Edit, record: dict[str, Any]) -> None:
-        """Record what became of the last proposal's heuristics, and count an iteration for every kept one."""
-        action, records = self.pending
-        self.pending = ("", [])
-        decision = str(record.get("decision", ""))
-        why = _why(record)
-        for heuristic in records:
-            if action == "add":
+        """Record what became of the edit's heuristics, and count an iteration for every kept one it scored with."""
+        point = edit.point if isinstance(edit.point, dict) else {}
+        action, texts = point.get("action"), list(point.get("heuristics", []))
+        decision, why = str(record.get("decision", "")), _why(record)
+        for heuristic in self.log.of(str(point.get("tag", "")), texts):
+            if action == "add" and heuristic.status == "proposed":
                 heuristic.status = decision
                 if decision == "kept":
                     first = record.get("stats", {}).get("first", {})
                     heuristic.kept_lift, heuristic.kept_p_value = first.get("lift"), first.get("p_value")
                     heuristic.kept_score = record.get("score")
-            elif decision == "kept":
-                heuristic.status, heuristic.pruned_iteration = "pruned", int(record["iteration"])
-            else:
-                heuristic.removal_tried = True
+            elif action == "prune" and heuristic.status == "kept":
+                if decision == "kept":
+                    heuristic.status, heuristic.pruned_iteration = "pruned", int(record["iteration"])
+                else:
+                    heuristic.removal_tried = True
             heuristic.why.append(f"iteration {record.get('iteration')} ({action}): {why}")
         if record.get("score") is not None:  # a scored iteration: each kept heuristic in its prompt was used
-            shown = set(self.current) | {r.heuristic for r in records}
+            scored = set(point.get("in_prompt", [])) - (set(texts) if action == "prune" else set())
             for heuristic in self.log.records:
-                heuristic.iterations_used += heuristic.status == "kept" and heuristic.heuristic in shown
+                heuristic.iterations_used += heuristic.status == "kept" and heuristic.heuristic in scored
         self.log.save()
 
 

@@ -47,14 +47,18 @@ def block_lines(text: str, tag: str) -> list[str]:
     return found.group(1).splitlines() if found else []
 
 
+PROMPT_SUFFIXES = ("", ".txt", ".md", ".prompt", ".jinja", ".j2", ".tmpl")
+"""What a prompt file is named: text, markdown or a template."""
+
+
 def prompt_file(targets: Sequence[str]) -> str:
-    """The prompt file among the targets: the first that is no Python or YAML file; `EvolveError` when none is."""
+    """The prompt file among the targets: the first text, markdown or template file; `EvolveError` when none is."""
     for target in targets:
-        if Path(target).suffix not in (".py", ".yaml", ".yml", ".toml"):
+        if Path(target).suffix.lower() in PROMPT_SUFFIXES:
             return target
     raise EvolveError(
-        "this proposer writes into a prompt file: name one in --targets (a text file the agent reads, "
-        "e.g. prompts/system.txt), beside any code or config"
+        "this proposer writes into a prompt file: name one in --targets (a text, markdown or template file "
+        f"the agent reads, e.g. prompts/system.txt: {', '.join(s or 'no suffix' for s in PROMPT_SUFFIXES)})"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def promote(
     if not candidate or candidate == incumbent:
         raise FineTuneError("nothing to promote: autoevolve.yaml names no candidate different from the incumbent")
     gate = read_summary(summary_path).gate if summary_path is not None else None
-    why = refusal(gate, incumbent, candidate)
+    models = config.get("models")
+    why = refusal(gate, incumbent, candidate, models if isinstance(models, Mapping) else None)
     passed = why is None
     if not passed and not force:
         raise FineTuneError(f"refusing to promote {candidate}: {why}; run the gate, or pass --force with a reason")
@@ -105,11 +107,13 @@ def read_summary(path: Path) -> RunSummary:
         raise FineTuneError(f"cannot promote from it: {exc}") from None
 
 
-def refusal(gate: GateSummary | None, incumbent: str, candidate: str) -> str | None:
-    """Why ``gate`` does not allow promoting ``candidate`` over ``incumbent``; `None` when it does."""
+def refusal(
+    gate: GateSummary | None, incumbent: str, candidate: str, models: Mapping[str, Any] | None = None
+) -> str | None:
+    """Why ``gate`` does not allow promoting ``candidate`` over ``incumbent`` (named under ``models``); or None."""
     if gate is None:
         return "no gate summary given"
-    if not _same(gate, incumbent, candidate):
+    if not _same(gate, incumbent, candidate, models or {}):
         return f"the summary gates {gate.candidate.spec} against {gate.incumbent.spec}, not this pair"
     if gate.verdict != "pass":
         return f"the gate said {gate.verdict!r} for this pair"
@@ -130,11 +134,11 @@ def _items(gate: GateSummary) -> list[ItemResult]:
     ]
 
 
-def _same(gate: GateSummary, incumbent: str, candidate: str) -> bool:
+def _same(gate: GateSummary, incumbent: str, candidate: str, models: Mapping[str, Any]) -> bool:
     from pytest_autoevolve.providers.base import parse_spec
 
     def shown(spec: str) -> str:
-        return parse_spec(spec).display
+        return parse_spec(spec, models).display
 
     return (gate.incumbent.spec, gate.candidate.spec) == (shown(incumbent), shown(candidate))
 
@@ -144,12 +148,15 @@ def rollback(root: Path) -> dict[str, Any]:
 
     Rollbacks walk back: the second undoes the promotion before the last, and so on.
     """
-    entries = history(root)
-    promotions = [e for e in entries if e["action"] in PROMOTIONS]
-    rollbacks = sum(e["action"] == "rollback" for e in entries)
-    if len(promotions) <= rollbacks:
+    in_effect: list[dict[str, Any]] = []  # a stack: each promotion pushed, each rollback pops the newest
+    for entry in history(root):
+        if entry["action"] in PROMOTIONS:
+            in_effect.append(entry)
+        elif entry["action"] == "rollback" and in_effect:
+            in_effect.pop()
+    if not in_effect:
         raise FineTuneError("nothing to roll back: no promotion is in effect")
-    last = promotions[len(promotions) - rollbacks - 1]
+    last = in_effect[-1]
     config = read_config(root)
     current = config.get("incumbent")
     entry = {"action": "rollback", "date": now(), "previous": current, "incumbent": last["previous"]}

@@ -3,7 +3,7 @@
 1. The hand loop the project used before TRL (kept here only, as the yardstick: float32, one
    process, a checkpoint per epoch) and ``train(method="sft")`` train the same LoRA on the same
    ``train.jsonl`` with the same settings; tokens per second of training (model loading left out),
-   counted as the examples' tokens times the epochs.
+   counted as the examples' tokens times the epochs; medians of 3 alternating runs.
 2. The TRL path in 1 process and in 2 (accelerate, gloo on the CPU): wall time of the whole call
    (the launch included) and tokens per second of training.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +26,7 @@ from pytest_autoevolve.tiny import TINY_DIR
 
 DATASET = Path(__file__).resolve().parents[1] / "finetune" / "datasets" / "v1-4b2e41ac"
 SETTINGS = TrainSettings(epochs=12, batch_size=32, seed=0)
+REPEATS = 3
 
 
 def examples(path: Path) -> list[list[dict[str, Any]]]:
@@ -96,6 +98,10 @@ def trl_path(dataset: Path, out: Path, processes: int) -> tuple[float, float]:
     return time.perf_counter() - started, manifest["train_seconds"]
 
 
+def spread(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds):.1f} s ({min(seconds):.1f}-{max(seconds):.1f})"
+
+
 def main() -> None:
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else DATASET
     with tempfile.TemporaryDirectory() as folder:
@@ -104,11 +110,16 @@ def main() -> None:
         (data / "train.jsonl").write_text((source / "train.jsonl").read_text())  # no val: training alone is timed
         count = len(examples(data / "train.jsonl"))
         print(f"dataset: {count} examples x {SETTINGS.epochs} epochs, batch {SETTINGS.batch_size}, tiny (351k params)")
-        hand_s, tokens = hand_loop(data, Path(folder) / "hand")
-        _, trl_s = trl_path(data, Path(folder) / "one", 1)
-        print(f"hand loop:   {tokens / hand_s:8.0f} tokens/s ({hand_s:.1f} s of training)")
-        print(f"TRL SFT:     {tokens / trl_s:8.0f} tokens/s ({trl_s:.1f} s of training)")
-        print(f"TRL vs hand: {hand_s / trl_s:.2f}x the speed")
+        hands, trls, tokens = [], [], 0
+        for turn in range(REPEATS):  # alternating, so a busy moment of the machine falls on both
+            hand_s, tokens = hand_loop(data, Path(folder) / f"hand{turn}")
+            hands.append(hand_s)
+            trls.append(trl_path(data, Path(folder) / f"one{turn}", 1)[1])
+        hand_s, trl_s = statistics.median(hands), statistics.median(trls)
+        print(f"hand loop:   {tokens / hand_s:8.0f} tokens/s ({spread(hands)} of training, median of {REPEATS})")
+        print(f"TRL SFT:     {tokens / trl_s:8.0f} tokens/s ({spread(trls)} of training, median of {REPEATS})")
+        worst, best = min(hands) / max(trls), max(hands) / min(trls)
+        print(f"TRL vs hand: {hand_s / trl_s:.2f}x the speed (between {worst:.2f}x and {best:.2f}x)")
         one_wall, one_s = trl_path(data, Path(folder) / "again", 1)
         two_wall, two_s = trl_path(data, Path(folder) / "two", 2)
         print(f"1 process:   {tokens / one_s:8.0f} tokens/s, {one_wall:.1f} s wall")

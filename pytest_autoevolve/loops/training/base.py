@@ -307,10 +307,15 @@ def fit(trainer: Any, work: Path, say: Callable[[str], None]) -> None:
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+    trainer.create_model_card = _no_model_card  # TRL renders one each checkpoint; the manifest says what was trained
     resume = last_checkpoint(work)
     if resume:
         say(f"resuming from {Path(resume).name}")
     trainer.train(resume_from_checkpoint=resume)
+
+
+def _no_model_card(*_args: Any, **_options: Any) -> None:
+    """In place of TRL's model card (a template rendered at each checkpoint): nothing."""
 
 
 def versions() -> dict[str, str]:

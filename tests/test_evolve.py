@@ -235,3 +235,14 @@ def test_the_fixture_runs_a_short_loop_on_a_clone(pytester: pytest.Pytester):
     commit_all(repo, "start")
     pytester.runpytest("-p", "no:cacheprovider", "test_loop.py").assert_outcomes(passed=1)
     assert repo.active_branch.name == "master" and "autoevolve/mine" not in [h.name for h in repo.heads]
+
+
+def test_scoring_on_the_eval_split_says_the_final_gate_is_not_independent(project: Path):
+    from pytest_autoevolve.loops.evolve import outcome_lines
+
+    result = Loop(project, space(project, "python:agent:strong"), split="all", tag="t9", progress=lambda _: None).run(1)
+    assert [i.decision for i in result.iterations] == ["kept"]
+    caveat = "the loop scored its edits on the all split, so this gate on the eval split is not independent"
+    assert any(reason.startswith(caveat) for reason in result.gate_summary["reasons"])
+    assert f"- {caveat}" in (project / ".autoevolve" / "evolve" / "t9" / "report.md").read_text()
+    assert any(line.startswith(f"note: {caveat}") for line in outcome_lines(result))

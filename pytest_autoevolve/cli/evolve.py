@@ -95,7 +95,13 @@ def add_commands(commands: Any) -> None:
     evolve.add_argument(
         "--create", action="store_true", help="let edits create targets that do not exist yet (else refused)"
     )
-    evolve.add_argument("--split", choices=("train", "eval", "all"), default="train", help="scoring split (train)")
+    evolve.add_argument(
+        "--split",
+        choices=("train", "eval", "all"),
+        default="train",
+        help="scoring split (default train); eval or all also score on the final gate's scenarios, "
+        "so that gate is no longer independent of the search (its report says so)",
+    )
     evolve.add_argument("--tag", help="names the branch autoevolve/TAG and the log folder (default: a timestamp)")
     evolve.add_argument(
         "--max-seconds",

@@ -153,6 +153,8 @@ class EvolveResult:
     """Why the loop could not do its work (the proposer kept failing, the final gate could not run): exit 2."""
     origin: str = ""
     """Where the user was when the loop started, and is again when it ends: a branch, or a commit when detached."""
+    split: str = "train"
+    """The split the edits were scored on."""
 
 
 PROPOSER_ERRORS = 3
@@ -292,7 +294,7 @@ class Loop:
         result = EvolveResult(
             self.tag, self.branch, start_commit, start_commit, candidate, candidate, None, None, [], log_dir=log_dir
         )
-        result.origin = origin
+        result.origin, result.split = origin, self.split
         self.started = time.perf_counter()
         try:
             self._iterations(result, iterations)
@@ -453,6 +455,8 @@ class Loop:
         else:
             summary = outcome.summary.to_json()
             summary["path"] = str(self._keep_gate(outcome.outputs).relative_to(self.root))
+        if self.split != "train":
+            summary["reasons"] = [*summary.get("reasons", []), not_independent(self.split)]
         result.gate_summary, result.verdict = summary, str(summary["verdict"])
 
     def _keep_gate(self, outputs: Path) -> Path:
@@ -516,6 +520,15 @@ class Loop:
         entry.commit, entry.decision = commit.hexsha, "kept"
         result.best_commit, result.best_score, result.best_candidate = commit.hexsha, first.score, self.candidate()
         self.best_run = Path(self.root / first.run / "trajectories.jsonl")
+
+
+def not_independent(split: str) -> str:
+    """The caveat of a final gate whose eval scenarios also scored the loop's edits."""
+    return (
+        f"the loop scored its edits on the {split} split, so this gate on the eval split is not independent "
+        "of the search (the kept edits were chosen for how they did there): confirm on scenarios the loop never "
+        "scored, or score with --split train"
+    )
 
 
 def better(score: float | None, best: float | None, removal: bool = False) -> bool:
@@ -598,6 +611,8 @@ def outcome_lines(result: EvolveResult) -> list[str]:
         f"best {result.best_candidate} {pct(result.best_score)}",
         f"final gate on the eval split: {gate}; report {result.log_dir}/report.md",
     ]
+    if result.split != "train" and result.best_commit != result.start_commit:
+        lines.append(f"note: {not_independent(result.split)}")
     if result.branch:
         lines.append(
             f"you are on {result.origin}, as before; the kept commits are on {result.branch} "

@@ -4,8 +4,9 @@ CPU-bound: the model burns about 20 ms of CPU per call, 200 scenarios x 2 roles 
 cores: at most 2x), beside plain pytest-xdist on 400 tests of the same 20 ms (the floor xdist
 itself allows). I/O-bound: the model waits 50 ms per call, 200 scenarios x 2 roles at
 ``--autoevolve-concurrency 16``. Shards: the I/O-bound catalog as two ``--autoevolve-shard`` runs,
-one after the other, merged by ``autoevolve report``. Prints the wall times, the ratios, and
-whether each run reached the same verdict and numbers as the serial one.
+one after the other, merged by ``autoevolve report``. Prints the wall times (medians of 3
+alternating runs, with their range), the ratios, and whether every run reached the same verdict
+and numbers.
 
     python benchmarks/bench_xdist.py
 """
@@ -13,6 +14,7 @@ whether each run reached the same verdict and numbers as the serial one.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,8 @@ def wait(messages):
     return messages[-1]["content"].split()[-1]
 """
 NUMBERS = ("verdict", "n_paired", "p_value", "lift")
+REPEATS = 3
+"""Runs of each kind, alternating; the medians are compared."""
 PLAIN_TESTS = """
 import time
 
@@ -50,17 +54,18 @@ def test_burn(n):
 """
 
 
-def plain_xdist() -> tuple[float, float]:
-    """Wall seconds of plain pytest on 400 tests of 20 ms of CPU: serial, and with ``-n 2``."""
-    times = []
+def plain_xdist() -> tuple[list[float], list[float]]:
+    """Wall seconds of plain pytest on 400 tests of 20 ms of CPU, serial and with ``-n 2``, alternating."""
+    times: tuple[list[float], list[float]] = ([], [])
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "test_burn.py").write_text(PLAIN_TESTS)
-        for extra in ([], ["-n", "2"]):
-            started = time.perf_counter()
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:autoevolve", *extra]
-            subprocess.run(command, cwd=tmp, capture_output=True, check=False)
-            times.append(time.perf_counter() - started)
-    return times[0], times[1]
+        for _ in range(REPEATS):
+            for kind, extra in enumerate(([], ["-n", "2"])):
+                started = time.perf_counter()
+                command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:autoevolve"]
+                subprocess.run([*command, *extra], cwd=tmp, capture_output=True, check=False)
+                times[kind].append(time.perf_counter() - started)
+    return times
 
 
 def pytest_run(folder: Path, agent: str, extra: list[str]) -> tuple[float, dict[str, object]]:
@@ -91,26 +96,43 @@ def sharded(folder: Path, agent: str, extra: list[str], shards: int) -> tuple[fl
     return elapsed, {key: summary[key] for key in NUMBERS}
 
 
-def compare(name: str, serial: tuple[float, dict[str, object]], other: tuple[float, dict[str, object]]) -> None:
-    same = "same verdict and numbers" if serial[1] == other[1] else f"DIFFERENT: {serial[1]} vs {other[1]}"
-    print(f"  {name}: {other[0]:.2f} s, {serial[0] / other[0]:.2f}x serial ({same})")
+def runs(folder: Path, agent: str, extra: list[str]) -> tuple[list[float], list[float], list[dict[str, object]]]:
+    """``REPEATS`` serial and ``-n 2`` runs, alternating: their wall seconds, and every run's numbers."""
+    serial: list[float] = []
+    parallel: list[float] = []
+    numbers = []
+    for _ in range(REPEATS):
+        for times, more in ((serial, []), (parallel, ["-n", "2"])):
+            elapsed, found = pytest_run(folder, agent, [*extra, *more])
+            times.append(elapsed)
+            numbers.append(found)
+    return serial, parallel, numbers
+
+
+def shown(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds):.2f} s ({min(seconds):.2f}-{max(seconds):.2f})"
 
 
 def main() -> None:
     serial, parallel = plain_xdist()
-    shown = f"serial {serial:.2f} s, -n 2 {parallel:.2f} s: {serial / parallel:.2f}x"
-    print(f"plain pytest, 400 tests x 20 ms of CPU: {shown}")
+    ratio = statistics.median(serial) / statistics.median(parallel)
+    print(f"plain pytest, 400 tests x 20 ms of CPU: serial {shown(serial)}, -n 2 {shown(parallel)}: {ratio:.2f}x")
     for agent, scenarios, extra in (("burn", 200, []), ("wait", 200, ["--autoevolve-concurrency", "16"])):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             write_say_catalog(folder, scenarios)
             (folder / "agents_bench.py").write_text(AGENTS)
             kind = "CPU-bound (20 ms of CPU a call)" if agent == "burn" else "I/O-bound (50 ms wait, concurrency 16)"
-            serial = pytest_run(folder, agent, extra)
-            print(f"{kind}, {scenarios} scenarios x 2 roles: serial {serial[0]:.2f} s")
-            compare("-n 2", serial, pytest_run(folder, agent, [*extra, "-n", "2"]))
+            serial, parallel, numbers = runs(folder, agent, extra)
+            same = "same verdict and numbers" if all(n == numbers[0] for n in numbers) else f"DIFFERENT: {numbers}"
+            ratio = statistics.median(serial) / statistics.median(parallel)
+            print(f"{kind}, {scenarios} scenarios x 2 roles: serial {shown(serial)}")
+            print(f"  -n 2: {shown(parallel)}, {ratio:.2f}x serial ({same} in all {2 * REPEATS} runs)")
             if agent == "wait":
-                compare("2 shards one after the other + merge", serial, sharded(folder, agent, extra, 2))
+                merged = sharded(folder, agent, extra, 2)
+                same = "same verdict and numbers" if merged[1] == numbers[0] else f"DIFFERENT: {merged[1]}"
+                ratio = statistics.median(serial) / merged[0]
+                print(f"  2 shards one after the other + merge: {merged[0]:.2f} s, {ratio:.2f}x serial ({same})")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ failing models are trial errors, not crashes (DESIGN §3)."""
 
 from __future__ import annotations
 
-import re
 import textwrap
 from typing import Any
 
@@ -216,8 +215,7 @@ def test_yaml_syntax_error_names_the_line(pytester, agents):
     write(pytester, {"demo.yaml": "scenarios:\n  - id: q\n\tinput: a\n    expected: a\n"})
     result = run_models(pytester)
     assert_clean_collection_error(result)
-    said = re.search(r"scenarios/demo.yaml:3: YAML syntax error: (.*)", result.stdout.str())
-    assert said and ("tab" in said[1] or "'\\t'" in said[1]), said  # libyaml's words, or PyYAML's
+    result.stdout.fnmatch_lines(["scenarios/demo.yaml:3: YAML syntax error: *cannot start any token*"])
 
 
 def test_other_files_run_with_continue_on_collection_errors(pytester, agents):

@@ -80,6 +80,8 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     (pytester.path / "scenarios" / "weather.yaml").write_text(readme_block("# scenarios/weather.yaml"))
     (pytester.path / "scenarios" / "cities.yaml").write_text(CATALOG, encoding="utf-8")
     pytester.makepyfile(weather_agent=readme_block("# weather_agent.py"), offline=OFFLINE)
+    # the runs are in-process, in the test suite's large heap: a collection pause there is no agent's latency
+    (pytester.path / "autoevolve.yaml").write_text("gate:\n  max_latency_increase: null\n", encoding="utf-8")
     pytester.syspathinsert()
     return pytester
 

@@ -10,11 +10,8 @@ import yaml
 from pytest_autoevolve.errors import ScenarioError
 from pytest_autoevolve.records import WrittenFloat, WrittenInt
 
-_Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's parser where PyYAML was built with it (several times faster), else PyYAML's own."""
 
-
-class _LineLoader(_Parser):  # type: ignore[misc]
+class _LineLoader(yaml.SafeLoader):
     """A safe loader that refuses a key written twice in one mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -26,8 +23,7 @@ class _LineLoader(_Parser):  # type: ignore[misc]
                     None, None, f"key {key!r} is written twice in one mapping", key_node.start_mark
                 )
             seen.add(key)
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
+        return super().construct_mapping(node, deep=deep)
 
     def construct_written_int(self, node: yaml.ScalarNode) -> int:
         """An integer that keeps its source text, so ``expected: 02134`` means the text ``02134``."""

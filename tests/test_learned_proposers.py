@@ -18,7 +18,7 @@ import pytest
 from pytest_autoevolve.cli import main
 from pytest_autoevolve.errors import FormatError
 from pytest_autoevolve.loops.distill import HeuristicLog, parse_heuristics
-from pytest_autoevolve.loops.evolve import Loop
+from pytest_autoevolve.loops.evolve import Loop, write_like
 from pytest_autoevolve.loops.fewshot import FewShotProposer, block_lines, managed_block
 from pytest_autoevolve.loops.proposer_specs import make_proposer
 from pytest_autoevolve.loops.proposers import ProposalError
@@ -164,3 +164,16 @@ def test_bad_proposer_specs_and_a_missing_prompt_file_are_one_line(project: Path
     assert main(["evolve", "--proposer", "recall:4"]) == 2
     assert "fewshot:K, distill:SPEC" in capsys.readouterr().err
     assert git.Repo(project).active_branch.name == "master" and len(list(git.Repo(project).heads)) == 1
+
+
+def test_an_edit_keeps_the_line_ends_of_the_file_it_writes(tmp_path: Path):
+    crlf, lf = tmp_path / "crlf.txt", tmp_path / "lf.txt"
+    crlf.write_bytes(b"Be brief.\r\nAnswer only.\r\n")
+    lf.write_bytes(b"Be brief.\n")
+    edited = managed_block("Be brief.\nAnswer only.\n", "heuristics", ["- Reverse letter by letter."])
+    write_like(crlf, edited)
+    assert crlf.read_bytes() == edited.replace("\n", "\r\n").encode()  # every line CRLF: the diff is the block
+    write_like(lf, "Be brief.\r\nMore.\n")
+    assert lf.read_bytes() == b"Be brief.\nMore.\n"
+    write_like(tmp_path / "new" / "prompt.txt", "Hello.\n")
+    assert (tmp_path / "new" / "prompt.txt").read_bytes() == b"Hello.\n"

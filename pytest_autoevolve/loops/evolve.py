@@ -479,9 +479,7 @@ class Loop:
 
     def _iterate(self, edit: Edit, entry: Iteration, result: EvolveResult, t0: float) -> None:
         for path, text in edit.files.items():
-            file = self.root / path
-            file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_text(text, encoding="utf-8")
+            write_like(self.root / path, text)
         new = [p for p in edit.files if not self.repo.git.ls_files("--", p)]
         if new:
             self.repo.git.add("--intent-to-add", "--", *new)  # so the diff shows them
@@ -520,6 +518,14 @@ class Loop:
         entry.commit, entry.decision = commit.hexsha, "kept"
         result.best_commit, result.best_score, result.best_candidate = commit.hexsha, first.score, self.candidate()
         self.best_run = Path(self.root / first.run / "trajectories.jsonl")
+
+
+def write_like(file: Path, text: str) -> None:
+    """Write an edit's text with the line ends the file has (CRLF stays CRLF), so its diff is the edit alone."""
+    crlf = file.is_file() and b"\r\n" in file.read_bytes()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    text = text.replace("\r\n", "\n")
+    file.write_text(text.replace("\n", "\r\n") if crlf else text, encoding="utf-8", newline="")
 
 
 def not_independent(split: str) -> str:

@@ -332,6 +332,14 @@ class _CanaryRouting:
         if hasattr(config, "workerinput"):
             config.workeroutput[ROUTING_OUTPUT] = [routed, total]  # type: ignore[attr-defined]
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """On the controller, once the gate wrote its summary: the run goes on the promotion history."""
+        from pytest_autoevolve.loops.canary import record_run
+
+        if not hasattr(session.config, "workerinput"):
+            context = get_context(session.config)
+            record_run(context.root, context.run_dir / "summary.json")
+
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """YAML files under the catalog folders, or named on the command line, are scenario files."""

@@ -111,9 +111,24 @@ def test_a_better_canary_at_30_percent_is_gated_on_its_share_promoted_and_rolled
     assert (config["incumbent"], config["candidate"], "canary" in config) == ("python:say:strong",) * 2 + (False,)
     assert "# right on even numbers" in (project.path / "autoevolve.yaml").read_text(encoding="utf-8")
     entries = promotion.history(project.path)
-    assert [e["action"] for e in entries] == ["canary-start", "canary-promote"]
-    assert entries[1]["gate_summary_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert (entries[1]["previous"], entries[1]["incumbent"], entries[1]["share"]) == (
+    assert [e["action"] for e in entries] == ["canary-start", "canary-run", "canary-promote"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    run = entries[1]  # the run itself is on the audit trail
+    assert (run["run_id"], run["verdict"], run["complete"], run["gate_summary_sha256"]) == (
+        path.parent.name,
+        "pass",
+        True,
+        digest,
+    )
+    assert (run["canary"], run["share"], run["seed"], run["routed"], run["total"]) == (
+        "python:say:strong",
+        0.3,
+        0,
+        ROUTED,
+        SCENARIOS,
+    )
+    assert entries[2]["gate_summary_sha256"] == digest
+    assert (entries[2]["previous"], entries[2]["incumbent"], entries[2]["share"]) == (
         "python:say:half",
         "python:say:strong",
         0.3,
@@ -123,12 +138,13 @@ def test_a_better_canary_at_30_percent_is_gated_on_its_share_promoted_and_rolled
     status = capsys.readouterr().out
     assert "incumbent: python:say:strong" in status and "canary:    (none running)" in status
     assert "canary-promote incumbent python:say:half -> python:say:strong" in status
+    assert f"run {path.parent.name}: PASS, {ROUTED} of {SCENARIOS} scenarios (share 0.3, seed 0)" in status
 
     # a canary promotion is a promotion: autoevolve rollback restores the incumbent it replaced
     assert main(["rollback"]) == 0
     config = read_config(project.path)
     assert (config["incumbent"], config["candidate"]) == ("python:say:half", "python:say:half")
-    assert actions(project) == ["canary-start", "canary-promote", "rollback"]
+    assert actions(project) == ["canary-start", "canary-run", "canary-promote", "rollback"]
 
 
 def test_a_worse_canary_fails_promote_refuses_it_and_abort_keeps_the_incumbent(project, capsys):
@@ -147,12 +163,13 @@ def test_a_worse_canary_fails_promote_refuses_it_and_abort_keeps_the_incumbent(p
     assert main(["canary", "promote", str(edited)]) == 1
     assert "says pass but its numbers give 'fail' (was it edited?)" in capsys.readouterr().err
     assert (project.path / "autoevolve.yaml").read_text(encoding="utf-8") == started  # unchanged
-    assert actions(project) == ["canary-start"]
+    assert actions(project) == ["canary-start", "canary-run"]
+    assert promotion.history(project.path)[1]["verdict"] == "fail"  # a failed run is on the trail too
 
     assert main(["canary", "abort", "--reason", "it regressed"]) == 0
     assert "canary python:say:weak aborted; the incumbent is still python:say:half" in capsys.readouterr().out
     assert (project.path / "autoevolve.yaml").read_text(encoding="utf-8") == CONFIG
-    assert actions(project) == ["canary-start", "canary-abort"]
+    assert actions(project) == ["canary-start", "canary-run", "canary-abort"]
     assert promotion.history(project.path)[-1]["reason"] == "it regressed"
     assert main(["canary", "abort"]) == 1
     assert "no canary is running: nothing to abort" in capsys.readouterr().err

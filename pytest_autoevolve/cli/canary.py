@@ -87,6 +87,12 @@ def _entry_line(entry: dict[str, Any]) -> str:
     parts = [f"{entry.get('date', '?')}  {entry['action']:<14} {moved}"]
     if entry.get("canary") is not None:
         parts.append(f"canary {entry['canary']}")
+    if entry["action"] == "canary-run":
+        parts.append(
+            f"run {entry.get('run_id')}: {str(entry.get('verdict')).upper()}"
+            f"{'' if entry.get('complete') else ' (incomplete)'}, {entry.get('routed')} of {entry.get('total')} "
+            f"scenarios (share {entry.get('share')}, seed {entry.get('seed')})"
+        )
     if entry.get("gate_summary_sha256"):
         parts.append(f"summary sha256 {str(entry['gate_summary_sha256'])[:12]}")
     if entry.get("reason"):

@@ -150,6 +150,32 @@ def traffic_refusal(root: Path, summary: RunSummary) -> str | None:
     return None
 
 
+def record_run(root: Path, summary_path: Path) -> dict[str, Any] | None:
+    """Append a canary run's outcome to the history (``canary-run``); None when the run wrote no canary summary.
+
+    Every run of the canary is on the audit trail, passing or not, so a promotion can be read
+    beside the runs that came before it.
+    """
+    summary = read_summary(summary_path) if summary_path.is_file() else None
+    if summary is None or summary.canary is None:
+        return None
+    slots = Slots.read(root)
+    entry = _entry("canary-run", slots.incumbent, slots.incumbent, slots.canary, "")
+    del entry["reason"]
+    entry.update(
+        run_id=summary.run_id,
+        verdict=summary.gate.verdict,
+        complete=summary.gate.complete,
+        share=summary.canary.share,
+        seed=summary.canary.seed,
+        routed=summary.canary.routed,
+        total=summary.canary.total,
+        gate_summary_sha256=hashlib.sha256(summary_path.read_bytes()).hexdigest(),
+    )
+    append_history(root, entry)
+    return entry
+
+
 def abort(root: Path, *, reason: str = "") -> dict[str, Any]:
     """Empty the canary slot, the incumbent untouched; the ``canary-abort`` entry. `CanaryRefused` when none runs."""
     slots = Slots.read(root)

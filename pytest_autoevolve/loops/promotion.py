@@ -23,11 +23,9 @@ from pytest_autoevolve.loops.project import FineTuneError, read_config, update_c
 HISTORY_FILE = "autoevolve-history.jsonl"
 
 PROMOTIONS = ("promote", "canary-promote")
-
 """The actions that move the incumbent forward; `rollback` undoes them, the newest first."""
 
-ACTIONS = (*PROMOTIONS, "rollback", "canary-start", "canary-abort")
-
+ACTIONS = (*PROMOTIONS, "rollback", "canary-start", "canary-run", "canary-abort")
 """Every action of the history; each entry also names the incumbent before it (``previous``) and after it."""
 
 

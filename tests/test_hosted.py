@@ -387,7 +387,9 @@ def test_poll_backoff_grows_and_is_capped(dataset: tuple[Path, Path]) -> None:
     polls = [r.at for r in server.routed("GET", r"/v1/fine_tuning/jobs/[^/]+")]
     gaps = [b - a for a, b in itertools.pairwise(polls)]
     assert len(polls) == len(slept)  # each wait is followed by one poll
-    assert all(gap >= 0.0095 for gap in gaps) and max(gaps[3:]) >= 0.039
+    # the server sees the waits between its polls (arrival times jitter by a few ms: a wait, not an exact gap)
+    assert all(gap >= wait / 2 for gap, wait in zip(gaps, slept[1:], strict=True)), (gaps, slept)
+    assert sum(gaps) >= 0.9 * sum(slept[1:]) and max(gaps[3:]) >= 0.035
 
 
 def test_key_never_shown(dataset: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

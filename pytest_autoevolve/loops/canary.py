@@ -161,7 +161,6 @@ def record_run(root: Path, summary_path: Path) -> dict[str, Any] | None:
         return None
     slots = Slots.read(root)
     entry = _entry("canary-run", slots.incumbent, slots.incumbent, slots.canary, "")
-    del entry["reason"]
     entry.update(
         run_id=summary.run_id,
         verdict=summary.gate.verdict,

@@ -181,7 +181,7 @@ class DistillProposer(LLMProposer):
             for trial in best:
                 parts += trial_lines(trial, scenarios[trial.scenario_id])
             parts.append("")
-        parts += evidence(context, scenarios)
+        parts += evidence(context, scenarios, trials)
         return "\n".join(parts)
 
     def outcome(self, edit: Edit, record: dict[str, Any]) -> None:

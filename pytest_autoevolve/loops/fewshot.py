@@ -9,6 +9,7 @@ appended to the file when it has none.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Sequence
@@ -62,6 +63,10 @@ def prompt_file(targets: Sequence[str]) -> str:
     )
 
 
+def _id(trial: Trajectory) -> str:
+    return trial.scenario_id
+
+
 def _words(text: str) -> set[str]:
     return set(WORD.findall(text.lower()))
 
@@ -104,11 +109,10 @@ class FewShotProposer:
         self, passing: list[Trajectory], failing: list[Trajectory], scenarios: dict[str, Scenario], turn: int
     ) -> tuple[list[Trajectory], str] | None:
         """The first set not tried, and how it was found: the nearest to the failures, else seeded draws."""
-        k = min(self.k, len(passing))
+        k, draws = min(self.k, len(passing)), random.Random(f"{self.seed}:{turn}")
         nearest = [(self._nearest(passing, failing, scenarios, k), "nearest to the failing ones")] if failing else []
-        draws = random.Random(f"{self.seed}:{turn}")
-        searched = [sorted(draws.sample(passing, k), key=lambda t: t.scenario_id) for _ in range(SEARCHES)]
-        for chosen, how in nearest + [(draw, "a seeded search") for draw in searched]:
+        searched = ((sorted(draws.sample(passing, k), key=_id), "a seeded search") for _ in range(SEARCHES))
+        for chosen, how in itertools.chain(nearest, searched):  # draws only while the nearest set was tried
             name = tuple(t.scenario_id for t in chosen)
             if name not in self.tried:
                 self.tried.add(name)
@@ -126,7 +130,7 @@ class FewShotProposer:
             shown = scenarios[trial.scenario_id].input
             return sum(similarity(shown, other) for other in wrong) / len(wrong)
 
-        return sorted(sorted(passing, key=lambda t: (-closeness(t), t.scenario_id))[:k], key=lambda t: t.scenario_id)
+        return sorted(sorted(passing, key=lambda t: (-closeness(t), t.scenario_id))[:k], key=_id)
 
     @staticmethod
     def _shown(trial: Trajectory, scenario: Scenario) -> list[str]:

@@ -287,16 +287,15 @@ def passing_trials(trajectories: Iterable[Trajectory], train_ids: set[str]) -> l
     return [passing[key] for key in sorted(passing)]
 
 
-def evidence(context: Context, scenarios: dict[str, Scenario]) -> list[str]:
-    """A budgeted sample of the best state's failing train trials, rotating with the iteration: the prompt's lines."""
-    from pytest_autoevolve.files import read_trajectories
+def evidence(context: Context, scenarios: dict[str, Scenario], trials: list[Trajectory]) -> list[str]:
+    """A budgeted sample of the failing ``trials``, rotating with the iteration: the prompt's lines.
 
+    ``trials`` are the best state's train trials (`CatalogView.train_trials`), read once by the proposer.
+    """
     if context.run is None or not context.run.is_file():
         return []
-    train = {sid for sid, scenario in scenarios.items() if scenario.split == "train"}
-    trials = list(read_trajectories(context.run))
-    failing = failing_trials(trials, train)
-    scored = sum(t.split == "train" and t.scenario_id in train for t in trials)
+    failing = failing_trials(trials, {t.scenario_id for t in trials})
+    scored = len(trials)
     if not failing:
         return [f"Every one of the {scored} train trials passed." if scored else "No train trial was scored."]
     start = len(context.history) * EVIDENCE_TRIALS % len(failing)
@@ -346,7 +345,7 @@ class LLMProposer:
         ]
         for path in context.targets:
             parts += [f"--- {path}", context.text(path).rstrip(), ""]
-        parts += [*evidence(context, self.catalog.scenarios()), ""]
+        parts += [*evidence(context, self.catalog.scenarios(), self.catalog.train_trials(context.run)), ""]
         parts.append("History (iteration, decision, score, hypothesis):")
         for entry in context.history[-20:]:
             note = f" ({shorten(entry['error'], 300)})" if entry.get("error") else ""

@@ -302,6 +302,30 @@ class Progress:
         self.say(f"{where}  {shown}  {time.perf_counter() - self.started:.0f}s")
 
 
+def lora_trainer(
+    trainer_class: Any,
+    job: Job,
+    model: Any,
+    tokenizer: Any,
+    config: Any,
+    data: tuple[list[Any], list[Any]],
+    progress: Progress,
+) -> Any:
+    """A TRL trainer of a LoRA adapter on ``data`` (train rows, and val rows evaluated when there are any)."""
+    from datasets import Dataset
+
+    train, val = data
+    return trainer_class(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(val) if val else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(model, job.settings),
+        callbacks=[progress.callback],
+    )
+
+
 def fit(trainer: Any, work: Path, say: Callable[[str], None]) -> None:
     """Train, resuming from the last checkpoint in ``work``; the Trainer's own log printing left out."""
     from transformers.trainer_callback import PrinterCallback

@@ -15,7 +15,7 @@ from pytest_autoevolve.loops.training.base import (
     finish,
     fit,
     load_base,
-    lora_config,
+    lora_trainer,
     partial_folder,
     read_jsonl,
     trainer_options,
@@ -25,7 +25,6 @@ from pytest_autoevolve.loops.training.sft import max_length
 LOSSES = ["sigmoid", "sft"]
 
 WEIGHTS = [0.2, 1.0]
-
 """DPO's loss (weight 0.2) plus the chosen answer's supervised loss (weight 1), as RPO does: alone, DPO lowers the
 likelihood of both answers of a small model."""
 
@@ -45,7 +44,6 @@ def read_pairs(path: Path) -> list[dict[str, Any]]:
 
 def train_dpo(job: Job, say: Callable[[str], None]) -> dict[str, Any]:
     """Train the adapter on ``job.data/train.jsonl`` pairs (evaluating on ``val.jsonl``); the training manifest."""
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     assert job.data is not None
@@ -66,15 +64,7 @@ def train_dpo(job: Job, say: Callable[[str], None]) -> dict[str, Any]:
         loss_weights=WEIGHTS,
         max_length=max_length(model, tokenizer),
     )
-    trainer = DPOTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(val) if val else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(model, job.settings),
-        callbacks=[progress.callback],
-    )
+    trainer = lora_trainer(DPOTrainer, job, model, tokenizer, config, (train, val), progress)
     fit(trainer, work, say)
     details = {**dataset_provenance(job.data), "pairs": len(train), "val_pairs": len(val)}
     return finish(job, trainer, work, details, progress)

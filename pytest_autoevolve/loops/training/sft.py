@@ -23,7 +23,7 @@ from pytest_autoevolve.loops.training.base import (
     finish,
     fit,
     load_base,
-    lora_config,
+    lora_trainer,
     partial_folder,
     read_jsonl,
     trainer_options,
@@ -56,7 +56,6 @@ def max_length(model: Any, tokenizer: Any) -> int | None:
 
 def sft_trainer(job: Job, progress: Progress) -> tuple[Any, dict[str, Any]]:
     """The `SFTTrainer` of ``job`` (its datasets prepared) and the manifest's dataset details."""
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     assert job.data is not None
@@ -72,15 +71,7 @@ def sft_trainer(job: Job, progress: Progress) -> tuple[Any, dict[str, Any]]:
         completion_only_loss=True,
         max_length=max_length(model, tokenizer),
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(val) if val else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(model, job.settings),
-        callbacks=[progress.callback],
-    )
+    trainer = lora_trainer(SFTTrainer, job, model, tokenizer, config, (train, val), progress)
     return trainer, {**dataset_provenance(job.data), "examples": len(train), "val_examples": len(val)}
 
 
